@@ -1,0 +1,74 @@
+//! Command-line interface: argument parsing (no syscalls) and one file per subcommand.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::{Exit, Failure};
+
+mod explain;
+
+/// binfmtd: provision, prove and report qemu-user emulation of foreign CPU architectures
+/// through binfmt_misc.
+#[derive(Debug, Parser)]
+#[command(name = "binfmtd", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Where binfmt_misc is (or will be) mounted.
+    #[arg(long, global = true, value_name = "DIR", default_value = crate::kernel::DEFAULT_ROOT)]
+    pub binfmt_misc: PathBuf,
+
+    /// Log more (-v: debug, -vv: trace). Logs go to stderr; RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+pub const EXIT_CODES: &str = "Exit codes: 0 all requested arches work; 1 some arch (or file) does not work, \
+see the per-arch reason; 2 bad input (unknown arch, bad option); 3 environment (binfmt_misc unavailable, \
+missing CAP_SYS_ADMIN); 4 unexpected internal or I/O error.";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Explain why a binary will or will not run on this node, and what would make it run.
+    Explain(explain::ExplainArgs),
+}
+
+/// Parse arguments, run, print the error chain, and map to a documented exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli) {
+        Ok(code) => code.into(),
+        Err(err) => {
+            let exit = err
+                .downcast_ref::<Failure>()
+                .map(|f| f.exit)
+                .unwrap_or(Exit::Internal);
+            eprintln!("binfmtd: error: {err:#}");
+            exit.into()
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<Exit> {
+    match cli.command {
+        Command::Explain(args) => explain::run(&cli.binfmt_misc, args),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,17 @@
+//! binfmtd: a node agent that provisions, proves and reports binfmt_misc/qemu-user emulation.
+//!
+//! Module map (pure core first, effectful edges last):
+//!
+//! | module   | what it holds                                                             | effects |
+//! |----------|---------------------------------------------------------------------------|---------|
+//! | `arch`   | the architecture table and name resolution (qemu/OCI/GOARCH/Debian names)  | none    |
+//! | `entry`  | register-string encoding, entry-file parsing, flags, ownership prefix     | none    |
+//! | `exit`   | documented exit codes and the error type that carries one                 | none    |
+//! | `kernel` | the binfmt_misc filesystem behind the `BinfmtMisc` trait, rooted at a path | kernel  |
+//! | `cli`    | argument parsing and one file per subcommand                              | all     |
+
+pub mod arch;
+pub mod cli;
+pub mod entry;
+pub mod exit;
+pub mod kernel;
