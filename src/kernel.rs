@@ -134,6 +134,8 @@ impl BinfmtFs {
     }
 }
 
+// f_type's integer type differs between libcs (i64 on glibc, c_ulong on musl): keep the cast.
+#[allow(clippy::unnecessary_cast)]
 fn is_binfmt_misc(root: &Path) -> Result<bool, KernelError> {
     match nix::sys::statfs::statfs(root) {
         Ok(s) => Ok(s.filesystem_type().0 as i64 == BINFMTFS_MAGIC),
