@@ -13,4 +13,5 @@ apt-get update -q >/dev/null
 apt-get install -y -q --no-install-recommends \
     qemu-user-static binutils-multiarch util-linux file >/dev/null
 
+bash tests/fixtures/fetch.sh
 cargo test --all-targets
