@@ -8,10 +8,20 @@
 //! | `entry`  | register-string encoding, entry-file parsing, flags, ownership prefix     | none    |
 //! | `exit`   | documented exit codes and the error type that carries one                 | none    |
 //! | `kernel` | the binfmt_misc filesystem behind the `BinfmtMisc` trait, rooted at a path | kernel  |
+//! | `config` | the config file: interpreter sources pinned by sha256, download settings | none    |
+//! | `archive`| one member out of a tar (gz/xz/zst) or a .deb, streaming                  | none    |
+//! | `fetch`  | downloads: mirrors, retries, size cap, streaming sha256 (`Transport`)     | network |
+//! | `cache`  | the content-addressed interpreter store with atomic commits and gc        | files   |
+//! | `supply` | per-arch provisioning: source -> bytes -> verified cache object           | all     |
 //! | `cli`    | argument parsing and one file per subcommand                              | all     |
 
 pub mod arch;
+pub mod archive;
+pub mod cache;
 pub mod cli;
+pub mod config;
 pub mod entry;
 pub mod exit;
+pub mod fetch;
 pub mod kernel;
+pub mod supply;

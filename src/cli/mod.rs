@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::exit::{Exit, Failure};
 
 mod explain;
+pub mod fetch;
 
 /// binfmtd: provision, prove and report qemu-user emulation of foreign CPU architectures
 /// through binfmt_misc.
@@ -34,6 +35,10 @@ missing CAP_SYS_ADMIN); 4 unexpected internal or I/O error.";
 pub enum Command {
     /// Explain why a binary will or will not run on this node, and what would make it run.
     Explain(explain::ExplainArgs),
+    /// Download, verify and cache interpreters without registering them.
+    Fetch(fetch::FetchArgs),
+    /// Remove cached interpreters and archives that nothing references.
+    Gc(fetch::GcArgs),
 }
 
 /// Parse arguments, run, print the error chain, and map to a documented exit code.
@@ -56,6 +61,8 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Explain(args) => explain::run(&cli.binfmt_misc, args),
+        Command::Fetch(args) => fetch::run_fetch(args),
+        Command::Gc(args) => fetch::run_gc(&cli.binfmt_misc, args),
     }
 }
 

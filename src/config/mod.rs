@@ -1,0 +1,250 @@
+//! The config file (TOML, default /etc/binfmtd/config.toml): where interpreters come from.
+//!
+//! Two steps, as with every input: serde parses the text into `RawConfig` (unknown keys are
+//! errors, names are kebab-case), then `validate` turns it into a `Config` whose values are
+//! typed and checked, or into a list of errors that each name the field and the fix.
+//! Both steps are pure; only `load` reads a file.
+
+mod default;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::arch::Arch;
+
+pub use default::{embedded_sources, EMBEDDED_TOML};
+pub use validate::{validate, FieldError};
+
+/// Where the config file is looked for when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/binfmtd/config.toml";
+
+/// The file as written. Every field is optional except what a source needs to exist.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawConfig {
+    #[serde(default)]
+    pub download: RawDownload,
+    /// Consult the built-in Debian source after the listed ones (default true).
+    pub embedded_default: Option<bool>,
+    #[serde(default, rename = "source")]
+    pub sources: Vec<RawSource>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawDownload {
+    pub connect_timeout_secs: Option<u64>,
+    pub read_timeout_secs: Option<u64>,
+    pub retries: Option<u32>,
+    pub backoff_ms: Option<u64>,
+    pub max_bytes: Option<u64>,
+    pub extra_ca_bundle: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawSource {
+    pub name: Option<String>,
+    pub kind: String,
+    pub host: String,
+    pub targets: Option<Vec<String>>,
+    #[serde(default)]
+    pub urls: Vec<String>,
+    pub sha256: Option<String>,
+    pub size: Option<u64>,
+    pub member: Option<String>,
+    pub path: Option<PathBuf>,
+    #[serde(default)]
+    pub allow_http: bool,
+    #[serde(default)]
+    pub allow_file: bool,
+    #[serde(default)]
+    pub member_sha256: BTreeMap<String, String>,
+}
+
+/// A validated config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub download: DownloadOptions,
+    /// Listed sources first, then (unless disabled) the embedded default.
+    pub sources: Vec<Source>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadOptions {
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    /// Rounds over the whole mirror list after the first one.
+    pub retries: u32,
+    /// First pause between rounds; doubles each round, with jitter.
+    pub backoff: Duration,
+    /// Bodies larger than this are refused (a source's `size`, when set, is tighter).
+    pub max_bytes: u64,
+    pub extra_ca_bundle: Option<PathBuf>,
+}
+
+impl Default for DownloadOptions {
+    fn default() -> Self {
+        DownloadOptions {
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(30),
+            retries: 3,
+            backoff: Duration::from_millis(500),
+            max_bytes: 512 << 20,
+            extra_ca_bundle: None,
+        }
+    }
+}
+
+/// One place interpreters come from, for one host CPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub name: String,
+    /// The CPU the interpreter binaries run on; sources for other hosts are skipped.
+    pub host: &'static Arch,
+    /// The guest arches it serves; `None` means any arch whose member exists.
+    pub targets: Option<Vec<&'static Arch>>,
+    pub origin: Origin,
+    /// Optional pins of extracted members, by qemu arch name.
+    pub member_sha256: BTreeMap<&'static str, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A single interpreter binary downloaded as is.
+    Raw(Remote),
+    /// A tar (plain, gz, xz or zst: detected from the bytes) or a .deb, plus a member path.
+    Archive {
+        remote: Remote,
+        format: ArchiveFormat,
+        member: String,
+    },
+    /// A local file serving one target.
+    LocalFile(PathBuf),
+    /// A local directory; `member` names the file inside it.
+    LocalDir { dir: PathBuf, member: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    Tar,
+    Deb,
+}
+
+/// Something downloaded: mirrors tried in order, pinned by sha256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    pub urls: Vec<String>,
+    pub sha256: String,
+    pub size: Option<u64>,
+    pub allow_http: bool,
+    pub allow_file: bool,
+}
+
+/// Fill `{cpu}` in a member template with the qemu binary's suffix (`riscv64`, `aarch64`).
+pub fn member_for(template: &str, arch: &Arch) -> String {
+    template.replace("{cpu}", arch.interpreter)
+}
+
+impl Source {
+    /// Does this source serve `arch` on `host`?
+    pub fn serves(&self, arch: &Arch, host: &Arch) -> bool {
+        std::ptr::eq(self.host, host)
+            && self
+                .targets
+                .as_ref()
+                .map_or(true, |t| t.iter().any(|a| std::ptr::eq(*a, arch)))
+    }
+
+    /// A short description for `status`: name, kind, and what is pinned.
+    pub fn describe(&self, arch: &Arch) -> String {
+        match &self.origin {
+            Origin::Raw(r) => format!(
+                "{} (raw {}, sha256 {})",
+                self.name,
+                r.urls[0],
+                short(&r.sha256)
+            ),
+            Origin::Archive {
+                remote,
+                member,
+                format,
+            } => format!(
+                "{} ({} {} member {}, sha256 {})",
+                self.name,
+                if *format == ArchiveFormat::Deb {
+                    "deb"
+                } else {
+                    "tar"
+                },
+                remote.urls[0],
+                member_for(member, arch),
+                short(&remote.sha256)
+            ),
+            Origin::LocalFile(p) => format!("{} (local file {})", self.name, p.display()),
+            Origin::LocalDir { dir, member } => {
+                format!(
+                    "{} (local {})",
+                    self.name,
+                    dir.join(member_for(member, arch)).display()
+                )
+            }
+        }
+    }
+}
+
+fn short(hex: &str) -> &str {
+    &hex[..hex.len().min(12)]
+}
+
+/// Errors reading the config file; validation errors are listed one per line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config {path}: cannot read: {source}. Hint: create it (see packaging/config.example.toml) or pass --config FILE")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config {path} is invalid:\n{}", errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        path: PathBuf,
+        errors: Vec<FieldError>,
+    },
+}
+
+/// Parse and validate config text (pure). `path` only names the file in errors.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.message().to_string()
+            + &e.span()
+                .map(|s| format!(" (at byte {})", s.start))
+                .unwrap_or_default(),
+    })?;
+    validate(&raw).map_err(|errors| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        errors,
+    })
+}
+
+/// Read the config at `path`. A missing file at the default path means "no config": the
+/// embedded default applies. A missing file the user named explicitly is an error.
+pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => parse("", path),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,176 @@
+//! The real transport: reqwest over rustls (ring), driven by a private current-thread
+//! runtime so callers stay blocking. Proxy variables (HTTPS_PROXY, NO_PROXY, ...) are
+//! honoured by reqwest's defaults. `file://` URLs are read from disk when a source allows.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{AttemptError, Progress, Transport};
+use crate::config::DownloadOptions;
+
+pub struct HttpTransport {
+    client: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+    read_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+/// Building the client failed: bad CA bundle, or no TLS roots at all.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up HTTPS{}: {what}. Hint: download.extra-ca-bundle must be a PEM file of CA certificates", path.as_ref().map(|p| format!(" with CA bundle {}", p.display())).unwrap_or_default())]
+pub struct SetupError {
+    pub path: Option<PathBuf>,
+    pub what: String,
+}
+
+impl HttpTransport {
+    /// `allow_http` also governs redirects: an https URL that redirects to http is refused.
+    pub fn new(opts: &DownloadOptions, allow_http: bool) -> Result<HttpTransport, SetupError> {
+        let setup = |what: String| SetupError {
+            path: opts.extra_ca_bundle.clone(),
+            what,
+        };
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(opts.connect_timeout)
+            .https_only(!allow_http)
+            .user_agent(concat!("binfmtd/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &opts.extra_ca_bundle {
+            for cert in read_bundle(path).map_err(setup)? {
+                b = b.add_root_certificate(cert);
+            }
+        }
+        let client = b.build().map_err(|e| setup(chain(&e)))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| setup(format!("cannot start the I/O runtime: {e}")))?;
+        Ok(HttpTransport {
+            client,
+            rt,
+            read_timeout: opts.read_timeout,
+            connect_timeout: opts.connect_timeout,
+        })
+    }
+
+    async fn get_http(
+        &self,
+        url: &str,
+        sink: &mut dyn Write,
+        limit: u64,
+        progress: &mut Progress,
+    ) -> Result<u64, AttemptError> {
+        let wait = self.connect_timeout + self.read_timeout;
+        let resp = tokio::time::timeout(wait, self.client.get(url).send())
+            .await
+            .map_err(|_| AttemptError::Timeout(format!("no response headers within {wait:?}")))?
+            .map_err(|e| classify(&e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(AttemptError::Status(status.as_u16()));
+        }
+        if let Some(len) = resp.content_length().filter(|l| *l > limit) {
+            let _ = len;
+            return Err(AttemptError::TooLarge { limit });
+        }
+        let mut resp = resp;
+        let mut n = 0u64;
+        loop {
+            let chunk = tokio::time::timeout(self.read_timeout, resp.chunk())
+                .await
+                .map_err(|_| {
+                    AttemptError::Timeout(format!(
+                        "no data for {:?} after {n} bytes",
+                        self.read_timeout
+                    ))
+                })?
+                .map_err(|e| AttemptError::Broken(format!("after {n} bytes: {}", chain(&e))))?;
+            let Some(chunk) = chunk else { return Ok(n) };
+            n += chunk.len() as u64;
+            if n > limit {
+                return Err(AttemptError::TooLarge { limit });
+            }
+            sink.write_all(&chunk)
+                .map_err(|e| AttemptError::Local(e.to_string()))?;
+            progress.advance(n);
+        }
+    }
+}
+
+impl Transport for HttpTransport {
+    fn get(
+        &self,
+        url: &str,
+        sink: &mut dyn Write,
+        limit: u64,
+        progress: &mut Progress,
+    ) -> Result<u64, AttemptError> {
+        if let Some(path) = url.strip_prefix("file://") {
+            return get_file(Path::new(path), sink, limit, progress);
+        }
+        self.rt.block_on(self.get_http(url, sink, limit, progress))
+    }
+}
+
+fn get_file(
+    path: &Path,
+    sink: &mut dyn Write,
+    limit: u64,
+    progress: &mut Progress,
+) -> Result<u64, AttemptError> {
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| AttemptError::Connect(format!("{}: {e}", path.display())))?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n = 0u64;
+    loop {
+        let k = f
+            .read(&mut buf)
+            .map_err(|e| AttemptError::Broken(e.to_string()))?;
+        if k == 0 {
+            return Ok(n);
+        }
+        n += k as u64;
+        if n > limit {
+            return Err(AttemptError::TooLarge { limit });
+        }
+        sink.write_all(&buf[..k])
+            .map_err(|e| AttemptError::Local(e.to_string()))?;
+        progress.advance(n);
+    }
+}
+
+fn read_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("not PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("it holds no certificate".into());
+    }
+    Ok(certs)
+}
+
+/// Sort a reqwest error into retry classes; the message keeps the whole cause chain
+/// (that is where "connection reset" or "unknown issuer" is).
+fn classify(e: &reqwest::Error) -> AttemptError {
+    let text = chain(e);
+    if e.is_timeout() {
+        AttemptError::Timeout(text)
+    } else if e.is_redirect() || e.is_builder() {
+        AttemptError::Refused(text)
+    } else if e.is_connect() {
+        AttemptError::Connect(text)
+    } else {
+        AttemptError::Broken(text)
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
