@@ -11,7 +11,7 @@ use super::{ProvisionedInterpreter, Supplier, SupplyError};
 use crate::arch::Arch;
 use crate::archive::{self, ArchiveError};
 use crate::cache::{IndexEntry, TempFile};
-use crate::config::{member_for, Origin, Remote, Source};
+use crate::config::{member_for, ArchiveFormat, Origin, Remote, Source};
 use crate::fetch::{self, hex};
 
 /// This source does not have the arch (member or file absent): try the next source.
@@ -140,77 +140,86 @@ impl Ctx<'_> {
     }
 
     /// The archive, downloaded once into `archives/` and reused by every arch after.
-    fn ensure_archive(&self, remote: &Remote) -> Result<(File, String), SupplyError> {
+    /// Returns the URL it came from.
+    fn ensure_archive(&self, remote: &Remote) -> Result<String, SupplyError> {
         let dest = self.s.cache.archive_path(&remote.sha256);
-        if !dest.is_file() {
-            let mut t = self
-                .s
-                .cache
-                .temp("archives")
-                .map_err(|e| self.cache_err(e))?;
-            let d = self.download(remote, &mut t)?;
-            self.s
-                .cache
-                .seal(&t, 0o644)
-                .map_err(|e| self.cache_err(e))?;
-            self.s
-                .cache
-                .commit(t, &dest)
-                .map_err(|e| self.cache_err(e))?;
-            tracing::info!(arch = self.arch.qemu, url = %d.url, "archive cached");
-            return self.open_archive(&dest).map(|f| (f, d.url));
+        if dest.is_file() {
+            return Ok(remote.urls[0].clone());
         }
-        self.open_archive(&dest)
-            .map(|f| (f, remote.urls[0].clone()))
+        let cache = self.s.cache;
+        let mut t = cache.temp("archives").map_err(|e| self.cache_err(e))?;
+        let d = self.download(remote, &mut t)?;
+        cache.seal(&t, 0o644).map_err(|e| self.cache_err(e))?;
+        cache.commit(t, &dest).map_err(|e| self.cache_err(e))?;
+        tracing::info!(arch = self.arch.qemu, url = %d.url, "archive cached");
+        Ok(d.url)
     }
 
-    fn open_archive(&self, path: &Path) -> Result<File, SupplyError> {
-        File::open(path).map_err(|e| {
-            self.cache_err(crate::cache::CacheError {
-                op: "open",
-                path: path.into(),
-                source: e,
-            })
-        })
+    fn archive_error(&self, error: ArchiveError) -> SupplyError {
+        SupplyError::Archive {
+            arch: self.arch.qemu.into(),
+            source_name: self.name(),
+            error,
+        }
     }
 
-    fn archive(
-        &self,
-        remote: &Remote,
-        format: crate::config::ArchiveFormat,
-        member: &str,
-    ) -> Outcome {
-        let (file, url) = match self.ensure_archive(remote) {
-            Ok(x) => x,
+    fn archive(&self, remote: &Remote, format: ArchiveFormat, member: &str) -> Outcome {
+        let url = match self.ensure_archive(remote) {
+            Ok(url) => url,
             Err(e) => return Ok(Err(e)),
         };
         let mut t = match self.s.cache.temp("sha256") {
             Ok(t) => t,
             Err(e) => return Ok(Err(self.cache_err(e))),
         };
-        let mut w = Hashing {
-            file: &mut t.file,
-            hash: Sha256::new(),
-            n: 0,
-        };
-        match archive::extract_member(
-            format,
-            io::BufReader::with_capacity(1 << 16, file),
-            member,
-            &mut w,
-        ) {
-            Err(ArchiveError::Missing { .. }) => return Err(Miss(format!("no member {member}"))),
-            Err(error) => {
-                return Ok(Err(SupplyError::Archive {
-                    arch: self.arch.qemu.into(),
-                    source_name: self.name(),
-                    error,
-                }))
+        let path = self.s.cache.archive_path(&remote.sha256);
+        let mut wanted = member.to_string();
+        // Packages ship aliases as symlinks (qemu-arm64 -> qemu-aarch64): follow a few
+        // relative links, one more pass over the cached archive each.
+        for _ in 0..4 {
+            let file = match File::open(&path) {
+                Ok(f) => io::BufReader::with_capacity(1 << 16, f),
+                Err(e) => {
+                    return Ok(Err(
+                        self.setup(format!("cannot open {}: {e}", path.display()))
+                    ))
+                }
+            };
+            let mut w = Hashing {
+                file: &mut t.file,
+                hash: Sha256::new(),
+                n: 0,
+            };
+            match archive::extract_member(format, file, &wanted, &mut w) {
+                Err(ArchiveError::Missing { .. }) => {
+                    return Err(Miss(format!("no member {wanted}")))
+                }
+                Err(ArchiveError::Link { target, .. }) if is_plain_relative(&target) => {
+                    wanted = match wanted.rsplit_once('/') {
+                        Some((dir, _)) => format!("{dir}/{target}"),
+                        None => target,
+                    };
+                    if let Err(e) = t
+                        .file
+                        .set_len(0)
+                        .and_then(|_| io::Seek::rewind(&mut t.file))
+                    {
+                        return Ok(Err(
+                            self.setup(format!("cannot reset {}: {e}", t.path.display()))
+                        ));
+                    }
+                }
+                Err(error) => return Ok(Err(self.archive_error(error))),
+                Ok(_) => {
+                    let (sha, n) = (hex(&w.hash.finalize()), w.n);
+                    return Ok(self.finish(t, sha, n, Some(url), Some(remote.sha256.clone())));
+                }
             }
-            Ok(_) => {}
         }
-        let (sha, n) = (hex(&w.hash.finalize()), w.n);
-        Ok(self.finish(t, sha, n, Some(url), Some(remote.sha256.clone())))
+        Ok(Err(self.archive_error(ArchiveError::Link {
+            member: member.into(),
+            target: wanted,
+        })))
     }
 
     fn local(&self, path: &Path) -> Outcome {
@@ -307,4 +316,9 @@ impl Ctx<'_> {
             version: entry.version,
         })
     }
+}
+
+/// A link target inside the same tree: no absolute path, no `..`.
+fn is_plain_relative(target: &str) -> bool {
+    !target.is_empty() && !target.starts_with('/') && !target.split('/').any(|c| c == "..")
 }
