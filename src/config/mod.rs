@@ -222,15 +222,24 @@ pub enum ConfigError {
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
-        message: e.message().to_string()
-            + &e.span()
-                .map(|s| format!(" (at byte {})", s.start))
-                .unwrap_or_default(),
+        message: format!(
+            "{}{}",
+            e.message(),
+            e.span().map(|s| at_line(text, s.start)).unwrap_or_default()
+        ),
     })?;
     validate(&raw).map_err(|errors| ConfigError::Invalid {
         path: path.to_path_buf(),
         errors,
     })
+}
+
+/// " (line L, column C)" for a byte offset, 1-based as editors count.
+fn at_line(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!(" (line {line}, column {column})")
 }
 
 /// Read the config at `path`. A missing file at the default path means "no config": the
