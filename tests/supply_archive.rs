@@ -19,13 +19,7 @@ fn provision(
     arches: &str,
 ) -> Vec<Result<ProvisionedInterpreter, SupplyError>> {
     let cache = Cache::open(dir).unwrap();
-    let s = Supplier {
-        config: cfg,
-        cache: &cache,
-        host: binfmtd::arch::host(),
-        check: &core_check,
-        transport: None,
-    };
+    let s = Supplier::new(cfg, &cache, binfmtd::arch::host(), &core_check);
     s.provision(&binfmtd::arch::lookup_list(arches).unwrap())
         .into_iter()
         .map(|(_, r)| r)

@@ -21,13 +21,7 @@ fn run(
     arch: &str,
 ) -> Result<ProvisionedInterpreter, SupplyError> {
     let cache = Cache::open(dir).unwrap();
-    let s = Supplier {
-        config: cfg,
-        cache: &cache,
-        host: binfmtd::arch::host(),
-        check: &core_check,
-        transport: None,
-    };
+    let s = Supplier::new(cfg, &cache, binfmtd::arch::host(), &core_check);
     let arch = binfmtd::arch::lookup(arch).unwrap();
     s.provision(&[arch]).pop().unwrap().1
 }
@@ -316,13 +310,7 @@ fn one_arch_failing_does_not_stop_another() {
     );
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::open(dir.path()).unwrap();
-    let s = Supplier {
-        config: &cfg,
-        cache: &cache,
-        host: binfmtd::arch::host(),
-        check: &core_check,
-        transport: None,
-    };
+    let s = Supplier::new(&cfg, &cache, binfmtd::arch::host(), &core_check);
     let arches = binfmtd::arch::lookup_list("s390x,riscv64").unwrap();
     let results = s.provision(&arches);
     assert_eq!(results[0].0.qemu, "s390x");

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,28 +32,9 @@ impl Cache {
         self.root.join("index").join(format!("{arch}.json"))
     }
 
-    /// Every readable index entry, sorted by arch. An unreadable one is skipped with a
-    /// warning: the next provision rewrites it.
+    /// Every readable index entry, sorted by arch.
     pub fn index(&self) -> Result<Vec<IndexEntry>, CacheError> {
-        let dir = self.root.join("index");
-        let mut out = Vec::new();
-        for e in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
-            let path = e.map_err(io_err("list", &dir))?.path();
-            if path.extension().map_or(true, |x| x != "json") {
-                continue;
-            }
-            match fs::read(&path).map(|b| serde_json::from_slice::<IndexEntry>(&b)) {
-                Ok(Ok(entry)) => out.push(entry),
-                Ok(Err(err)) => {
-                    tracing::warn!(path = %path.display(), %err, "ignoring unreadable index entry")
-                }
-                Err(err) => {
-                    tracing::warn!(path = %path.display(), %err, "ignoring unreadable index entry")
-                }
-            }
-        }
-        out.sort_by(|a, b| a.arch.cmp(&b.arch));
-        Ok(out)
+        read_index(&self.root)
     }
 
     pub fn index_entry(&self, arch: &str) -> Option<IndexEntry> {
@@ -77,4 +58,34 @@ impl Cache {
             _ => Ok(()),
         }
     }
+}
+
+/// Every readable index entry under a cache root, sorted by arch, without taking the
+/// cache lock (entries are replaced by rename, so a reader never sees half of one): what
+/// `status` calls while an install may be running. An unreadable entry is skipped with a
+/// warning; the next provision rewrites it.
+pub fn read_index(root: &Path) -> Result<Vec<IndexEntry>, CacheError> {
+    let dir = root.join("index");
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        other => other.map_err(io_err("list", &dir))?,
+    };
+    for e in entries {
+        let path = e.map_err(io_err("list", &dir))?.path();
+        if path.extension().map_or(true, |x| x != "json") {
+            continue;
+        }
+        match fs::read(&path).map(|b| serde_json::from_slice::<IndexEntry>(&b)) {
+            Ok(Ok(entry)) => out.push(entry),
+            Ok(Err(err)) => {
+                tracing::warn!(path = %path.display(), %err, "ignoring unreadable index entry")
+            }
+            Err(err) => {
+                tracing::warn!(path = %path.display(), %err, "ignoring unreadable index entry")
+            }
+        }
+    }
+    out.sort_by(|a, b| a.arch.cmp(&b.arch));
+    Ok(out)
 }

@@ -11,6 +11,7 @@
 //! new one plus stray `.tmp-*` files, which `Cache::open` removes (under the lock, so never
 //! another live process's). A final path never holds a partial or unverified file.
 
+mod hashing;
 mod index;
 
 use std::fs::{self, File, OpenOptions};
@@ -18,7 +19,8 @@ use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-pub use index::IndexEntry;
+pub use hashing::HashingFile;
+pub use index::{read_index, IndexEntry};
 
 const AREAS: [&str; 3] = ["sha256", "archives", "index"];
 const TMP_PREFIX: &str = ".tmp-";
@@ -78,12 +80,16 @@ impl Cache {
     /// Create the layout if needed (mode 0755), take the lock, and remove leftovers of
     /// interrupted runs.
     pub fn open(root: &Path) -> Result<Cache, CacheError> {
+        if !root.exists() {
+            fs::create_dir_all(root).map_err(io_err("create", root))?;
+            fs::set_permissions(root, fs::Permissions::from_mode(0o755))
+                .map_err(io_err("chmod", root))?;
+        }
         for area in AREAS {
             let dir = root.join(area);
             fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-        }
-        for dir in std::iter::once(root.to_path_buf()).chain(AREAS.iter().map(|a| root.join(a))) {
-            // The interpreter check refuses a group/other-writable directory: enforce 0755.
+            // The interpreter check refuses a group/other-writable directory: these are
+            // ours, so enforce 0755. The root itself may be shared (never chmod /tmp).
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
                 .map_err(io_err("chmod", &dir))?;
         }
@@ -182,12 +188,22 @@ impl Cache {
             .map_err(io_err("chmod", &t.path))
     }
 
-    /// Atomically move a sealed, verified temp file to `dest`, then fsync the directory so
-    /// the rename survives a power cut.
+    /// Atomically move a sealed, verified temp file to `dest`. The file's bytes are already
+    /// on disk (seal fsyncs them), so a crash shows either no file or the whole one; the
+    /// rename itself is made durable by `sync`, once per run rather than per file.
     pub fn commit(&self, mut t: TempFile, dest: &Path) -> Result<(), CacheError> {
         fs::rename(&t.path, dest).map_err(io_err("rename into place", dest))?;
         t.committed = true;
-        sync_dir(dest.parent().unwrap_or(&self.root))
+        Ok(())
+    }
+
+    /// fsync the cache's directories so every rename so far survives a power cut. Call
+    /// before anything outside the cache (a registration) relies on a committed file.
+    pub fn sync(&self) -> Result<(), CacheError> {
+        for area in AREAS {
+            sync_dir(&self.root.join(area))?;
+        }
+        Ok(())
     }
 
     /// Remove objects and archives whose sha256 is not in `keep`, and index entries that

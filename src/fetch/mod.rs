@@ -10,11 +10,10 @@ use std::fs::File;
 use std::io::{self, Seek, Write};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 pub use http::HttpTransport;
 pub use progress::Progress;
 
+use crate::cache::HashingFile;
 use crate::config::{DownloadOptions, Remote};
 
 /// Why one attempt at one URL failed. `retryable` decides whether another mirror or a
@@ -80,25 +79,6 @@ pub struct Downloaded {
     pub url: String,
     pub sha256: String,
     pub size: u64,
-}
-
-/// Writes through to a file, hashing and counting on the way.
-struct HashingWriter<'a> {
-    file: &'a mut File,
-    hash: Sha256,
-    n: u64,
-}
-
-impl Write for HashingWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let k = self.file.write(buf)?;
-        self.hash.update(&buf[..k]);
-        self.n += k as u64;
-        Ok(k)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
 }
 
 /// The pause before round `round` (1-based): base * 2^(round-1), capped at 30 s, scaled
@@ -168,16 +148,12 @@ fn attempt(
     let local = |e: io::Error| AttemptError::Local(e.to_string());
     file.set_len(0).map_err(local)?;
     file.rewind().map_err(local)?;
-    let mut w = HashingWriter {
-        file,
-        hash: Sha256::new(),
-        n: 0,
-    };
+    let mut w = HashingFile::new(file);
     let mut progress = Progress::new(label, remote.size);
     let n = t.get(url, &mut w, limit, &mut progress)?;
     progress.finish();
-    let sha256 = hex(&w.hash.finalize());
-    debug_assert_eq!(n, w.n);
+    let (sha256, size) = w.finish();
+    debug_assert_eq!(n, size);
     if sha256 != remote.sha256 {
         return Err(AttemptError::HashMismatch {
             got: sha256,
@@ -187,7 +163,7 @@ fn attempt(
     Ok(Downloaded {
         url: url.to_string(),
         sha256,
-        size: w.n,
+        size,
     })
 }
 

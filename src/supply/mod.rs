@@ -11,6 +11,7 @@ mod check;
 mod steps;
 mod version;
 
+use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 
 use crate::arch::Arch;
@@ -86,21 +87,59 @@ pub enum SupplyError {
 
 /// Everything a provisioning run needs, injected: the cache, the transport, the check.
 pub struct Supplier<'a> {
-    pub config: &'a Config,
-    pub cache: &'a Cache,
-    pub host: &'static Arch,
-    pub check: Check<'a>,
-    /// `None`: build the real HTTP transport per source (from the config's download options).
-    pub transport: Option<&'a dyn Transport>,
+    config: &'a Config,
+    cache: &'a Cache,
+    host: &'static Arch,
+    check: Check<'a>,
+    /// `None`: the real HTTP transport, built once per run (per allow-http setting).
+    transport: Option<&'a dyn Transport>,
+    http: [OnceCell<Result<HttpTransport, String>>; 2],
+}
+
+impl<'a> Supplier<'a> {
+    pub fn new(
+        config: &'a Config,
+        cache: &'a Cache,
+        host: &'static Arch,
+        check: Check<'a>,
+    ) -> Supplier<'a> {
+        Supplier {
+            config,
+            cache,
+            host,
+            check,
+            transport: None,
+            http: Default::default(),
+        }
+    }
+
+    /// Use this transport instead of real HTTPS.
+    pub fn with_transport(mut self, t: &'a dyn Transport) -> Supplier<'a> {
+        self.transport = Some(t);
+        self
+    }
 }
 
 impl Supplier<'_> {
-    /// Provision every arch; one result per arch, in the order asked.
+    /// Provision every arch; one result per arch, in the order asked. On return every
+    /// committed file and rename is on disk.
     pub fn provision(
         &self,
         arches: &[&'static Arch],
     ) -> Vec<(&'static Arch, Result<ProvisionedInterpreter, SupplyError>)> {
-        arches.iter().map(|a| (*a, self.provision_one(a))).collect()
+        let mut out: Vec<_> = arches.iter().map(|a| (*a, self.provision_one(a))).collect();
+        if let Err(e) = self.cache.sync() {
+            // Not durable means not ready to register: fail the arches that succeeded.
+            let what = e.to_string();
+            for (arch, r) in out.iter_mut().filter(|(_, r)| r.is_ok()) {
+                *r = Err(SupplyError::Setup {
+                    arch: arch.qemu.into(),
+                    source_name: "cache".into(),
+                    what: what.clone(),
+                });
+            }
+        }
+        out
     }
 
     fn provision_one(&self, arch: &'static Arch) -> Result<ProvisionedInterpreter, SupplyError> {
@@ -127,27 +166,17 @@ impl Supplier<'_> {
         })
     }
 
-    fn transport_for(&self, allow_http: bool) -> Result<Box<dyn Transport + '_>, String> {
-        match self.transport {
-            Some(t) => Ok(Box::new(Borrowed(t))),
-            None => HttpTransport::new(&self.config.download, allow_http)
-                .map(|t| Box::new(t) as Box<dyn Transport>)
-                .map_err(|e| e.to_string()),
+    fn transport_for(&self, allow_http: bool) -> Result<&dyn Transport, String> {
+        if let Some(t) = self.transport {
+            return Ok(t);
         }
-    }
-}
-
-struct Borrowed<'a>(&'a dyn Transport);
-
-impl Transport for Borrowed<'_> {
-    fn get(
-        &self,
-        url: &str,
-        sink: &mut dyn std::io::Write,
-        limit: u64,
-        p: &mut crate::fetch::Progress,
-    ) -> Result<u64, crate::fetch::AttemptError> {
-        self.0.get(url, sink, limit, p)
+        let cell = &self.http[usize::from(allow_http)];
+        match cell.get_or_init(|| {
+            HttpTransport::new(&self.config.download, allow_http).map_err(|e| e.to_string())
+        }) {
+            Ok(t) => Ok(t),
+            Err(e) => Err(e.clone()),
+        }
     }
 }
 
@@ -161,14 +190,7 @@ pub fn provision(
     check: Check<'_>,
 ) -> Vec<(&'static Arch, Result<ProvisionedInterpreter, SupplyError>)> {
     match Cache::open(cache_dir) {
-        Ok(cache) => Supplier {
-            config,
-            cache: &cache,
-            host,
-            check,
-            transport: None,
-        }
-        .provision(arches),
+        Ok(cache) => Supplier::new(config, &cache, host, check).provision(arches),
         Err(e) => {
             let msg = e.to_string();
             arches

@@ -2,17 +2,15 @@
 //! while hashing them, then pin-check, verify, and commit.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
-
-use sha2::{Digest, Sha256};
 
 use super::{ProvisionedInterpreter, Supplier, SupplyError};
 use crate::arch::Arch;
 use crate::archive::{self, ArchiveError};
-use crate::cache::{IndexEntry, TempFile};
+use crate::cache::{HashingFile, IndexEntry, TempFile};
 use crate::config::{member_for, ArchiveFormat, Origin, Remote, Source};
-use crate::fetch::{self, hex};
+use crate::fetch;
 
 /// This source does not have the arch (member or file absent): try the next source.
 pub(super) struct Miss(pub String);
@@ -23,25 +21,6 @@ struct Ctx<'a> {
     s: &'a Supplier<'a>,
     source: &'a Source,
     arch: &'static Arch,
-}
-
-/// Bytes written so far, hashed on the way to the file.
-struct Hashing<'a> {
-    file: &'a mut File,
-    hash: Sha256,
-    n: u64,
-}
-
-impl Write for Hashing<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let k = self.file.write(buf)?;
-        self.hash.update(&buf[..k]);
-        self.n += k as u64;
-        Ok(k)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
 }
 
 pub(super) fn from_source(s: &Supplier, source: &Source, arch: &'static Arch) -> Outcome {
@@ -120,7 +99,7 @@ impl Ctx<'_> {
             .transport_for(remote.allow_http)
             .map_err(|w| self.setup(w))?;
         fetch::download(
-            transport.as_ref(),
+            transport,
             remote,
             &self.s.config.download,
             &mut t.file,
@@ -185,11 +164,7 @@ impl Ctx<'_> {
                     ))
                 }
             };
-            let mut w = Hashing {
-                file: &mut t.file,
-                hash: Sha256::new(),
-                n: 0,
-            };
+            let mut w = HashingFile::new(&mut t.file);
             match archive::extract_member(format, file, &wanted, &mut w) {
                 Err(ArchiveError::Missing { .. }) => {
                     return Err(Miss(format!("no member {wanted}")))
@@ -211,7 +186,7 @@ impl Ctx<'_> {
                 }
                 Err(error) => return Ok(Err(self.archive_error(error))),
                 Ok(_) => {
-                    let (sha, n) = (hex(&w.hash.finalize()), w.n);
+                    let (sha, n) = w.finish();
                     return Ok(self.finish(t, sha, n, Some(url), Some(remote.sha256.clone())));
                 }
             }
@@ -238,17 +213,13 @@ impl Ctx<'_> {
             Ok(t) => t,
             Err(e) => return Ok(Err(self.cache_err(e))),
         };
-        let mut w = Hashing {
-            file: &mut t.file,
-            hash: Sha256::new(),
-            n: 0,
-        };
+        let mut w = HashingFile::new(&mut t.file);
         if let Err(e) = io::copy(&mut src, &mut w) {
             return Ok(Err(
                 self.setup(format!("copying {} into the cache: {e}", path.display()))
             ));
         }
-        let (sha, n) = (hex(&w.hash.finalize()), w.n);
+        let (sha, n) = w.finish();
         Ok(self.finish(t, sha, n, None, None))
     }
 
