@@ -14,4 +14,8 @@ pub mod arch;
 pub mod cli;
 pub mod entry;
 pub mod exit;
+pub mod interp;
 pub mod kernel;
+pub mod plan;
+pub mod prover;
+pub mod status;
