@@ -14,6 +14,7 @@ pub mod arch;
 pub mod cli;
 pub mod entry;
 pub mod exit;
+pub mod install;
 pub mod interp;
 pub mod kernel;
 pub mod plan;

@@ -47,6 +47,7 @@ pub fn build(host: &'static Arch, obs: &Observed) -> Status {
         match (f.working, f.state) {
             (true, _) => summary.working.push(f.arch),
             (false, State::Absent) => {}
+            (false, State::RegisteredUnproven) => summary.unproven.push(f.arch),
             (false, _) => summary.failing.push(f.arch),
         }
     }

@@ -20,7 +20,7 @@
 //!       "sha256": "hex" | null, "qemu_version": "7.2.0 (...)" | null,
 //!       "probe": { "ran": true, "argv0": "preserved"|"replaced"|"shifted"|null, "detail": "ok", "millis": 3 } | null,
 //!       "reason": null | "why it does not work", "hint": null | "what to do" } ],
-//!   "summary": { "working": ["aarch64", ...], "failing": ["riscv64", ...] } }
+//!   "summary": { "working": ["aarch64", ...], "failing": ["riscv64", ...], "unproven": ["alpha"] } }
 //! ```
 
 mod build;
@@ -118,4 +118,6 @@ pub struct Format {
 pub struct Summary {
     pub working: Vec<&'static str>,
     pub failing: Vec<&'static str>,
+    /// Registered, but binfmtd has no probe program to prove them.
+    pub unproven: Vec<&'static str>,
 }
