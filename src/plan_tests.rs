@@ -78,7 +78,8 @@ fn the_plan_table() {
         true,
     );
 
-    let rows: Vec<(&str, Vec<Entry>, Vec<&str>, bool, Action)> = vec![
+    type Row<'a> = (&'a str, Vec<Entry>, Vec<&'a str>, bool, Action);
+    let rows: Vec<Row> = vec![
         ("nothing there", vec![], vec![], false, Action::Register),
         (
             "unrelated foreign",
