@@ -41,7 +41,16 @@ pub fn install(
     desired: &[Desired],
     opts: Options,
 ) -> Result<Vec<Outcome>, KernelError> {
-    let observed = fs.entries()?;
+    let mut observed = fs.entries()?;
+    // A replacement interrupted by a crash leaves `<own>.next` behind; it is ours to drop.
+    for e in observed
+        .iter()
+        .filter(|e| e.is_own() && e.name.ends_with(".next"))
+    {
+        tracing::info!(entry = %e.name, "removing leftover candidate entry");
+        fs.remove(&e.name)?;
+    }
+    observed.retain(|e| !(e.is_own() && e.name.ends_with(".next")));
     let working = prove_foreign(prover, desired, &observed);
     let plans = plan(desired, &observed, &working, opts.replace_foreign);
     let mut out = Vec::new();

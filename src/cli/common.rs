@@ -55,6 +55,14 @@ pub fn open_kernel(root: &Path, mount: bool) -> anyhow::Result<BinfmtFs> {
     let (fs, how) = BinfmtFs::open_or_mount(root).map_err(kernel_failure)?;
     if how == MountOutcome::MountedNow {
         tracing::warn!(path = %root.display(), "mounted binfmt_misc; it stays mounted (unmounting would drop every entry)");
+        if private_mount_namespace() {
+            eprintln!(
+                "binfmtd: warning: binfmt_misc was mounted at {} inside a mount namespace other than the host's (PID 1's). \
+                 Since Linux 6.7 its entries vanish when the last mount goes away. Hint: mount binfmt_misc on the host \
+                 (systemctl start proc-sys-fs-binfmt_misc.mount) or run binfmtd in the host mount namespace (nsenter -t 1 -m)",
+                root.display()
+            );
+        }
     }
     Ok(fs)
 }
@@ -86,5 +94,17 @@ fn default_probe_dir() -> PathBuf {
         state
     } else {
         std::env::temp_dir()
+    }
+}
+
+/// Are we in a mount namespace other than PID 1's? (A DaemonSet without hostPID, or a
+/// systemd unit with PrivateMounts=, would be.)
+fn private_mount_namespace() -> bool {
+    match (
+        std::fs::read_link("/proc/self/ns/mnt"),
+        std::fs::read_link("/proc/1/ns/mnt"),
+    ) {
+        (Ok(a), Ok(b)) => a != b,
+        _ => false,
     }
 }
