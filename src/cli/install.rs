@@ -82,7 +82,7 @@ pub fn run(root: &Path, args: InstallArgs) -> anyhow::Result<Exit> {
     }
     let foreign: Vec<&'static Arch> = requested.into_iter().filter(|a| !is_native(a)).collect();
     let fs = common::open_kernel(root, true)?;
-    let (desired, mut outcomes) = desired(&foreign, &args);
+    let (desired, mut outcomes, missing) = desired(&foreign, &args, explicit_all);
     let applied = install::install(
         &fs,
         prover.as_ref(),
@@ -94,7 +94,7 @@ pub fn run(root: &Path, args: InstallArgs) -> anyhow::Result<Exit> {
     .map_err(common::kernel_failure)?;
     outcomes.extend(applied);
     outcomes.sort_by_key(|o| foreign.iter().position(|a| a.qemu == o.arch));
-    print(&outcomes, &named_native, args.json)?;
+    print(&outcomes, &named_native, &missing, args.json)?;
     Ok(if outcomes.iter().all(|o| o.working) {
         Exit::Ok
     } else {
@@ -103,8 +103,13 @@ pub fn run(root: &Path, args: InstallArgs) -> anyhow::Result<Exit> {
 }
 
 /// Locate and check every interpreter; arches that fail a check become failed outcomes
-/// right away and are never registered.
-fn desired(arches: &[&'static Arch], args: &InstallArgs) -> (Vec<Desired>, Vec<Outcome>) {
+/// right away and are never registered. With `all`, arches with no interpreter at all are
+/// listed as skipped rather than failed: `all` means "everything that is available".
+fn desired(
+    arches: &[&'static Arch],
+    args: &InstallArgs,
+    all: bool,
+) -> (Vec<Desired>, Vec<Outcome>, Vec<&'static str>) {
     let source = match (&args.interpreter, &args.interpreter_dir) {
         (Some(f), _) => Source::File(f.clone()),
         (None, Some(d)) => Source::Dir(d.clone()),
@@ -117,7 +122,7 @@ fn desired(arches: &[&'static Arch], args: &InstallArgs) -> (Vec<Desired>, Vec<O
         fix_binary: true,
     };
     let host = crate::arch::host();
-    let (mut ok, mut bad) = (Vec::new(), Vec::new());
+    let (mut ok, mut bad, mut missing) = (Vec::new(), Vec::new(), Vec::new());
     for &arch in arches {
         let checked = interp::locate(arch, &source, arches.len())
             .and_then(|p| interp::check_interpreter(&p, host));
@@ -130,16 +135,24 @@ fn desired(arches: &[&'static Arch], args: &InstallArgs) -> (Vec<Desired>, Vec<O
             Err(e) => bad.push(failed_arch(arch, "-", None, e.to_string())),
         }
     }
-    (ok, bad)
+    (ok, bad, missing)
 }
 
-fn print(outcomes: &[Outcome], skipped_native: &[&str], json: bool) -> anyhow::Result<()> {
+fn print(
+    outcomes: &[Outcome],
+    skipped_native: &[&str],
+    missing: &[&str],
+    json: bool,
+) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(outcomes)?);
         return Ok(());
     }
     for n in skipped_native {
         println!("{n}: native on this host, nothing to register");
+    }
+    if !missing.is_empty() {
+        println!("skipped (no interpreter found): {}", missing.join(", "));
     }
     for o in outcomes {
         let what = match (&o.entry, &o.flags) {
