@@ -132,6 +132,7 @@ fn desired(
                 interpreter: info.path,
                 flags,
             }),
+            Err(interp::InterpError::NotFound { .. }) if all => missing.push(arch.qemu),
             Err(e) => bad.push(failed_arch(arch, "-", None, e.to_string())),
         }
     }
