@@ -293,7 +293,7 @@ fn unusable_scratch_parent_is_an_error_naming_it() {
 fn objdump_decodes_every_probe_instruction() {
     let dir = tempfile::tempdir().unwrap();
     for a in probe::supported() {
-        let Some((machine, last)) = objdump_machine(a.qemu) else {
+        let Some((machine, endian, last)) = objdump_machine(a.qemu) else {
             assert_eq!(
                 a.qemu, "loongarch64",
                 "add an objdump machine for {}",
@@ -302,30 +302,15 @@ fn objdump_decodes_every_probe_instruction() {
             continue;
         };
         let file = write_exe(dir.path(), a.qemu, &probe::program(a).unwrap());
-        let endian = match a.endian() {
-            Endian::Little => "-EL",
-            Endian::Big => "-EB",
-        };
         let out = Command::new("objdump")
-            .args([
-                "-D",
-                "-b",
-                "binary",
-                "-m",
-                machine,
-                endian,
-                "--start-address=0x100",
-            ])
+            .args(["-D", "-b", "binary", "-m", machine, endian])
+            .arg("--start-address=0x100")
             .arg(&file)
             .output()
             .expect("objdump from binutils-multiarch");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            a.qemu,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}: {err}", a.qemu);
         assert!(!text.contains("(bad)"), "{}:\n{text}", a.qemu);
         let insns: Vec<&str> = text.lines().filter(|l| l.contains(":\t")).collect();
         assert!(
@@ -334,26 +319,29 @@ fn objdump_decodes_every_probe_instruction() {
             a.qemu,
             insns.len()
         );
-        assert!(
-            insns.last().unwrap().contains(last),
-            "{}: ends {:?}",
-            a.qemu,
-            insns.last()
-        );
+        let end = insns.last().unwrap();
+        assert!(end.contains(last), "{}: ends with {end:?}", a.qemu);
     }
 }
 
-/// objdump's machine name and the mnemonic every probe ends with (the exit syscall).
-fn objdump_machine(qemu: &str) -> Option<(&'static str, &'static str)> {
+/// objdump's machine name, the byte order instructions are fetched in (AArch64 is always
+/// little-endian there), and the mnemonic every probe ends with (the exit syscall).
+fn objdump_machine(qemu: &str) -> Option<(&'static str, &'static str, &'static str)> {
     Some(match qemu {
-        "x86_64" => ("i386:x86-64", "syscall"),
-        "i386" => ("i386", "int"),
-        "aarch64" => ("aarch64", "svc"),
-        "arm" => ("arm", "svc"),
-        "riscv64" => ("riscv:rv64", "ecall"),
-        "ppc64le" => ("powerpc:common64", "sc"),
-        "s390x" => ("s390:64-bit", "svc"),
-        "mips64el" => ("mips:isa64r2", "syscall"),
+        "x86_64" => ("i386:x86-64", "-EL", "syscall"),
+        "i386" | "i486" => ("i386", "-EL", "int"),
+        "aarch64" | "aarch64_be" => ("aarch64", "-EL", "svc"),
+        "arm" => ("arm", "-EL", "svc"),
+        "armeb" => ("arm", "-EB", "svc"),
+        "riscv64" => ("riscv:rv64", "-EL", "ecall"),
+        "riscv32" => ("riscv:rv32", "-EL", "ecall"),
+        "ppc64le" => ("powerpc:common64", "-EL", "sc"),
+        "ppc64" => ("powerpc:common64", "-EB", "sc"),
+        "s390x" => ("s390:64-bit", "-EB", "svc"),
+        "mips64el" | "mipsn32el" => ("mips:isa64r2", "-EL", "syscall"),
+        "mips64" | "mipsn32" => ("mips:isa64r2", "-EB", "syscall"),
+        "mipsel" => ("mips:isa32r2", "-EL", "syscall"),
+        "mips" => ("mips:isa32r2", "-EB", "syscall"),
         _ => return None,
     })
 }

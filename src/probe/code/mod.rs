@@ -16,11 +16,13 @@ mod x86;
 
 use crate::arch::Endian;
 
-/// Machine code as stored: raw bytes (variable-length ISAs) or 32-bit instruction words
-/// that are laid out in the target's byte order.
+/// Machine code as stored: raw bytes (variable-length ISAs), 32-bit instruction words
+/// laid out in the target's byte order, or words that are little-endian whatever the
+/// data byte order (AArch64 fetches instructions little-endian even on aarch64_be).
 pub enum Code {
     Bytes(&'static [u8]),
     Words(&'static [u32]),
+    LittleWords(&'static [u32]),
 }
 
 impl Code {
@@ -34,6 +36,7 @@ impl Code {
                     Endian::Big => w.to_be_bytes(),
                 })
                 .collect(),
+            Code::LittleWords(w) => w.iter().flat_map(|w| w.to_le_bytes()).collect(),
         }
     }
 }
@@ -60,9 +63,14 @@ pub static PROGRAMS: &[Program] = &[
         code: Code::Bytes(x86::I386),
     },
     Program {
+        qemu: "i486",
+        e_flags: 0,
+        code: Code::Bytes(x86::I386),
+    },
+    Program {
         qemu: "aarch64",
         e_flags: 0,
-        code: Code::Words(arm::AARCH64),
+        code: Code::LittleWords(arm::AARCH64),
     },
     Program {
         qemu: "arm",
@@ -88,6 +96,52 @@ pub static PROGRAMS: &[Program] = &[
         qemu: "mips64el",
         e_flags: mips::EF_N64,
         code: Code::Words(mips::MIPS64_N64),
+    },
+    // Beyond the required set: the same programs in the other byte order or width.
+    Program {
+        qemu: "aarch64_be",
+        e_flags: 0,
+        code: Code::LittleWords(arm::AARCH64),
+    },
+    Program {
+        qemu: "armeb",
+        e_flags: EF_ARM_EABI5,
+        code: Code::Words(arm::ARM),
+    },
+    Program {
+        qemu: "riscv32",
+        e_flags: 0,
+        code: Code::Words(riscv::RISCV32),
+    },
+    Program {
+        qemu: "ppc64",
+        e_flags: power::EF_PPC64_ELFV2,
+        code: Code::Words(power::PPC64),
+    },
+    Program {
+        qemu: "mips64",
+        e_flags: mips::EF_N64,
+        code: Code::Words(mips::MIPS64_N64),
+    },
+    Program {
+        qemu: "mips",
+        e_flags: mips::EF_O32,
+        code: Code::Words(mips::MIPS_O32),
+    },
+    Program {
+        qemu: "mipsel",
+        e_flags: mips::EF_O32,
+        code: Code::Words(mips::MIPS_O32),
+    },
+    Program {
+        qemu: "mipsn32",
+        e_flags: mips::EF_N32,
+        code: Code::Words(mips::MIPS_N32),
+    },
+    Program {
+        qemu: "mipsn32el",
+        e_flags: mips::EF_N32,
+        code: Code::Words(mips::MIPS_N32),
     },
     Program {
         qemu: "loongarch64",
