@@ -18,15 +18,32 @@ pub fn require() -> Option<()> {
         nix::unistd::geteuid().is_root(),
         "the kernel tests create namespaces and write uid maps as real root: run them as root (tests/run.sh)"
     );
-    match PROBE.get_or_init(probe) {
-        Ok(()) => Some(()),
-        Err(reason) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true and the kernel sandbox is unavailable, so this test cannot be skipped: {reason}")
-        }
-        Err(reason) => {
+    let ci = std::env::var("CI").ok();
+    match verdict(PROBE.get_or_init(probe), ci.as_deref()) {
+        Verdict::Run => Some(()),
+        Verdict::Skip(reason) => {
             eprintln!("SKIPPED: {reason}");
             None
         }
+        Verdict::Fail(reason) => panic!("{reason}"),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Run,
+    Skip(String),
+    Fail(String),
+}
+
+/// What a test does given the probe result and the CI variable.
+pub fn verdict(probe: &Result<(), String>, ci: Option<&str>) -> Verdict {
+    match (probe, ci) {
+        (Ok(()), _) => Verdict::Run,
+        (Err(reason), Some("true")) => Verdict::Fail(format!(
+            "CI=true and the kernel sandbox is unavailable, so this test may not skip: {reason}"
+        )),
+        (Err(reason), _) => Verdict::Skip(reason.clone()),
     }
 }
 
