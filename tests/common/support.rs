@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use super::sandbox::Sandbox;
 
 static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+static VISIBLE: OnceLock<Result<(), String>> = OnceLock::new();
 
 /// `Some(())` when sandboxes work. Otherwise prints the reason and returns None, or panics
 /// under CI=true.
@@ -20,7 +21,12 @@ pub fn require() -> Option<()> {
     );
     let ci = std::env::var("CI").ok();
     match verdict(PROBE.get_or_init(probe), ci.as_deref()) {
-        Verdict::Run => Some(()),
+        Verdict::Run => {
+            if let Err(e) = VISIBLE.get_or_init(visible) {
+                panic!("{e}");
+            }
+            Some(())
+        }
         Verdict::Skip(reason) => {
             eprintln!("SKIPPED: {reason}");
             None
@@ -65,4 +71,20 @@ fn probe() -> Result<(), String> {
         kernel,
         run.stderr.trim()
     ))
+}
+
+/// The sandbox runs as host uid 100000: the built binary and the fixtures must be reachable
+/// by it, which fails when the checkout sits under a private directory such as /root.
+fn visible() -> Result<(), String> {
+    let run = Sandbox::unchecked()
+        .run_script("for p in \"$BINFMTD\" \"$FIXTURES\"; do [ -r \"$p\" ] || echo \"$p\"; done");
+    match run.stdout.trim() {
+        "" if run.status.success() => Ok(()),
+        unreadable => Err(format!(
+            "the sandbox (host uid {}) cannot read {unreadable}. Hint: make the checkout and its parent \
+             directories world-readable (chmod o+rx), or move it (e.g. under /srv); {}",
+            super::sandbox::HOST_ID,
+            run.stderr.trim()
+        )),
+    }
 }
