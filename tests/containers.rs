@@ -23,9 +23,14 @@ fn bundle_script(bb: &Busybox) -> String {
 
 /// The container's process is `sh` reading commands from stdin (the spec's default args).
 fn container_runs_after_registration(runtime: &str, options: &str, debian: &str) {
-    let Some(sb) = Sandbox::new() else { return };
     let bb = Busybox::by_debian(debian);
     let reg = register_cmd(bb.arch(), &qemu_in_sandbox(bb.qemu_target()), "F");
+    container_runs_after(runtime, options, bb, &reg);
+}
+
+/// `register` is the shell that makes the format work (a raw entry, or binfmtd itself).
+fn container_runs_after(runtime: &str, options: &str, bb: Busybox, reg: &str) {
+    let Some(sb) = Sandbox::new() else { return };
     let run_ctr = |id: &str| {
         format!(
             "echo 'uname -m; find / -xdev -name \"qemu*\"; echo searched' | \
@@ -64,6 +69,17 @@ fn crun_runs_an_arm64_container() {
 #[test]
 fn crun_runs_a_riscv64_container() {
     container_runs_after_registration("crun", "--cgroup-manager=disabled", "riscv64");
+}
+
+#[test]
+fn crun_runs_an_arm64_container_after_binfmtd_install() {
+    let install = "$BINFMTD install --arch linux/arm64 --interpreter-dir $QEMU_DIR >&2";
+    container_runs_after(
+        "crun",
+        "--cgroup-manager=disabled",
+        Busybox::by_debian("arm64"),
+        install,
+    );
 }
 
 #[test]
