@@ -25,6 +25,35 @@ fn status_row<'a>(status: &'a Value, qemu: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("status has no row for {qemu}: {status}"))
 }
 
+/// `install --json` exited 0 and says each arch works through binfmtd's own entry.
+fn assert_installed(section: &str, arches: &[&str]) {
+    let (text, code) = with_exit(section);
+    assert_eq!(code, 0, "install failed: {section}");
+    let installed = json(text);
+    for (i, qemu) in arches.iter().enumerate() {
+        let row = &installed[i];
+        assert_eq!(row["arch"], *qemu, "{installed}");
+        assert_eq!(row["working"], true, "{installed}");
+        assert_eq!(row["entry"], format!("binfmtd-{qemu}"), "{installed}");
+    }
+}
+
+/// `status --json` proves each arch works through binfmtd, and exits 0.
+fn assert_status_working(section: &str, arches: &[&str]) {
+    let (text, code) = with_exit(section);
+    let status = json(text);
+    for qemu in arches {
+        let row = status_row(&status, qemu);
+        assert_eq!(row["state"], "emulated-working", "{qemu}: {row}");
+        assert_eq!(row["working"], true, "{qemu}: {row}");
+        assert_eq!(row["owner"], "binfmtd", "{qemu}: {row}");
+    }
+    assert_eq!(
+        code, 0,
+        "status exits 0 when everything registered works: {section}"
+    );
+}
+
 #[test]
 fn install_makes_foreign_binaries_run_everywhere_and_status_says_so() {
     let Some(sb) = Sandbox::new() else { return };
@@ -54,18 +83,7 @@ fn install_makes_foreign_binaries_run_everywhere_and_status_says_so() {
         "ENOEXEC before install: {run}"
     );
     assert!(run.stderr.contains("Exec format error"), "{run}");
-    let (installed, code) = with_exit(&s["install"]);
-    assert_eq!(code, 0, "{run}");
-    let installed = json(installed);
-    for (i, qemu) in ["aarch64", "riscv64"].iter().enumerate() {
-        assert_eq!(installed[i]["arch"], *qemu, "{installed}");
-        assert_eq!(installed[i]["working"], true, "{installed}");
-        assert_eq!(
-            installed[i]["entry"],
-            format!("binfmtd-{qemu}"),
-            "{installed}"
-        );
-    }
+    assert_installed(&s["install"], &["aarch64", "riscv64"]);
     assert_eq!(s["entries"], "binfmtd-aarch64\nbinfmtd-riscv64\n", "{run}");
     assert_eq!(s["direct"], "aarch64\nriscv64\n", "{run}");
     assert_eq!(
@@ -73,18 +91,7 @@ fn install_makes_foreign_binaries_run_everywhere_and_status_says_so() {
         "F: no qemu in the chroot: {run}"
     );
     assert_eq!(s["pivot"], "aarch64\n", "{run}");
-    let (status, code) = with_exit(&s["status"]);
-    let status = json(status);
-    for qemu in ["aarch64", "riscv64"] {
-        let row = status_row(&status, qemu);
-        assert_eq!(row["state"], "emulated-working", "{qemu}: {row}");
-        assert_eq!(row["working"], true, "{qemu}: {row}");
-        assert_eq!(row["owner"], "binfmtd", "{qemu}: {row}");
-    }
-    assert_eq!(
-        code, 0,
-        "status exits 0 when everything registered works: {run}"
-    );
+    assert_status_working(&s["status"], &["aarch64", "riscv64"]);
 }
 
 /// A Debian-style entry (qemu-user-binfmt's name and flags) belongs to another tool:
