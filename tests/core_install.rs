@@ -319,3 +319,25 @@ fn refuses_when_binfmt_misc_is_unavailable() {
     ];
     refused(setup, &cmd, 3, &says);
 }
+
+#[test]
+fn uninstall_by_arch_removes_only_that_entry() {
+    let Some(sb) = Sandbox::new() else { return };
+    let run = sb
+        .with_qemu(&["aarch64", "s390x"])
+        .run_script(&format!(
+            "{INSTALL} --arch arm64,s390x >/dev/null\n\
+             section uninstall; code $BINFMTD uninstall --arch s390x\n\
+             section left; entries; {a64} uname -m\n\
+             section again; code $BINFMTD uninstall --arch s390x",
+            a64 = Busybox::by_debian("arm64").host_path().display(),
+        ))
+        .success();
+    let s = sections(&run.stdout);
+    assert_eq!(s["uninstall"], "removed binfmtd-s390x\nexit=0\n", "{run}");
+    assert_eq!(s["left"], "binfmtd-aarch64\naarch64\n", "{run}");
+    assert_eq!(
+        s["again"], "no binfmtd entries to remove\nexit=0\n",
+        "{run}"
+    );
+}
