@@ -11,7 +11,7 @@ use crate::arch::Arch;
 use crate::entry::{Entry, Registration};
 use crate::kernel::{BinfmtMisc, KernelError};
 use crate::plan::{plan, Action, ArchPlan, Desired};
-use crate::prover::{Argv0, Proof, Prover};
+use crate::prover::{Argv0Mode, ProbeResult, Prover};
 
 /// What happened to one arch.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -24,7 +24,7 @@ pub struct Outcome {
     pub entry: Option<String>,
     pub flags: Option<String>,
     pub interpreter: String,
-    pub proof: Option<Proof>,
+    pub proof: Option<ProbeResult>,
     pub reason: Option<String>,
 }
 
@@ -75,7 +75,7 @@ fn prove_foreign(prover: &dyn Prover, desired: &[Desired], observed: &[Entry]) -
         if same.is_empty() || same.iter().any(|e| e.is_own()) || !same.iter().any(|e| e.enabled) {
             continue;
         }
-        if prover.can_probe(d.arch) && prover.prove(d.arch).working() {
+        if prover.can_probe(d.arch) && prover.prove(d.arch).ok {
             working.extend(same.iter().filter(|e| e.enabled).map(|e| e.name.clone()));
         }
     }
@@ -111,7 +111,7 @@ fn apply(fs: &dyn BinfmtMisc, prover: &dyn Prover, p: &ArchPlan) -> Result<Outco
                 "enabled"
             };
             let proof = prover.can_probe(d.arch).then(|| prover.prove(d.arch));
-            if proof.as_ref().is_none_or(Proof::working) {
+            if proof.as_ref().is_none_or(|p| p.ok) {
                 return Ok(outcome(
                     d,
                     verb,
@@ -161,7 +161,7 @@ fn register_proven(
     }
     fs.register(&r)?;
     let mut proof = prover.prove(d.arch);
-    if proof.ran && proof.argv0 == Some(Argv0::Shifted) {
+    if proof.argv0 == Some(Argv0Mode::Shifted) {
         tracing::info!(
             arch = d.arch.qemu,
             "interpreter does not understand P; registering without it"
@@ -171,7 +171,7 @@ fn register_proven(
         fs.register(&r)?;
         proof = prover.prove(d.arch);
     }
-    if proof.working() {
+    if proof.ok {
         return Ok(outcome(
             d,
             verb,
@@ -243,12 +243,12 @@ fn outcome(
     action: &str,
     entry: Option<String>,
     flags: Option<String>,
-    proof: Option<Proof>,
+    proof: Option<ProbeResult>,
 ) -> Outcome {
-    let working = proof.as_ref().is_none_or(Proof::working);
+    let working = proof.as_ref().is_none_or(|p| p.ok);
     let reason = proof
         .as_ref()
-        .filter(|p| !p.working())
+        .filter(|p| !p.ok)
         .map(|p| format!("probe failed: {}", p.detail));
     Outcome {
         arch: d.arch.qemu,
@@ -263,14 +263,14 @@ fn outcome(
 }
 
 /// An arch that could not be made to work, with why.
-pub fn failed(d: &Desired, proof: Option<Proof>, reason: String) -> Outcome {
+pub fn failed(d: &Desired, proof: Option<ProbeResult>, reason: String) -> Outcome {
     failed_arch(d.arch, &d.interpreter.display().to_string(), proof, reason)
 }
 
 pub fn failed_arch(
     arch: &'static Arch,
     interpreter: &str,
-    proof: Option<Proof>,
+    proof: Option<ProbeResult>,
     reason: String,
 ) -> Outcome {
     Outcome {
