@@ -36,7 +36,7 @@ pub struct Options {
 /// Make every desired arch work. Kernel errors that concern the whole instance
 /// (permission, binfmt_misc gone) abort; everything else is per arch.
 pub fn install(
-    fs: &dyn BinfmtMisc,
+    fs: &(dyn BinfmtMisc + Sync),
     prover: &dyn Prover,
     desired: &[Desired],
     opts: Options,
@@ -53,9 +53,11 @@ pub fn install(
     observed.retain(|e| !(e.is_own() && e.name.ends_with(".next")));
     let working = prove_foreign(prover, desired, &observed);
     let plans = plan(desired, &observed, &working, opts.replace_foreign);
+    // Each arch has its own entry, so arches are applied side by side.
+    let results = crate::par::map(&plans, |p| apply(fs, prover, p));
     let mut out = Vec::new();
-    for p in plans {
-        match apply(fs, prover, &p) {
+    for (p, r) in plans.iter().zip(results) {
+        match r {
             Ok(o) => out.push(o),
             Err(e) if e.is_permission() => return Err(e),
             Err(e) => out.push(failed(&p.desired, None, format!("{e}"))),
@@ -82,7 +84,11 @@ fn prove_foreign(prover: &dyn Prover, desired: &[Desired], observed: &[Entry]) -
     working
 }
 
-fn apply(fs: &dyn BinfmtMisc, prover: &dyn Prover, p: &ArchPlan) -> Result<Outcome, KernelError> {
+fn apply(
+    fs: &(dyn BinfmtMisc + Sync),
+    prover: &dyn Prover,
+    p: &ArchPlan,
+) -> Result<Outcome, KernelError> {
     let d = &p.desired;
     for name in &p.remove_foreign {
         tracing::info!(arch = d.arch.qemu, entry = %name, "removing foreign entry (--replace-foreign)");
@@ -133,7 +139,7 @@ fn apply(fs: &dyn BinfmtMisc, prover: &dyn Prover, p: &ArchPlan) -> Result<Outco
 /// Register `d` under `name`, prove it, drop P if the interpreter shifts arguments, and
 /// remove it again if it does not work.
 fn register_proven(
-    fs: &dyn BinfmtMisc,
+    fs: &(dyn BinfmtMisc + Sync),
     prover: &dyn Prover,
     d: &Desired,
     name: &str,
@@ -190,7 +196,7 @@ fn register_proven(
 
 /// Register the new interpreter beside the old entry, prove it, and only then swap.
 fn replace(
-    fs: &dyn BinfmtMisc,
+    fs: &(dyn BinfmtMisc + Sync),
     prover: &dyn Prover,
     d: &Desired,
     old: &str,
@@ -230,7 +236,7 @@ fn replace(
     ))
 }
 
-fn flags_of(fs: &dyn BinfmtMisc, name: &str) -> Option<String> {
+fn flags_of(fs: &(dyn BinfmtMisc + Sync), name: &str) -> Option<String> {
     fs.entries()
         .ok()?
         .into_iter()
@@ -287,7 +293,7 @@ pub fn failed_arch(
 
 /// Remove our own entries (never another tool's), returning what was removed.
 pub fn uninstall(
-    fs: &dyn BinfmtMisc,
+    fs: &(dyn BinfmtMisc + Sync),
     arches: Option<&[&'static Arch]>,
 ) -> Result<Vec<String>, KernelError> {
     let names = crate::plan::uninstall(&fs.entries()?, arches);

@@ -13,6 +13,7 @@
 //! | `kernel`  | the binfmt_misc filesystem behind the `BinfmtMisc` trait, rooted at a path    | kernel  |
 //! | `probe`   | tiny per-arch ELF probes, their output parser/judge, the `Runner` that execs  | exec    |
 //! | `prover`  | the `Prover` trait (prove a format, detect native ones) and its exec version  | exec    |
+//! | `par`     | a scoped-thread parallel map for independent per-arch work                    | threads |
 //! | `install` | applying a plan: register, prove, keep or roll back, per arch                 | all     |
 //! | `cli`     | argument parsing and one file per subcommand                                  | all     |
 
@@ -23,6 +24,7 @@ pub mod exit;
 pub mod install;
 pub mod interp;
 pub mod kernel;
+pub mod par;
 pub mod plan;
 pub mod probe;
 pub mod prover;
