@@ -114,13 +114,10 @@ echo "$n $sd $bd $bh $cold $warm $(grep -c 'probe: ran' /run/install.out)"
         .split_whitespace()
         .map(|x| x.parse().unwrap())
         .collect();
-    let (n, sd, bd, bh, full) = (
-        v[0],
-        v[1] / 1e3 / f64::from(ROUNDS),
-        v[2] / 1e3 / f64::from(ROUNDS),
-        v[3] / 1e3 / f64::from(ROUNDS),
-        v[4] / 1e3 / 5.0,
-    );
+    let per = |x: f64, rounds: f64| x / 1e3 / rounds;
+    let r = f64::from(ROUNDS);
+    let (n, sd, bd, bh) = (v[0], per(v[1], r), per(v[2], r), per(v[3], r));
+    let (cold, warm, probes) = (per(v[4], 5.0), per(v[5], 5.0), v[6]);
     println!("register {n} foreign formats (mean of {ROUNDS} rounds, one process per round):");
     println!("  systemd-binfmt (binfmt.d file)                 {sd:8.2} ms");
     println!(
