@@ -342,6 +342,13 @@ fn objdump_machine(qemu: &str) -> Option<(&'static str, &'static str, &'static s
         "mips64" | "mipsn32" => ("mips:isa64r2", "-EB", "syscall"),
         "mipsel" => ("mips:isa32r2", "-EL", "syscall"),
         "mips" => ("mips:isa32r2", "-EB", "syscall"),
+        "ppc" => ("powerpc:common", "-EB", "sc"),
+        "sparc64" => ("sparc:v9", "-EB", "ta"),
+        "sparc" | "sparc32plus" => ("sparc", "-EB", "ta"),
+        "m68k" => ("m68k:68040", "-EB", "trap"),
+        "alpha" => ("alpha:ev6", "-EL", "callsys"),
+        "sh4" => ("sh4", "-EL", "trapa"),
+        "sh4eb" => ("sh4", "-EB", "trapa"),
         _ => return None,
     })
 }

@@ -256,3 +256,32 @@ impl Drop for Scratch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn scratch_is_private_unique_and_removed_on_drop_and_remove() {
+        let parent = tempfile::tempdir().unwrap();
+        let a = Scratch::create(parent.path()).unwrap();
+        let b = Scratch::create(parent.path()).unwrap();
+        assert_ne!(a.path(), b.path());
+        assert_eq!(mode(a.path()), 0o700);
+        let exe = a.path().join("probe");
+        write_executable(&exe, b"\x7fELF").unwrap();
+        assert_eq!(mode(&exe), 0o700);
+        assert_eq!(fs::read(&exe).unwrap(), b"\x7fELF");
+        // An existing file is never overwritten: the directory is ours alone.
+        assert!(write_executable(&exe, b"x").is_err());
+        let (pa, pb) = (a.path().to_path_buf(), b.path().to_path_buf());
+        a.remove().unwrap();
+        drop(b);
+        assert!(!pa.exists() && !pb.exists());
+        assert_eq!(fs::read_dir(parent.path()).unwrap().count(), 0);
+    }
+}

@@ -6,12 +6,16 @@
 //! exit_group(0). The assembly sits beside the bytes in each file; all but LoongArch were
 //! produced by GNU as for that target and checked with objdump.
 
+mod alpha;
 mod arm;
 mod loongarch;
+mod m68k;
 mod mips;
 mod power;
 mod riscv;
 mod s390x;
+mod sh;
+mod sparc;
 mod x86;
 
 use crate::arch::Endian;
@@ -23,6 +27,8 @@ pub enum Code {
     Bytes(&'static [u8]),
     Words(&'static [u32]),
     LittleWords(&'static [u32]),
+    /// 16-bit instruction units in the target's byte order (SuperH).
+    Halves(&'static [u16]),
 }
 
 impl Code {
@@ -37,6 +43,13 @@ impl Code {
                 })
                 .collect(),
             Code::LittleWords(w) => w.iter().flat_map(|w| w.to_le_bytes()).collect(),
+            Code::Halves(h) => h
+                .iter()
+                .flat_map(|h| match endian {
+                    Endian::Little => h.to_le_bytes(),
+                    Endian::Big => h.to_be_bytes(),
+                })
+                .collect(),
         }
     }
 }
@@ -142,6 +155,46 @@ pub static PROGRAMS: &[Program] = &[
         qemu: "mipsn32el",
         e_flags: mips::EF_N32,
         code: Code::Words(mips::MIPS_N32),
+    },
+    Program {
+        qemu: "ppc",
+        e_flags: 0,
+        code: Code::Words(power::PPC32),
+    },
+    Program {
+        qemu: "sparc64",
+        e_flags: 0,
+        code: Code::Words(sparc::SPARC64),
+    },
+    Program {
+        qemu: "sparc",
+        e_flags: 0,
+        code: Code::Words(sparc::SPARC32),
+    },
+    Program {
+        qemu: "sparc32plus",
+        e_flags: sparc::EF_SPARC_32PLUS,
+        code: Code::Words(sparc::SPARC32),
+    },
+    Program {
+        qemu: "m68k",
+        e_flags: 0,
+        code: Code::Bytes(m68k::M68K),
+    },
+    Program {
+        qemu: "alpha",
+        e_flags: 0,
+        code: Code::Words(alpha::ALPHA),
+    },
+    Program {
+        qemu: "sh4",
+        e_flags: 0,
+        code: Code::Halves(sh::SH4),
+    },
+    Program {
+        qemu: "sh4eb",
+        e_flags: 0,
+        code: Code::Halves(sh::SH4),
     },
     Program {
         qemu: "loongarch64",
