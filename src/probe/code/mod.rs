@@ -8,9 +8,11 @@
 
 mod alpha;
 mod arm;
+mod hppa;
 mod loongarch;
 mod m68k;
 mod mips;
+mod or1k;
 mod power;
 mod riscv;
 mod s390x;
@@ -195,6 +197,16 @@ pub static PROGRAMS: &[Program] = &[
         qemu: "sh4eb",
         e_flags: 0,
         code: Code::Halves(sh::SH4),
+    },
+    Program {
+        qemu: "hppa",
+        e_flags: hppa::EF_PARISC_1_1,
+        code: Code::Words(hppa::HPPA),
+    },
+    Program {
+        qemu: "or1k",
+        e_flags: 0,
+        code: Code::Words(or1k::OR1K),
     },
     Program {
         qemu: "loongarch64",
