@@ -260,6 +260,46 @@ impl Drop for Scratch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{arch, probe};
+
+    /// A real executable for this host, and a write handle that makes exec fail with
+    /// ETXTBSY for as long as it stays open.
+    fn busy_executable(dir: &Path) -> (PathBuf, File) {
+        let exe = dir.join("probe");
+        write_executable(&exe, &probe::native_program(arch::host()).unwrap()).unwrap();
+        let writer = OpenOptions::new().write(true).open(&exe).unwrap();
+        (exe, writer)
+    }
+
+    #[test]
+    fn spawn_retries_while_the_file_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (exe, writer) = busy_executable(dir.path());
+        let release = std::thread::spawn(move || {
+            sleep(Duration::from_millis(150));
+            drop(writer);
+        });
+        let start = Instant::now();
+        let mut cmd = Command::new(&exe);
+        cmd.stdout(Stdio::null());
+        let mut child = spawn(&mut cmd, &exe).unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(150));
+        assert!(child.wait().unwrap().success());
+        release.join().unwrap();
+    }
+
+    #[test]
+    fn spawn_gives_up_on_a_file_that_stays_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (exe, _writer) = busy_executable(dir.path());
+        let err = spawn(&mut Command::new(&exe), &exe).unwrap_err();
+        match err {
+            ProbeError::Exec { source, .. } => {
+                assert_eq!(source.raw_os_error(), Some(libc::ETXTBSY))
+            }
+            other => panic!("{other}"),
+        }
+    }
 
     fn mode(p: &Path) -> u32 {
         fs::metadata(p).unwrap().permissions().mode() & 0o7777
