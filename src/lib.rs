@@ -8,7 +8,7 @@
 //! | `entry`  | register-string encoding, entry-file parsing, flags, ownership prefix     | none    |
 //! | `exit`   | documented exit codes and the error type that carries one                 | none    |
 //! | `kernel` | the binfmt_misc filesystem behind the `BinfmtMisc` trait, rooted at a path | kernel  |
-//! | `probe`  | tiny per-arch ELF probes, their output parser/judge, and the `Runner` that execs them | exec |
+//! | `probe`  | per-arch probe ELFs, output parser/judge, the `Runner` that execs them    | exec    |
 //! | `cli`    | argument parsing and one file per subcommand                              | all     |
 
 pub mod arch;
