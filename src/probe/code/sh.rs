@@ -1,5 +1,6 @@
 //! SuperH (sh4, sh4eb): 16-bit instructions, laid out in the target's byte order.
-//! trapa with r3 = write(4) / exit_group(252); arguments in r4..r6. r15 points at argc.
+//! trapa with r3 = write(4) / exit_group(252); arguments in r4..r6 (the trap number is
+//! 0x10 + the argument count, the Linux SH convention). r15 points at argc.
 //! D is built in r0 (mov/shll16/or) since immediates are 8 bits; byte loads index off r0.
 
 #[rustfmt::skip]
