@@ -4,8 +4,8 @@
 //! read argc and argv[0]'s first byte from the initial stack, turn each into two hex
 //! digits through the table at D, patch them into the message, write(1, message, length),
 //! exit_group(0). The assembly sits beside the bytes in each file; all but LoongArch were
-//! produced by GNU as for that target and checked with objdump. The code does not branch
-//! (the syscall is the only control transfer), so delay slots never matter.
+//! produced by GNU as for that target and checked with objdump. The code does not branch,
+//! so delay slots matter only on hppa, whose syscall is itself a branch (see hppa.rs).
 
 mod alpha;
 mod arm;
