@@ -148,6 +148,7 @@ pub fn run<R: Runner + ?Sized>(
         ),
         Some(image) => match runner.run(&image, PROBE_ARGV0, PROBE_ARGS, timeout) {
             Ok(out) => judge(arch, &out),
+            Err(ProbeError::NoHandler { .. }) => (false, None, no_handler(arch, native)),
             Err(e) => (false, None, e.to_string()),
         },
     };
@@ -156,6 +157,19 @@ pub fn run<R: Runner + ?Sized>(
         argv0,
         detail,
         millis: start.elapsed().as_millis() as u64,
+    }
+}
+
+/// ENOEXEC means different things for the two variants: no standard entry can match the
+/// native one, so there it only says the CPU does not run the format itself.
+fn no_handler(arch: &Arch, native: bool) -> String {
+    let a = arch.qemu;
+    if native {
+        format!(
+            "exec format error (ENOEXEC): this CPU and kernel do not run {a} executables natively"
+        )
+    } else {
+        format!("exec format error (ENOEXEC): no binfmt_misc entry matches {a} executables and the CPU does not run them natively. Hint: register an emulator for {a}")
     }
 }
 

@@ -256,3 +256,72 @@ impl Drop for Scratch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{arch, probe};
+
+    /// A real executable for this host, and a write handle that makes exec fail with
+    /// ETXTBSY for as long as it stays open.
+    fn busy_executable(dir: &Path) -> (PathBuf, File) {
+        let exe = dir.join("probe");
+        write_executable(&exe, &probe::native_program(arch::host()).unwrap()).unwrap();
+        let writer = OpenOptions::new().write(true).open(&exe).unwrap();
+        (exe, writer)
+    }
+
+    #[test]
+    fn spawn_retries_while_the_file_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (exe, writer) = busy_executable(dir.path());
+        let release = std::thread::spawn(move || {
+            sleep(Duration::from_millis(150));
+            drop(writer);
+        });
+        let start = Instant::now();
+        let mut cmd = Command::new(&exe);
+        cmd.stdout(Stdio::null());
+        let mut child = spawn(&mut cmd, &exe).unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(150));
+        assert!(child.wait().unwrap().success());
+        release.join().unwrap();
+    }
+
+    #[test]
+    fn spawn_gives_up_on_a_file_that_stays_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (exe, _writer) = busy_executable(dir.path());
+        let err = spawn(&mut Command::new(&exe), &exe).unwrap_err();
+        match err {
+            ProbeError::Exec { source, .. } => {
+                assert_eq!(source.raw_os_error(), Some(libc::ETXTBSY))
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn scratch_is_private_unique_and_removed_on_drop_and_remove() {
+        let parent = tempfile::tempdir().unwrap();
+        let a = Scratch::create(parent.path()).unwrap();
+        let b = Scratch::create(parent.path()).unwrap();
+        assert_ne!(a.path(), b.path());
+        assert_eq!(mode(a.path()), 0o700);
+        let exe = a.path().join("probe");
+        write_executable(&exe, b"\x7fELF").unwrap();
+        assert_eq!(mode(&exe), 0o700);
+        assert_eq!(fs::read(&exe).unwrap(), b"\x7fELF");
+        // An existing file is never overwritten: the directory is ours alone.
+        assert!(write_executable(&exe, b"x").is_err());
+        let (pa, pb) = (a.path().to_path_buf(), b.path().to_path_buf());
+        a.remove().unwrap();
+        drop(b);
+        assert!(!pa.exists() && !pb.exists());
+        assert_eq!(fs::read_dir(parent.path()).unwrap().count(), 0);
+    }
+}

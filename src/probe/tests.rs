@@ -294,7 +294,8 @@ fn run_reports_enoexec_and_timeouts_by_name() {
     let r = run(&enoexec, a, false, Duration::from_secs(2));
     assert!(!r.ok);
     assert!(
-        r.detail.starts_with("exec format error (ENOEXEC)"),
+        r.detail
+            .starts_with("exec format error (ENOEXEC): no binfmt_misc entry matches aarch64"),
         "{}",
         r.detail
     );

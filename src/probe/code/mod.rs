@@ -4,14 +4,21 @@
 //! read argc and argv[0]'s first byte from the initial stack, turn each into two hex
 //! digits through the table at D, patch them into the message, write(1, message, length),
 //! exit_group(0). The assembly sits beside the bytes in each file; all but LoongArch were
-//! produced by GNU as for that target and checked with objdump.
+//! produced by GNU as for that target and checked with objdump. The code does not branch,
+//! so delay slots matter only on hppa, whose syscall is itself a branch (see hppa.rs).
 
+mod alpha;
 mod arm;
+mod hppa;
 mod loongarch;
+mod m68k;
 mod mips;
+mod or1k;
 mod power;
 mod riscv;
 mod s390x;
+mod sh;
+mod sparc;
 mod x86;
 
 use crate::arch::Endian;
@@ -23,6 +30,8 @@ pub enum Code {
     Bytes(&'static [u8]),
     Words(&'static [u32]),
     LittleWords(&'static [u32]),
+    /// 16-bit instruction units in the target's byte order (SuperH).
+    Halves(&'static [u16]),
 }
 
 impl Code {
@@ -37,6 +46,13 @@ impl Code {
                 })
                 .collect(),
             Code::LittleWords(w) => w.iter().flat_map(|w| w.to_le_bytes()).collect(),
+            Code::Halves(h) => h
+                .iter()
+                .flat_map(|h| match endian {
+                    Endian::Little => h.to_le_bytes(),
+                    Endian::Big => h.to_be_bytes(),
+                })
+                .collect(),
         }
     }
 }
@@ -142,6 +158,56 @@ pub static PROGRAMS: &[Program] = &[
         qemu: "mipsn32el",
         e_flags: mips::EF_N32,
         code: Code::Words(mips::MIPS_N32),
+    },
+    Program {
+        qemu: "ppc",
+        e_flags: 0,
+        code: Code::Words(power::PPC32),
+    },
+    Program {
+        qemu: "sparc64",
+        e_flags: 0,
+        code: Code::Words(sparc::SPARC64),
+    },
+    Program {
+        qemu: "sparc",
+        e_flags: 0,
+        code: Code::Words(sparc::SPARC32),
+    },
+    Program {
+        qemu: "sparc32plus",
+        e_flags: sparc::EF_SPARC_32PLUS,
+        code: Code::Words(sparc::SPARC32),
+    },
+    Program {
+        qemu: "m68k",
+        e_flags: 0,
+        code: Code::Bytes(m68k::M68K),
+    },
+    Program {
+        qemu: "alpha",
+        e_flags: 0,
+        code: Code::Words(alpha::ALPHA),
+    },
+    Program {
+        qemu: "sh4",
+        e_flags: 0,
+        code: Code::Halves(sh::SH4),
+    },
+    Program {
+        qemu: "sh4eb",
+        e_flags: 0,
+        code: Code::Halves(sh::SH4),
+    },
+    Program {
+        qemu: "hppa",
+        e_flags: hppa::EF_PARISC_1_1,
+        code: Code::Words(hppa::HPPA),
+    },
+    Program {
+        qemu: "or1k",
+        e_flags: 0,
+        code: Code::Words(or1k::OR1K),
     },
     Program {
         qemu: "loongarch64",
