@@ -1,7 +1,7 @@
 //! Acceptance item 1, for EVERY foreign arch binfmtd has a probe for: before `install` the
-//! foreign binary fails with ENOEXEC; after it, it runs directly and from a chroot whose
-//! root holds nothing but that binary (the F flag pinned qemu at registration), and
-//! `status --json` reports the arch working through binfmtd's entry.
+//! foreign binary fails with ENOEXEC; after it, it runs directly and, from a separate mount
+//! namespace, in a chroot whose root holds nothing but that binary (the F flag pinned qemu
+//! at registration), and `status --json` reports the arch working through binfmtd's entry.
 //!
 //! Arches with a Debian busybox fixture run busybox; the others run binfmtd's own probe
 //! program for the arch, a static ELF that prints how argc and argv[0] arrived. One sandbox
@@ -82,7 +82,7 @@ fn every_busybox_arch_runs_after_install_directly_in_a_chroot_and_after_pivot_ro
              section install; code {INSTALL} --arch {list} --json\n\
              section entries; entries\n\
              section direct; {direct}\n\
-             section chroot; {chroot}\n\
+             section chroot; unshare --mount sh -c '{chroot}'\n\
              section pivot; unshare --mount sh -c '{pivot}'\n\
              section status; code $BINFMTD status --json",
             a64 = a64.host_path().display(),
@@ -154,7 +154,7 @@ fn every_other_probed_arch_runs_its_probe_after_install_directly_and_in_a_chroot
              section install; code {INSTALL} --arch {list} --json\n\
              section entries; entries\n\
              section direct; {direct}\n\
-             section chroot; {chroot}\n\
+             section chroot; unshare --mount sh -c '{chroot}'\n\
              section status; code $BINFMTD status --json",
             // bash, not sh: `exec -a` sets argv[0], and bash does not retry an ELF it
             // cannot exec as a shell script.
