@@ -132,8 +132,7 @@ fn every_other_probed_arch_runs_its_probe_after_install_directly_and_in_a_chroot
         .filter(|a| !has_busybox(a))
         .collect();
     let qemus: Vec<&str> = arches.iter().map(|a| a.qemu).collect();
-    let mut targets: Vec<&str> = arches.iter().map(|a| a.interpreter).collect();
-    targets.dedup();
+    let targets: Vec<&str> = arches.iter().map(|a| a.interpreter).collect();
     let programs: String = arches
         .iter()
         .map(|a| {

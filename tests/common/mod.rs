@@ -6,7 +6,7 @@
 //! | `support`  | the once-per-binary probe: run, skip with a reason, or fail under CI   |
 //! | `host`     | snapshots of the host's binfmt_misc, compared around every sandbox run |
 //! | `fixtures` | foreign busybox fixtures and register strings from the arch table      |
-//! | `report`   | reading `install --json` / `status --json`; writing exact bytes in a script |
+//! | `report`   | `install --json` and `status --json` readers; exact bytes in a script  |
 //! | prelude.sh | shell helpers every sandbox script starts with (`mkrootfs`, `entries`) |
 
 // Each test binary uses a different subset of these helpers.
