@@ -2,18 +2,25 @@
 //!
 //! Module map (pure core first, effectful edges last):
 //!
-//! | module   | what it holds                                                             | effects |
-//! |----------|---------------------------------------------------------------------------|---------|
-//! | `arch`   | the architecture table and name resolution (qemu/OCI/GOARCH/Debian names)  | none    |
-//! | `entry`  | register-string encoding, entry-file parsing, flags, ownership prefix     | none    |
-//! | `exit`   | documented exit codes and the error type that carries one                 | none    |
-//! | `kernel` | the binfmt_misc filesystem behind the `BinfmtMisc` trait, rooted at a path | kernel  |
-//! | `config` | the config file: interpreter sources pinned by sha256, download settings | none    |
-//! | `archive`| one member out of a tar (gz/xz/zst) or a .deb, streaming                  | none    |
-//! | `fetch`  | downloads: mirrors, retries, size cap, streaming sha256 (`Transport`)     | network |
-//! | `cache`  | the content-addressed interpreter store with atomic commits and gc        | files   |
-//! | `supply` | per-arch provisioning: source -> bytes -> verified cache object           | all     |
-//! | `cli`    | argument parsing and one file per subcommand                              | all     |
+//! | module    | what it holds                                                                 | effects |
+//! |-----------|-------------------------------------------------------------------------------|---------|
+//! | `arch`    | the architecture table and name resolution (qemu/OCI/GOARCH/Debian names)     | none    |
+//! | `entry`   | register-string encoding, entry-file parsing, flags, ownership prefix         | none    |
+//! | `plan`    | the reconcile diff: desired vs observed entries -> per-arch actions           | none    |
+//! | `status`  | the status schema (data), built from observations; table rendering            | none    |
+//! | `exit`    | documented exit codes and the error type that carries one                     | none    |
+//! | `interp`  | locating interpreters; ELF/static/ownership checks; sha256                    | files   |
+//! | `kernel`  | the binfmt_misc filesystem behind the `BinfmtMisc` trait, rooted at a path    | kernel  |
+//! | `probe`   | tiny per-arch ELF probes, their output parser/judge, the `Runner` that execs  | exec    |
+//! | `prover`  | the `Prover` trait (prove a format, detect native ones) and its exec version  | exec    |
+//! | `par`     | a scoped-thread parallel map for independent per-arch work                    | threads |
+//! | `install` | applying a plan: register, prove, keep or roll back, per arch                 | all     |
+//! | `config`  | the config file: interpreter sources pinned by sha256, download settings     | none    |
+//! | `archive` | one member out of a tar (gz/xz/zst) or a .deb, streaming                      | none    |
+//! | `fetch`   | downloads: mirrors, retries, size cap, streaming sha256 (`Transport`)         | network |
+//! | `cache`   | the content-addressed interpreter store: atomic commits, index, gc            | files   |
+//! | `supply`  | per-arch provisioning: source -> bytes -> verified cache object               | all     |
+//! | `cli`     | argument parsing and one file per subcommand                                  | all     |
 
 pub mod arch;
 pub mod archive;
@@ -23,5 +30,12 @@ pub mod config;
 pub mod entry;
 pub mod exit;
 pub mod fetch;
+pub mod install;
+pub mod interp;
 pub mod kernel;
+pub mod par;
+pub mod plan;
+pub mod probe;
+pub mod prover;
+pub mod status;
 pub mod supply;

@@ -73,7 +73,7 @@ pub fn read_index(root: &Path) -> Result<Vec<IndexEntry>, CacheError> {
     };
     for e in entries {
         let path = e.map_err(io_err("list", &dir))?.path();
-        if path.extension().map_or(true, |x| x != "json") {
+        if path.extension().is_none_or(|x| x != "json") {
             continue;
         }
         match fs::read(&path).map(|b| serde_json::from_slice::<IndexEntry>(&b)) {

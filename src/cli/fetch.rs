@@ -4,13 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use super::common::CacheArgs;
 use crate::arch;
 use crate::exit::{Exit, Failure};
 use crate::kernel::{BinfmtFs, BinfmtMisc};
 use crate::supply;
-
-/// Where interpreters and downloaded archives are kept.
-pub const DEFAULT_CACHE_DIR: &str = "/var/lib/binfmtd";
 
 #[derive(Debug, clap::Args)]
 pub struct SupplyArgs {
@@ -19,9 +17,8 @@ pub struct SupplyArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Content-addressed store for interpreters and downloaded archives.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_CACHE_DIR)]
-    pub cache_dir: PathBuf,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,7 +55,7 @@ pub fn run_fetch(args: FetchArgs) -> anyhow::Result<Exit> {
     let results = supply::provision(
         &config,
         &arches,
-        &args.supply.cache_dir,
+        &args.supply.cache.cache_dir,
         host,
         &supply::core_check,
     );
@@ -83,8 +80,8 @@ pub fn run_fetch(args: FetchArgs) -> anyhow::Result<Exit> {
 }
 
 pub fn run_gc(binfmt_misc: &Path, args: GcArgs) -> anyhow::Result<Exit> {
-    let in_use = registered_objects(binfmt_misc, &args.supply.cache_dir);
-    let report = supply::gc(&args.supply.cache_dir, &in_use)
+    let in_use = registered_objects(binfmt_misc, &args.supply.cache.cache_dir);
+    let report = supply::gc(&args.supply.cache.cache_dir, &in_use)
         .map_err(|e| Failure::new(Exit::Environment, e.to_string()))?;
     for path in &report.removed {
         println!("removed\t{}", path.display());

@@ -157,7 +157,7 @@ impl Source {
             && self
                 .targets
                 .as_ref()
-                .map_or(true, |t| t.iter().any(|a| std::ptr::eq(*a, arch)))
+                .is_none_or(|t| t.iter().any(|a| std::ptr::eq(*a, arch)))
     }
 
     /// A short description for `status`: name, kind, and what is pinned.
