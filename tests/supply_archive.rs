@@ -104,11 +104,16 @@ fn embedded_default_pin_matches_the_real_trixie_package() {
     assert_eq!(remote.sha256, sha256(&deb));
     assert_eq!(remote.size, Some(deb.len() as u64));
     remote.urls = vec![server.url("/pool/qemu-user.deb")];
+    // A wrong pin for one arch fails that arch alone, inside the one-pass extraction.
+    sources[0].member_sha256.insert("s390x", "0".repeat(64));
     let cfg = config(&server, sources);
     let dir = tempfile::tempdir().unwrap();
-    // arm64 is a symlink in the package (qemu-arm64 -> qemu-aarch64) only by its Debian
-    // name; the member template uses qemu's name, so both resolve to the real file.
-    let results = provision(&cfg, dir.path(), "riscv64,aarch64");
+    let mut results = provision(&cfg, dir.path(), "riscv64,aarch64,s390x");
+    let s390x = results.pop().unwrap();
+    assert!(
+        matches!(s390x, Err(SupplyError::MemberHash { .. })),
+        "{s390x:?}"
+    );
     for r in &results {
         let p = r.as_ref().expect("provisioned from the default");
         assert_eq!(p.version.as_deref(), Some("10.0.13"), "{}", p.arch.qemu);
@@ -118,8 +123,14 @@ fn embedded_default_pin_matches_the_real_trixie_package() {
         1,
         "fetched once for every arch"
     );
+    let temps: Vec<String> = files(dir.path(), "sha256")
+        .into_iter()
+        .filter(|n| n.starts_with(".tmp-"))
+        .collect();
+    assert!(temps.is_empty(), "left {temps:?}");
     let index = Cache::open(dir.path()).unwrap().index().unwrap();
-    assert_eq!(index.len(), 2);
+    let arches: Vec<&str> = index.iter().map(|e| e.arch.as_str()).collect();
+    assert_eq!(arches, ["aarch64", "riscv64"]);
     assert!(index
         .iter()
         .all(|e| e.archive_sha256.as_deref() == Some(sha256(&deb).as_str())));
@@ -217,6 +228,14 @@ fn tarballs_in_every_compression_yield_the_member() {
                 "{ext} {cpu}"
             );
         }
+        let temps: Vec<String> = files(dir.path(), "sha256")
+            .into_iter()
+            .filter(|n| n.starts_with(".tmp-"))
+            .collect();
+        assert!(
+            temps.is_empty(),
+            "{ext}: one-pass extraction left {temps:?}"
+        );
     }
 }
 

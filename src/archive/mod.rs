@@ -59,6 +59,17 @@ pub fn normalize(path: &str) -> &str {
     path.trim_start_matches("./").trim_start_matches('/')
 }
 
+/// What a scan found for one wanted member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// Not in the archive.
+    No,
+    /// Copied to its writer: this many bytes.
+    Copied(u64),
+    /// A symlink or hard link to this target; nothing was written.
+    Link(String),
+}
+
 /// Copy `member` of `archive` into `out`; returns its size.
 pub fn extract_member(
     format: ArchiveFormat,
@@ -66,34 +77,72 @@ pub fn extract_member(
     member: &str,
     out: &mut dyn Write,
 ) -> Result<u64, ArchiveError> {
-    match format {
-        ArchiveFormat::Tar => from_tar(archive, member, out),
-        ArchiveFormat::Deb => from_deb(archive, member, out),
+    let mut similar = Vec::new();
+    let found = with_tar(format, archive, |tar| {
+        scan(tar, &[member], &mut [out], &mut similar)
+    })?;
+    match found.into_iter().next() {
+        Some(Found::Copied(n)) => Ok(n),
+        Some(Found::Link(target)) => Err(ArchiveError::Link {
+            member: member.to_string(),
+            target,
+        }),
+        _ => Err(ArchiveError::Missing {
+            member: member.to_string(),
+            similar,
+        }),
     }
 }
 
-fn from_deb(archive: impl Read, member: &str, out: &mut dyn Write) -> Result<u64, ArchiveError> {
-    let mut ar = ar::Archive::new(archive);
-    let mut found = Vec::new();
-    while let Some(entry) = ar.next_entry() {
-        let entry = entry.map_err(ArchiveError::Read)?;
-        let name = String::from_utf8_lossy(entry.header().identifier())
-            .trim_end_matches('/')
-            .to_string();
-        if name.starts_with("data.tar") {
-            return from_tar(entry, member, out);
-        }
-        found.push(name);
-    }
-    Err(ArchiveError::NoDebData {
-        found: found.join(", "),
+/// Copy every wanted member to its writer (`outs[i]` for `members[i]`) in ONE pass over
+/// the archive: a .deb's data.tar.xz costs seconds to decode, once per pass.
+pub fn extract_members<W: Write>(
+    format: ArchiveFormat,
+    archive: impl Read,
+    members: &[&str],
+    outs: &mut [W],
+) -> Result<Vec<Found>, ArchiveError> {
+    assert_eq!(members.len(), outs.len(), "one writer per member");
+    with_tar(format, archive, |tar| {
+        scan(tar, members, outs, &mut Vec::new())
     })
 }
 
-fn from_tar(compressed: impl Read, member: &str, out: &mut dyn Write) -> Result<u64, ArchiveError> {
+/// Run `f` on the uncompressed tar stream: the archive itself, or a .deb's data.tar.*.
+fn with_tar<T>(
+    format: ArchiveFormat,
+    archive: impl Read,
+    f: impl FnOnce(&mut dyn Read) -> Result<T, ArchiveError>,
+) -> Result<T, ArchiveError> {
+    match format {
+        ArchiveFormat::Tar => decompressed(archive, f),
+        ArchiveFormat::Deb => {
+            let mut ar = ar::Archive::new(archive);
+            let mut found = Vec::new();
+            while let Some(entry) = ar.next_entry() {
+                let entry = entry.map_err(ArchiveError::Read)?;
+                let name = String::from_utf8_lossy(entry.header().identifier())
+                    .trim_end_matches('/')
+                    .to_string();
+                if name.starts_with("data.tar") {
+                    return decompressed(entry, f);
+                }
+                found.push(name);
+            }
+            Err(ArchiveError::NoDebData {
+                found: found.join(", "),
+            })
+        }
+    }
+}
+
+fn decompressed<T>(
+    compressed: impl Read,
+    f: impl FnOnce(&mut dyn Read) -> Result<T, ArchiveError>,
+) -> Result<T, ArchiveError> {
     let mut buf = BufReader::with_capacity(1 << 16, compressed);
     let kind = sniff(buf.fill_buf().map_err(ArchiveError::Read)?);
-    let reader: Box<dyn Read + '_> = match kind {
+    let mut reader: Box<dyn Read + '_> = match kind {
         Compression::None => Box::new(buf),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buf)),
         Compression::Xz => Box::new(lzma_rust2::XzReader::new(buf, true)),
@@ -103,15 +152,30 @@ fn from_tar(compressed: impl Read, member: &str, out: &mut dyn Write) -> Result<
             })?)
         }
     };
-    find_in_tar(reader, member, out)
+    f(&mut reader)
 }
 
-fn find_in_tar(reader: impl Read, member: &str, out: &mut dyn Write) -> Result<u64, ArchiveError> {
-    let wanted = normalize(member);
-    let base = wanted.rsplit('/').next().unwrap_or(wanted);
-    let mut similar = Vec::new();
+/// Walk the tar once; stop as soon as every wanted member is settled. Names near the
+/// first wanted one are collected into `similar` for the "missing" message.
+fn scan<W: Write>(
+    reader: &mut dyn Read,
+    members: &[&str],
+    outs: &mut [W],
+    similar: &mut Vec<String>,
+) -> Result<Vec<Found>, ArchiveError> {
+    let wanted: Vec<&str> = members.iter().map(|m| normalize(m)).collect();
+    let mut found = vec![Found::No; members.len()];
+    let mut left = members.len();
+    let base = wanted
+        .first()
+        .map(|w| w.rsplit('/').next().unwrap_or(w))
+        .unwrap_or("");
+    let stem = base.split('-').next().unwrap_or(base);
     let mut tar = tar::Archive::new(reader);
     for entry in tar.entries().map_err(ArchiveError::Read)? {
+        if left == 0 {
+            break;
+        }
         let mut entry = entry.map_err(ArchiveError::Read)?;
         let path = entry
             .path()
@@ -119,8 +183,11 @@ fn find_in_tar(reader: impl Read, member: &str, out: &mut dyn Write) -> Result<u
             .to_string_lossy()
             .into_owned();
         let name = normalize(&path);
-        if name != wanted {
-            let stem = base.split('-').next().unwrap_or(base);
+        let Some(i) = wanted
+            .iter()
+            .zip(&found)
+            .position(|(w, f)| *w == name && *f == Found::No)
+        else {
             if similar.len() < 5
                 && !stem.is_empty()
                 && name.rsplit('/').next().is_some_and(|b| b.starts_with(stem))
@@ -128,26 +195,23 @@ fn find_in_tar(reader: impl Read, member: &str, out: &mut dyn Write) -> Result<u
                 similar.push(path.clone());
             }
             continue;
-        }
+        };
         let kind = entry.header().entry_type();
-        if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry
-                .link_name()
-                .ok()
-                .flatten()
-                .map(|t| t.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            return Err(ArchiveError::Link {
-                member: member.to_string(),
-                target,
-            });
-        }
-        return copy(&mut entry, out);
+        found[i] = if kind.is_symlink() || kind.is_hard_link() {
+            Found::Link(
+                entry
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            )
+        } else {
+            Found::Copied(copy(&mut entry, &mut outs[i])?)
+        };
+        left -= 1;
     }
-    Err(ArchiveError::Missing {
-        member: member.to_string(),
-        similar,
-    })
+    Ok(found)
 }
 
 /// io::copy, but keeping read errors (a corrupt archive) apart from write errors (a full disk).

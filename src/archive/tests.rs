@@ -92,3 +92,30 @@ fn truncated_archive_is_a_read_error() {
     let err = extract(&t[..t.len() / 2], "q").unwrap_err();
     assert!(matches!(err, ArchiveError::Read(_)), "{err:?}");
 }
+
+#[test]
+fn many_members_come_out_of_one_pass() {
+    let t = gzip(&tar(&[
+        ("./usr/bin/qemu-a", b"AAA", None),
+        ("./usr/bin/qemu-alias", b"", Some("qemu-a")),
+        ("./usr/bin/qemu-b", b"BBBB", None),
+    ]));
+    let members = [
+        "./usr/bin/qemu-b",
+        "./usr/bin/qemu-missing",
+        "./usr/bin/qemu-alias",
+        "./usr/bin/qemu-a",
+    ];
+    let mut outs = vec![Vec::new(); 4];
+    let found = extract_members(ArchiveFormat::Tar, &t[..], &members, &mut outs).unwrap();
+    assert_eq!(
+        found,
+        [
+            Found::Copied(4),
+            Found::No,
+            Found::Link("qemu-a".into()),
+            Found::Copied(3)
+        ]
+    );
+    assert_eq!(outs, [b"BBBB".to_vec(), vec![], vec![], b"AAA".to_vec()]);
+}

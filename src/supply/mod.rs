@@ -7,6 +7,7 @@
 //! next one: a download or verification failure is reported, never papered over by a
 //! different source.
 
+mod batch;
 mod check;
 mod steps;
 mod version;
@@ -94,6 +95,7 @@ pub struct Supplier<'a> {
     /// `None`: the real HTTP transport, built once per run (per allow-http setting).
     transport: Option<&'a dyn Transport>,
     http: [OnceCell<Result<HttpTransport, String>>; 2],
+    batch: batch::Batches,
 }
 
 impl<'a> Supplier<'a> {
@@ -110,6 +112,7 @@ impl<'a> Supplier<'a> {
             check,
             transport: None,
             http: Default::default(),
+            batch: Default::default(),
         }
     }
 
@@ -127,6 +130,7 @@ impl Supplier<'_> {
         &self,
         arches: &[&'static Arch],
     ) -> Vec<(&'static Arch, Result<ProvisionedInterpreter, SupplyError>)> {
+        self.batch.set_requested(arches);
         let mut out: Vec<_> = arches.iter().map(|a| (*a, self.provision_one(a))).collect();
         if let Err(e) = self.cache.sync() {
             // Not durable means not ready to register: fail the arches that succeeded.

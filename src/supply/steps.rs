@@ -34,7 +34,7 @@ pub(super) fn from_source(s: &Supplier, source: &Source, arch: &'static Arch) ->
             remote,
             format,
             member,
-        } => cx.archive(remote, *format, &member_for(member, arch)),
+        } => cx.archive(remote, *format, member),
         Origin::LocalFile(path) => cx.local(path),
         Origin::LocalDir { dir, member } => cx.local(&dir.join(member_for(member, arch))),
     }
@@ -142,16 +142,38 @@ impl Ctx<'_> {
         }
     }
 
-    fn archive(&self, remote: &Remote, format: ArchiveFormat, member: &str) -> Outcome {
+    fn archive(&self, remote: &Remote, format: ArchiveFormat, template: &str) -> Outcome {
+        let member = &member_for(template, self.arch);
         let url = match self.ensure_archive(remote) {
             Ok(url) => url,
             Err(e) => return Ok(Err(e)),
         };
+        let path = self.s.cache.archive_path(&remote.sha256);
+        // Arches whose index already names an object from this source need no extraction.
+        let needed = |a: &'static Arch| {
+            let other = Ctx {
+                s: self.s,
+                source: self.source,
+                arch: a,
+            };
+            other.reuse().is_none()
+        };
+        self.s
+            .batch
+            .scan(self.s.cache, self.source, &path, format, template, &needed);
+        if let Some(x) = self.s.batch.take(self.source, self.arch) {
+            return Ok(self.finish(
+                x.temp,
+                x.sha256,
+                x.size,
+                Some(url),
+                Some(remote.sha256.clone()),
+            ));
+        }
         let mut t = match self.s.cache.temp("sha256") {
             Ok(t) => t,
             Err(e) => return Ok(Err(self.cache_err(e))),
         };
-        let path = self.s.cache.archive_path(&remote.sha256);
         let mut wanted = member.to_string();
         // Packages ship aliases as symlinks (qemu-arm64 -> qemu-aarch64): follow a few
         // relative links, one more pass over the cached archive each.
