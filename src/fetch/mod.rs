@@ -150,7 +150,12 @@ fn attempt(
     file.rewind().map_err(local)?;
     let mut w = HashingFile::new(file);
     let mut progress = Progress::new(label, remote.size);
-    let n = t.get(url, &mut w, limit, &mut progress)?;
+    // TLS hands over ~16 KB records; batch them into large writes.
+    let mut buf = io::BufWriter::with_capacity(1 << 20, &mut w);
+    let n = t.get(url, &mut buf, limit, &mut progress)?;
+    buf.flush()
+        .map_err(|e| AttemptError::Local(e.to_string()))?;
+    drop(buf);
     progress.finish();
     let (sha256, size) = w.finish();
     debug_assert_eq!(n, size);

@@ -12,6 +12,8 @@ mod check;
 mod steps;
 mod version;
 
+use steps::Done;
+
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 
@@ -125,13 +127,19 @@ impl<'a> Supplier<'a> {
 
 impl Supplier<'_> {
     /// Provision every arch; one result per arch, in the order asked. On return every
-    /// committed file and rename is on disk.
+    /// committed file, index entry and rename is on disk.
     pub fn provision(
         &self,
         arches: &[&'static Arch],
     ) -> Vec<(&'static Arch, Result<ProvisionedInterpreter, SupplyError>)> {
         self.batch.set_requested(arches);
-        let mut out: Vec<_> = arches.iter().map(|a| (*a, self.provision_one(a))).collect();
+        let done: Vec<_> = arches.iter().map(|a| (*a, self.provision_one(a))).collect();
+        let versions = new_versions(&done);
+        let mut out: Vec<_> = done
+            .into_iter()
+            .zip(versions)
+            .map(|((arch, r), version)| (arch, r.and_then(|d| self.index(arch, d, version))))
+            .collect();
         if let Err(e) = self.cache.sync() {
             // Not durable means not ready to register: fail the arches that succeeded.
             let what = e.to_string();
@@ -146,7 +154,36 @@ impl Supplier<'_> {
         out
     }
 
-    fn provision_one(&self, arch: &'static Arch) -> Result<ProvisionedInterpreter, SupplyError> {
+    /// Record a newly committed interpreter in the index (with its version).
+    fn index(
+        &self,
+        arch: &'static Arch,
+        done: Done,
+        version: Option<String>,
+    ) -> Result<ProvisionedInterpreter, SupplyError> {
+        let mut e = match done {
+            Done::Reused(p) => return Ok(p),
+            Done::New(e) => e,
+        };
+        e.version = version;
+        self.cache
+            .write_index(&e)
+            .map_err(|error| SupplyError::Cache {
+                arch: arch.qemu.into(),
+                error,
+            })?;
+        tracing::info!(arch = arch.qemu, path = %e.path.display(), source = %e.source, version = ?e.version, "interpreter ready");
+        Ok(ProvisionedInterpreter {
+            arch,
+            path: e.path,
+            sha256: e.sha256,
+            size: e.size,
+            source: e.source,
+            version: e.version,
+        })
+    }
+
+    fn provision_one(&self, arch: &'static Arch) -> Result<Done, SupplyError> {
         let mut tried = Vec::new();
         for source in self
             .config
@@ -182,6 +219,24 @@ impl Supplier<'_> {
             Err(e) => Err(e.clone()),
         }
     }
+}
+
+/// `qemu --version` of every newly committed interpreter, all at once: each is a process
+/// start, and sequentially they cost more than the rest of a local install.
+fn new_versions(done: &[(&'static Arch, Result<Done, SupplyError>)]) -> Vec<Option<String>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = done
+            .iter()
+            .map(|(_, r)| match r {
+                Ok(Done::New(e)) => Some(scope.spawn(|| version::read(&e.path))),
+                _ => None,
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.and_then(|h| h.join().ok().flatten()))
+            .collect()
+    })
 }
 
 /// The simple entry point: open the cache at `cache_dir`, use real HTTPS, and verify with

@@ -15,7 +15,14 @@ use crate::fetch;
 /// This source does not have the arch (member or file absent): try the next source.
 pub(super) struct Miss(pub String);
 
-type Outcome = Result<Result<ProvisionedInterpreter, SupplyError>, Miss>;
+type Outcome = Result<Result<Done, SupplyError>, Miss>;
+
+/// An interpreter ready in the cache: found in the index, or committed by this run and
+/// still to be indexed.
+pub(super) enum Done {
+    Reused(ProvisionedInterpreter),
+    New(IndexEntry),
+}
 
 struct Ctx<'a> {
     s: &'a Supplier<'a>,
@@ -26,7 +33,7 @@ struct Ctx<'a> {
 pub(super) fn from_source(s: &Supplier, source: &Source, arch: &'static Arch) -> Outcome {
     let cx = Ctx { s, source, arch };
     if let Some(done) = cx.reuse() {
-        return Ok(Ok(done));
+        return Ok(Ok(Done::Reused(done)));
     }
     match &source.origin {
         Origin::Raw(remote) => Ok(cx.raw(remote)),
@@ -112,7 +119,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn raw(&self, remote: &Remote) -> Result<ProvisionedInterpreter, SupplyError> {
+    fn raw(&self, remote: &Remote) -> Result<Done, SupplyError> {
         let mut t = self.s.cache.temp("sha256").map_err(|e| self.cache_err(e))?;
         let d = self.download(remote, &mut t)?;
         self.finish(t, d.sha256, d.size, Some(d.url), None)
@@ -253,7 +260,7 @@ impl Ctx<'_> {
         size: u64,
         url: Option<String>,
         archive_sha256: Option<String>,
-    ) -> Result<ProvisionedInterpreter, SupplyError> {
+    ) -> Result<Done, SupplyError> {
         let cache = self.s.cache;
         if let Some(want) = self
             .source
@@ -287,8 +294,10 @@ impl Ctx<'_> {
             (self.s.check)(&t.path, self.s.host).map_err(refused)?;
             cache.commit(t, &dest).map_err(|e| self.cache_err(e))?;
         }
-        let version = super::version::read(&dest);
-        let entry = IndexEntry {
+        // The version (a process start) and the index entry are done for all arches at
+        // once by `Supplier::provision`.
+        tracing::info!(arch = self.arch.qemu, path = %dest.display(), "interpreter committed");
+        Ok(Done::New(IndexEntry {
             arch: self.arch.qemu.into(),
             sha256: sha,
             path: dest,
@@ -296,18 +305,8 @@ impl Ctx<'_> {
             source: self.source.describe(self.arch),
             url,
             archive_sha256,
-            version,
-        };
-        cache.write_index(&entry).map_err(|e| self.cache_err(e))?;
-        tracing::info!(arch = self.arch.qemu, path = %entry.path.display(), source = %entry.source, "interpreter ready");
-        Ok(ProvisionedInterpreter {
-            arch: self.arch,
-            path: entry.path,
-            sha256: entry.sha256,
-            size,
-            source: entry.source,
-            version: entry.version,
-        })
+            version: None,
+        }))
     }
 }
 
