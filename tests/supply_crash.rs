@@ -22,6 +22,20 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
+fn make_tar_xz(dir: &Path, tree: &Path) -> std::path::PathBuf {
+    let tarball = dir.join("q.tar.xz");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(tree)
+        .args(["-I", "xz -1 -T2", "-cf"])
+        .arg(&tarball)
+        .arg("bin")
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar with xz failed: apt-get install xz-utils");
+    tarball
+}
+
 /// A throttled tar.xz of two real qemu binaries and a throttled raw qemu binary.
 fn setup() -> Setup {
     let server = Server::start();
@@ -35,16 +49,7 @@ fn setup() -> Setup {
         )
         .unwrap();
     }
-    let tarball = dir.path().join("q.tar.xz");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&tree)
-        .args(["-I", "xz -1 -T2", "-cf"])
-        .arg(&tarball)
-        .arg("bin")
-        .status()
-        .unwrap();
-    assert!(st.success(), "tar with xz failed: apt-get install xz-utils");
+    let tarball = make_tar_xz(dir.path(), &tree);
     let tar = real(&tarball);
     let raw = real("/usr/bin/qemu-aarch64-static");
     let pause = Duration::from_millis(8);
@@ -154,6 +159,64 @@ fn index(cache: &Path) -> Vec<(String, String)> {
     v
 }
 
+/// Kill times: half inside the archive download, half spread over extraction, the raw
+/// download and the commits that follow it, as timed by the baseline run.
+fn kill_points(base_log: &[(Duration, String)]) -> Vec<Duration> {
+    let cached = when(base_log, "archive cached").expect("baseline logs the archive download");
+    let end = base_log.last().unwrap().0;
+    let frac = |i: usize| (i as f64 + 0.5) / KILLS_PER_PHASE as f64;
+    let mut points: Vec<Duration> = (0..KILLS_PER_PHASE)
+        .map(|i| cached.mul_f64(frac(i)))
+        .collect();
+    points.extend((0..KILLS_PER_PHASE).map(|i| cached + (end - cached).mul_f64(frac(i))));
+    points
+}
+
+/// Where one kill landed: (archive already cached, some interpreter already indexed,
+/// a temp file left behind).
+fn kill_then_recover(
+    s: &Setup,
+    t: Duration,
+    base_objects: &[String],
+    base_index: &[(String, String)],
+) -> (bool, bool, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, log) = fetch(s, dir.path(), Some(t));
+    let landed = (
+        when(&log, "archive cached").is_some(),
+        when(&log, "interpreter ready").is_some(),
+        ["sha256", "archives", "index"]
+            .iter()
+            .flat_map(|a| files(dir.path(), a))
+            .any(|n| n.starts_with(".tmp-")),
+    );
+    // Whatever the kill interrupted: final paths hold complete, verified files only.
+    for name in assert_cache_consistent(dir.path()) {
+        binfmtd::supply::core_check(
+            &dir.path().join("sha256").join(&name),
+            binfmtd::arch::host(),
+        )
+        .unwrap_or_else(|e| panic!("kill at {t:?}: committed object fails its check: {e}"));
+    }
+    let (ok, log) = fetch(s, dir.path(), None);
+    assert!(ok, "kill at {t:?}: the next run failed: {log:?}");
+    assert_eq!(
+        assert_cache_consistent(dir.path()),
+        base_objects,
+        "kill at {t:?}"
+    );
+    assert_eq!(index(dir.path()), base_index, "kill at {t:?}");
+    let leftovers = binfmtd::cache::Cache::open(dir.path())
+        .unwrap()
+        .leftovers()
+        .unwrap();
+    assert!(
+        leftovers.is_empty(),
+        "kill at {t:?}: leftovers {leftovers:?}"
+    );
+    landed
+}
+
 #[test]
 fn sigkill_at_24_points_then_the_next_run_converges() {
     let s = setup();
@@ -163,64 +226,23 @@ fn sigkill_at_24_points_then_the_next_run_converges() {
     let base_objects = assert_cache_consistent(base_dir.path());
     let base_index = index(base_dir.path());
     assert_eq!(base_objects.len(), 3);
-    let cached = when(&base_log, "archive cached").expect("baseline logs the archive download");
-    let end = base_log.last().unwrap().0;
-    // Half the kills inside the archive download, half spread over extraction, the raw
-    // download and the commits that follow it.
-    let mut points: Vec<Duration> = (0..KILLS_PER_PHASE)
-        .map(|i| cached.mul_f64((i as f64 + 0.5) / KILLS_PER_PHASE as f64))
-        .collect();
-    points.extend(
-        (0..KILLS_PER_PHASE)
-            .map(|i| cached + (end - cached).mul_f64((i as f64 + 0.5) / KILLS_PER_PHASE as f64)),
-    );
-    let mut phases = [0usize; 2];
-    let mut downloads_hit = 0;
-    let mut left_partial = 0;
-    for (i, t) in points.iter().enumerate() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_, log) = fetch(&s, dir.path(), Some(*t));
-        phases[usize::from(when(&log, "archive cached").is_some())] += 1;
-        downloads_hit += usize::from(when(&log, "interpreter ready").is_none());
-        let tmp = ["sha256", "archives", "index"]
-            .iter()
-            .flat_map(|a| files(dir.path(), a))
-            .filter(|n| n.starts_with(".tmp-"))
-            .count();
-        left_partial += usize::from(tmp > 0);
-        // Whatever the kill interrupted: final paths hold complete, verified files only.
-        for name in assert_cache_consistent(dir.path()) {
-            binfmtd::supply::core_check(
-                &dir.path().join("sha256").join(&name),
-                binfmtd::arch::host(),
-            )
-            .unwrap_or_else(|e| panic!("kill {i} at {t:?}: committed object fails its check: {e}"));
-        }
-        let (ok, log) = fetch(&s, dir.path(), None);
-        assert!(ok, "kill {i} at {t:?}: the next run failed: {log:?}");
-        assert_eq!(
-            assert_cache_consistent(dir.path()),
-            base_objects,
-            "kill {i} at {t:?}"
-        );
-        assert_eq!(index(dir.path()), base_index, "kill {i} at {t:?}");
-        let leftovers = binfmtd::cache::Cache::open(dir.path())
-            .unwrap()
-            .leftovers()
-            .unwrap();
-        assert!(leftovers.is_empty(), "kill {i}: leftovers {leftovers:?}");
+    let (mut after_archive, mut before_ready, mut partial) = (0, 0, 0);
+    let points = kill_points(&base_log);
+    for t in &points {
+        let (cached, ready, tmp) = kill_then_recover(&s, *t, &base_objects, &base_index);
+        after_archive += usize::from(cached);
+        before_ready += usize::from(!ready);
+        partial += usize::from(tmp);
     }
-    eprintln!(
-        "kills before the archive was cached: {}, after: {}, before any interpreter was ready: {downloads_hit}, leaving a partial temp file: {left_partial}",
-        phases[0], phases[1]
+    let before_archive = points.len() - after_archive;
+    eprintln!("kills before the archive was cached: {before_archive}, after: {after_archive}, before any interpreter was ready: {before_ready}, leaving a partial temp file: {partial}");
+    assert!(
+        partial >= 5,
+        "most kills should interrupt a write in progress: {partial}"
     );
     assert!(
-        left_partial >= 5,
-        "most kills should interrupt a write in progress: {left_partial}"
-    );
-    assert!(
-        phases[0] >= 5 && phases[1] >= 5,
-        "kills did not cover both phases: {phases:?}"
+        before_archive >= 5 && after_archive >= 5,
+        "kills did not cover both phases"
     );
     assert!(
         s.server.hits_for("/q.tar.xz") > KILLS_PER_PHASE,

@@ -142,48 +142,61 @@ fn resolve(name: &str, field: &str, errors: &mut Vec<FieldError>) -> Option<&'st
         .ok()
 }
 
+/// One source's checks that several kinds share, collecting into `errors`.
+struct Fields<'a> {
+    raw: &'a RawSource,
+    single: bool,
+    at: &'a dyn Fn(&str) -> String,
+}
+
+impl Fields<'_> {
+    fn needs_single(&self, what: &str, errors: &mut Vec<FieldError>) {
+        if !self.single {
+            errors.push(err((self.at)("targets"), format!("a {what} serves one guest arch: set targets = [\"<arch>\"] with exactly one name")));
+        }
+    }
+
+    fn template(&self, errors: &mut Vec<FieldError>) -> Option<String> {
+        let Some(m) = self.raw.member.clone() else {
+            errors.push(err(
+                (self.at)("member"),
+                "is required for this kind: the path inside it, e.g. \"./usr/bin/qemu-{cpu}\"",
+            ));
+            return None;
+        };
+        if !self.single && !m.contains("{cpu}") {
+            errors.push(err((self.at)("member"), format!("{m:?} has no {{cpu}} placeholder but the source serves several arches; use e.g. \"./usr/bin/qemu-{{cpu}}\" or list one target")));
+        }
+        Some(m)
+    }
+
+    fn forbid(&self, field: &str, set: bool, errors: &mut Vec<FieldError>) {
+        if set {
+            errors.push(err(
+                (self.at)(field),
+                format!("does not apply to kind = {:?}; remove it", self.raw.kind),
+            ));
+        }
+    }
+}
+
 fn origin(
     raw: &RawSource,
     single: bool,
     at: &dyn Fn(&str) -> String,
     errors: &mut Vec<FieldError>,
 ) -> Option<Origin> {
-    let needs_single = |what: &str, errors: &mut Vec<FieldError>| {
-        if !single {
-            errors.push(err(at("targets"), format!("a {what} serves one guest arch: set targets = [\"<arch>\"] with exactly one name")));
-        }
-    };
-    let template = |errors: &mut Vec<FieldError>| -> Option<String> {
-        let Some(m) = raw.member.clone() else {
-            errors.push(err(
-                at("member"),
-                "is required for this kind: the path inside it, e.g. \"./usr/bin/qemu-{cpu}\"",
-            ));
-            return None;
-        };
-        if !single && !m.contains("{cpu}") {
-            errors.push(err(at("member"), format!("{m:?} has no {{cpu}} placeholder but the source serves several arches; use e.g. \"./usr/bin/qemu-{{cpu}}\" or list one target")));
-        }
-        Some(m)
-    };
-    let forbid = |field: &str, set: bool, errors: &mut Vec<FieldError>| {
-        if set {
-            errors.push(err(
-                at(field),
-                format!("does not apply to kind = {:?}; remove it", raw.kind),
-            ));
-        }
-    };
+    let f = Fields { raw, single, at };
     match raw.kind.as_str() {
         "raw" => {
-            needs_single("raw binary", errors);
-            forbid("member", raw.member.is_some(), errors);
-            forbid("path", raw.path.is_some(), errors);
+            f.needs_single("raw binary", errors);
+            f.forbid("member", raw.member.is_some(), errors);
+            f.forbid("path", raw.path.is_some(), errors);
             remote(raw, at, errors).map(Origin::Raw)
         }
         "tar" | "deb" => {
-            forbid("path", raw.path.is_some(), errors);
-            let member = template(errors);
+            f.forbid("path", raw.path.is_some(), errors);
+            let member = f.template(errors);
             let format = if raw.kind == "deb" {
                 ArchiveFormat::Deb
             } else {
@@ -196,29 +209,7 @@ fn origin(
                 member: member?,
             })
         }
-        "local" => {
-            forbid("urls", !raw.urls.is_empty(), errors);
-            forbid("sha256", raw.sha256.is_some(), errors);
-            let Some(path) = raw.path.clone() else {
-                errors.push(err(at("path"), "is required for kind = \"local\": a file, or a directory with member = \"qemu-{cpu}\""));
-                return None;
-            };
-            if !path.is_absolute() {
-                errors.push(err(
-                    at("path"),
-                    format!("{} is relative; use an absolute path", path.display()),
-                ));
-            }
-            if raw.member.is_some() {
-                Some(Origin::LocalDir {
-                    dir: path,
-                    member: template(errors)?,
-                })
-            } else {
-                needs_single("local file", errors);
-                Some(Origin::LocalFile(path))
-            }
-        }
+        "local" => local(&f, errors),
         other => {
             errors.push(err(
                 at("kind"),
@@ -231,11 +222,35 @@ fn origin(
     }
 }
 
-fn remote(
-    raw: &RawSource,
-    at: &dyn Fn(&str) -> String,
-    errors: &mut Vec<FieldError>,
-) -> Option<Remote> {
+fn local(f: &Fields, errors: &mut Vec<FieldError>) -> Option<Origin> {
+    f.forbid("urls", !f.raw.urls.is_empty(), errors);
+    f.forbid("sha256", f.raw.sha256.is_some(), errors);
+    let Some(path) = f.raw.path.clone() else {
+        errors.push(err(
+            (f.at)("path"),
+            "is required for kind = \"local\": a file, or a directory with member = \"qemu-{cpu}\"",
+        ));
+        return None;
+    };
+    if !path.is_absolute() {
+        errors.push(err(
+            (f.at)("path"),
+            format!("{} is relative; use an absolute path", path.display()),
+        ));
+    }
+    if f.raw.member.is_some() {
+        Some(Origin::LocalDir {
+            dir: path,
+            member: f.template(errors)?,
+        })
+    } else {
+        f.needs_single("local file", errors);
+        Some(Origin::LocalFile(path))
+    }
+}
+
+/// Mirrors: at least one, each https unless the source allows http/file.
+fn urls(raw: &RawSource, at: &dyn Fn(&str) -> String, errors: &mut Vec<FieldError>) {
     if raw.urls.is_empty() {
         errors.push(err(
             at("urls"),
@@ -265,6 +280,14 @@ fn remote(
             errors.push(err(format!("{}[{j}]", at("urls")), format!("{url:?} is not https; use https, or set {flag} = true for this source (the sha256 pin still protects the content)")));
         }
     }
+}
+
+fn remote(
+    raw: &RawSource,
+    at: &dyn Fn(&str) -> String,
+    errors: &mut Vec<FieldError>,
+) -> Option<Remote> {
+    urls(raw, at, errors);
     let sha256 = match &raw.sha256 {
         None => {
             errors.push(err(

@@ -72,22 +72,11 @@ impl Batches {
             return;
         };
         let members: Vec<String> = arches.iter().map(|a| member_for(template, a)).collect();
-        let names: Vec<&str> = members.iter().map(String::as_str).collect();
         let mut outs: Vec<HashingFile> = temps
             .iter_mut()
             .map(|t| HashingFile::new(&mut t.file))
             .collect();
-        let found = File::open(archive)
-            .map_err(|e| e.to_string())
-            .and_then(|f| {
-                archive::extract_members(
-                    format,
-                    BufReader::with_capacity(1 << 16, f),
-                    &names,
-                    &mut outs,
-                )
-                .map_err(|e| e.to_string())
-            });
+        let found = one_pass(archive, format, &members, &mut outs);
         let sums: Vec<(String, u64)> = outs.into_iter().map(HashingFile::finish).collect();
         let found = match found {
             Ok(f) => f,
@@ -106,4 +95,16 @@ impl Batches {
             }
         }
     }
+}
+
+fn one_pass(
+    archive: &Path,
+    format: ArchiveFormat,
+    members: &[String],
+    outs: &mut [HashingFile],
+) -> Result<Vec<Found>, String> {
+    let names: Vec<&str> = members.iter().map(String::as_str).collect();
+    let f = File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
+    archive::extract_members(format, BufReader::with_capacity(1 << 16, f), &names, outs)
+        .map_err(|e| e.to_string())
 }

@@ -156,14 +156,15 @@ impl Ctx<'_> {
             Err(e) => return Ok(Err(e)),
         };
         let path = self.s.cache.archive_path(&remote.sha256);
-        // Arches whose index already names an object from this source need no extraction.
+        // Extract for the arches this source serves whose index does not already name an
+        // object from it.
         let needed = |a: &'static Arch| {
             let other = Ctx {
                 s: self.s,
                 source: self.source,
                 arch: a,
             };
-            other.reuse().is_none()
+            self.source.serves(a, self.s.host) && other.reuse().is_none()
         };
         self.s
             .batch
@@ -177,15 +178,26 @@ impl Ctx<'_> {
                 Some(remote.sha256.clone()),
             ));
         }
+        self.extract_one(&path, format, member, url, &remote.sha256)
+    }
+
+    /// One member, in its own pass; relative symlinks (Debian's alias names such as
+    /// qemu-arm64 -> qemu-aarch64) are followed with one more pass each.
+    fn extract_one(
+        &self,
+        path: &Path,
+        format: ArchiveFormat,
+        member: &str,
+        url: String,
+        archive_sha256: &str,
+    ) -> Outcome {
         let mut t = match self.s.cache.temp("sha256") {
             Ok(t) => t,
             Err(e) => return Ok(Err(self.cache_err(e))),
         };
         let mut wanted = member.to_string();
-        // Packages ship aliases as symlinks (qemu-arm64 -> qemu-aarch64): follow a few
-        // relative links, one more pass over the cached archive each.
         for _ in 0..4 {
-            let file = match File::open(&path) {
+            let file = match File::open(path) {
                 Ok(f) => io::BufReader::with_capacity(1 << 16, f),
                 Err(e) => {
                     return Ok(Err(
@@ -216,7 +228,7 @@ impl Ctx<'_> {
                 Err(error) => return Ok(Err(self.archive_error(error))),
                 Ok(_) => {
                     let (sha, n) = w.finish();
-                    return Ok(self.finish(t, sha, n, Some(url), Some(remote.sha256.clone())));
+                    return Ok(self.finish(t, sha, n, Some(url), Some(archive_sha256.into())));
                 }
             }
         }
