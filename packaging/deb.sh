@@ -12,6 +12,7 @@ aarch64) DEBARCH=arm64 ;;
 esac
 
 STAGE=$(mktemp -d)
+chmod 0755 "$STAGE"
 trap 'rm -rf "$STAGE"' EXIT
 install -D -m 0755 "$OUT/binfmtd-$VERSION-$ARCH-linux-musl" "$STAGE/usr/bin/binfmtd"
 # /usr/lib/systemd/system: the merged-/usr location, valid on bookworm and required from trixie on.
