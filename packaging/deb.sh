@@ -18,10 +18,10 @@ install -D -m 0755 "$OUT/binfmtd-$VERSION-$ARCH-linux-musl" "$STAGE/usr/bin/binf
 # /usr/lib/systemd/system: the merged-/usr location, valid on bookworm and required from trixie on.
 install -D -m 0644 systemd/binfmtd.service "$STAGE/usr/lib/systemd/system/binfmtd.service"
 install -D -m 0644 packaging/binfmtd.env "$STAGE/etc/default/binfmtd"
-CONFFILES=/etc/default/binfmtd
+CONFFILES=(/etc/default/binfmtd)
 if [ -f packaging/config.example.toml ]; then
     install -D -m 0644 packaging/config.example.toml "$STAGE/etc/binfmtd/config.toml"
-    CONFFILES="$CONFFILES /etc/binfmtd/config.toml"
+    CONFFILES+=(/etc/binfmtd/config.toml)
 fi
 mkdir -p "$STAGE/usr/share/doc/binfmtd"
 cat >"$STAGE/usr/share/doc/binfmtd/copyright" <<COPYRIGHT
@@ -37,7 +37,7 @@ mkdir -p "$STAGE/DEBIAN"
 for script in postinst prerm postrm; do
     install -m 0755 "packaging/debian/$script" "$STAGE/DEBIAN/$script"
 done
-printf '%s\n' $CONFFILES >"$STAGE/DEBIAN/conffiles"
+printf '%s\n' "${CONFFILES[@]}" >"$STAGE/DEBIAN/conffiles"
 cat >"$STAGE/DEBIAN/control" <<CONTROL
 Package: binfmtd
 Version: $VERSION

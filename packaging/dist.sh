@@ -28,6 +28,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+case "$OUT" in "" | / | . | "$PWD") echo "dist.sh: refusing --out '$OUT': it is emptied first" >&2; exit 2 ;; esac
+read -r -a ARCH_LIST <<<"$ARCHES"
 VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 [ -n "$VERSION" ] || { echo "dist.sh: no version = \"...\" line in Cargo.toml" >&2; exit 2; }
 # Timestamps inside packages and image layers come from the last commit, so rebuilds are reproducible.
@@ -48,7 +50,7 @@ build() { # ARCH
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
-for arch in $ARCHES; do
+for arch in "${ARCH_LIST[@]}"; do
     timed build "$arch"
 done
 
@@ -60,14 +62,14 @@ if [ -f "$HERE/config.example.toml" ]; then
 fi
 
 if [ "$PACKAGES" = 1 ]; then
-    for arch in $ARCHES; do
+    for arch in "${ARCH_LIST[@]}"; do
         timed bash "$HERE/deb.sh" "$OUT" "$arch"
         timed bash "$HERE/rpm.sh" "$OUT" "$arch"
     done
-    timed bash "$HERE/oci.sh" "$OUT" $ARCHES
+    timed bash "$HERE/oci.sh" "$OUT" "${ARCH_LIST[@]}"
 fi
 
-(cd "$OUT" && find . -maxdepth 1 -type f ! -name SHA256SUMS -printf '%f\n' | LC_ALL=C sort |
-    xargs sha256sum >SHA256SUMS)
+ARTIFACTS=$(cd "$OUT" && find . -maxdepth 1 -type f -printf '%f\n' | LC_ALL=C sort)
+(cd "$OUT" && printf '%s\n' "$ARTIFACTS" | xargs sha256sum >SHA256SUMS.new && mv SHA256SUMS.new SHA256SUMS)
 echo "dist.sh: artifacts of binfmtd $VERSION in $OUT:" >&2
 (cd "$OUT" && ls -l) >&2

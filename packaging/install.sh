@@ -128,8 +128,11 @@ place() { # SRC DEST MODE
         return 0
     fi
     mkdir -p "$(dirname "$target")"
-    cp "$1" "$target.new.$$" && chmod "$3" "$target.new.$$" && mv -f "$target.new.$$" "$target" ||
+    # Write beside the target, then rename: a reader never sees a half-written binary or unit.
+    if ! { cp "$1" "$target.new.$$" && chmod "$3" "$target.new.$$" && mv -f "$target.new.$$" "$target"; }; then
+        rm -f "$target.new.$$"
         die 1 "could not write $target; is the file system writable and are you root?"
+    fi
     say "installed $2"
 }
 
