@@ -106,9 +106,20 @@ fetch() { # URL FILE
     fi
 }
 
+# The checksum SHA256SUMS lists for FILE ("" when it lists none). Plain shell, no awk: minimal images and
+# early-boot roots may lack it.
+listed_sum() {
+    while read -r sum name; do
+        if [ "$name" = "$1" ] || [ "$name" = "*$1" ]; then
+            echo "$sum"
+            return 0
+        fi
+    done <"$TMP/SHA256SUMS"
+}
+
 # Check FILE (in $TMP) against SHA256SUMS; a missing line is as fatal as a wrong one.
 verify() {
-    want=$(awk -v f="$1" '$2 == f || $2 == "*" f { print $1; exit }' "$TMP/SHA256SUMS")
+    want=$(listed_sum "$1")
     [ -n "$want" ] || die 1 "$URL/SHA256SUMS has no line for $1; nothing was installed"
     got=$(sha256sum "$TMP/$1" | cut -d' ' -f1)
     [ "$want" = "$got" ] || die 1 "checksum mismatch for $URL/$1: SHA256SUMS says $want, the download is" \
@@ -142,7 +153,7 @@ download_all() {
     fetch "$URL/SHA256SUMS" "$TMP/SHA256SUMS"
     FILES="$BIN binfmtd.service"
     # The default config is optional in a release; ship it when the release lists one.
-    if awk '{ print $2 }' "$TMP/SHA256SUMS" | grep -qx '\*\{0,1\}config.toml'; then
+    if [ -n "$(listed_sum config.toml)" ]; then
         FILES="$FILES config.toml"
     fi
     for f in $FILES; do fetch "$URL/$f" "$TMP/$f"; done
@@ -212,8 +223,8 @@ main() {
     trap 'exit 1' INT TERM
     download_all
     install_all
-    activate
     [ "$CHANGED" = 1 ] || say "binfmtd $VERSION ($ARCH) is already installed; nothing changed"
+    activate
 }
 
 main "$@"

@@ -5,7 +5,7 @@
 //! The artifacts come from `packaging/dist.sh`, run once per test process into target/release-test/dist
 //! (cargo makes it a no-op when nothing changed), or from BINFMTD_DIST when a CI step already built them.
 //! Needs: rustup targets x86_64/aarch64-unknown-linux-musl, musl-tools, qemu-user-static, file, dpkg-dev,
-//! rpm, umoci, skopeo, jq, cloud-init, curl, systemd (systemctl, systemd-analyze); tests/release.sh
+//! rpm, umoci, skopeo, jq, cloud-init, curl, systemd (systemctl, systemd-analyze), systemd-container (nspawn); tests/release.sh
 //! installs them. Runs as root (chroot, dpkg --root).
 
 #[path = "release/cloud_init.rs"]
@@ -18,6 +18,8 @@ mod install_sh;
 mod oci;
 #[path = "release/packages.rs"]
 mod packages;
+#[path = "release/systemd_boot.rs"]
+mod systemd_boot;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;

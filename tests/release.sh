@@ -14,7 +14,7 @@ fi
 # Kept in step with tests/run.sh, which installs the same before `cargo test --all-targets`.
 apt-get install -y -q --no-install-recommends \
     musl-tools qemu-user-static file dpkg-dev rpm rpm2cpio cpio umoci skopeo jq cloud-init curl \
-    systemd shellcheck >/dev/null
+    systemd systemd-container shellcheck >/dev/null
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null 2>&1
 
 step() { # LABEL CMD...
@@ -25,7 +25,7 @@ step() { # LABEL CMD...
 }
 
 step "shellcheck" shellcheck packaging/*.sh packaging/debian/* tests/release.sh
-step "shellcheck (POSIX sh)" shellcheck -s sh packaging/install.sh packaging/debian/*
+step "shellcheck (POSIX sh)" shellcheck -s sh packaging/install.sh packaging/debian/* tests/release/boot-driver.sh
 step "packaging/dist.sh (2 release builds + packages + image)" bash packaging/dist.sh --out target/dist
 step "release tests" env BINFMTD_DIST="$PWD/target/dist" cargo test --locked --test release
 step "aarch64 unit tests under qemu" cargo test --locked --target aarch64-unknown-linux-musl --lib
