@@ -12,5 +12,16 @@ for run in first second; do
     echo $? >"$out/$run.rc"
     record "$run"
 done
+# The unit's sandbox (seccomp filter, NoNewPrivileges, DevicePolicy, ...) is inherited by the qemu-user
+# processes that prove an arch; run one there, with only ExecStart replaced.
+mkdir -p /etc/systemd/system/binfmtd.service.d
+cat >/etc/systemd/system/binfmtd.service.d/probe.conf <<'UNIT'
+[Service]
+ExecStart=
+ExecStart=/usr/bin/qemu-aarch64-static /srv/release/arm64/busybox echo probe ran in the binfmtd sandbox
+UNIT
+systemctl daemon-reload
+systemctl restart binfmtd.service
+echo $? >"$out/probe.rc"
 journalctl -u binfmtd.service --no-pager >"$out/journal" 2>&1
 echo finished >"$out/finished"

@@ -95,6 +95,15 @@ fn install_sh_enables_and_starts_the_unit_under_a_running_systemd() {
         release.path().join("driver.sh"),
     )
     .unwrap();
+    let busybox = repo().join("target/fixtures/bookworm/arm64/busybox-static/bin/busybox");
+    // Named busybox: busybox picks its applet from argv[0].
+    std::fs::create_dir(release.path().join("arm64")).unwrap();
+    std::fs::copy(&busybox, release.path().join("arm64/busybox")).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run tests/fixtures/fetch.sh first",
+            busybox.display()
+        )
+    });
     let results = tempfile::tempdir().unwrap();
     // The container's root is an unmapped-to-host uid: let it write the results and read the release.
     for dir in [results.path(), release.path()] {
@@ -167,6 +176,12 @@ fn install_sh_enables_and_starts_the_unit_under_a_running_systemd() {
         );
         assert_eq!(read("second.rc").trim(), "0", "{context}");
     }
+    // qemu-user ran an arm64 program inside the unit's sandbox.
+    assert_eq!(read("probe.rc").trim(), "0", "{context}");
+    assert!(
+        journal.contains("probe ran in the binfmtd sandbox"),
+        "{context}"
+    );
     assert_eq!(
         host_binfmt_entries(),
         host_entries,
