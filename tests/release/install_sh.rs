@@ -229,6 +229,49 @@ fn a_bad_checksum_installs_nothing() {
     );
 }
 
+/// Minimal images may carry wget but no curl: a PATH holding only the tools install.sh uses, minus curl.
+#[test]
+fn falls_back_to_wget_without_curl() {
+    let host = Host::new();
+    let (root, root_arg) = staging();
+    let tools = tempfile::tempdir().unwrap();
+    let needed = [
+        "sh",
+        "uname",
+        "mktemp",
+        "rm",
+        "sha256sum",
+        "cut",
+        "cmp",
+        "mkdir",
+        "dirname",
+        "cp",
+        "chmod",
+        "mv",
+        "sed",
+        "systemctl",
+        "wget",
+    ];
+    for tool in needed {
+        let real = run(Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}")));
+        let real = String::from_utf8(real.stdout).unwrap();
+        assert!(
+            !real.trim().is_empty(),
+            "{tool} is not installed (tests/release.sh installs it)"
+        );
+        std::os::unix::fs::symlink(real.trim(), tools.path().join(tool)).unwrap();
+    }
+    let out = run(Command::new(tools.path().join("sh"))
+        .arg(dist().join("install.sh"))
+        .args(["--root", &root_arg, "--arch", "x86_64"])
+        .env("PATH", tools.path())
+        .env("BINFMTD_BASE_URL", &host.server.url));
+    assert_success("install.sh with wget only", &out);
+    assert_installed(root.path(), "x86_64", "");
+}
+
 #[test]
 fn dry_run_verifies_but_writes_nothing() {
     let host = Host::new();
