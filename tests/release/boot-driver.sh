@@ -4,7 +4,8 @@
 out=/srv/results
 record() { # NAME
     systemctl is-enabled binfmtd.service >"$out/$1.enabled" 2>&1
-    systemctl show -p ActiveState -p InvocationID -p ExecMainStartTimestampMonotonic binfmtd.service >"$out/$1.show"
+    systemctl show -p ActiveState -p InvocationID -p ExecMainStartTimestampMonotonic -p ExecMainCode \
+        -p ExecMainStatus binfmtd.service >"$out/$1.show"
 }
 for run in first second; do
     sh /srv/release/v*/install.sh --base-url file:///srv/release --prefix /opt/binfmtd --arches arm64 \

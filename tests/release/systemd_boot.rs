@@ -73,28 +73,16 @@ fn host_binfmt_entries() -> Vec<String> {
     names
 }
 
-fn show(results: &Path, run: &str, key: &str) -> String {
-    let show = std::fs::read_to_string(results.join(format!("{run}.show"))).unwrap();
-    let prefix = format!("{key}=");
-    show.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_default()
-        .to_string()
-}
-
-#[test]
-fn install_sh_enables_and_starts_the_unit_under_a_running_systemd() {
+/// The release host bound at /srv/release: the dist under v<version>/, the driver, an arm64 busybox.
+fn stage_release() -> tempfile::TempDir {
     let release = tempfile::tempdir().unwrap();
     let files = release.path().join(format!("v{VERSION}"));
     assert_success(
         "cp dist",
         &run(Command::new("cp").arg("-a").arg(dist()).arg(&files)),
     );
-    std::fs::copy(
-        repo().join("tests/release/boot-driver.sh"),
-        release.path().join("driver.sh"),
-    )
-    .unwrap();
+    let driver = repo().join("tests/release/boot-driver.sh");
+    std::fs::copy(driver, release.path().join("driver.sh")).unwrap();
     let busybox = repo().join("target/fixtures/bookworm/arm64/busybox-static/bin/busybox");
     // Named busybox: busybox picks its applet from argv[0].
     std::fs::create_dir(release.path().join("arm64")).unwrap();
@@ -104,13 +92,16 @@ fn install_sh_enables_and_starts_the_unit_under_a_running_systemd() {
             busybox.display()
         )
     });
-    let results = tempfile::tempdir().unwrap();
-    // The container's root is an unmapped-to-host uid: let it write the results and read the release.
-    for dir in [results.path(), release.path()] {
+    release
+}
+
+/// Boot the machine's systemd on a throwaway root; the driver runs, records, and powers off.
+fn boot(release: &Path, results: &Path) -> String {
+    // The container's root is an unmapped host uid: let it write the results and read the release.
+    for dir in [results, release] {
         assert_success("chmod", &run(Command::new("chmod").arg("0777").arg(dir)));
     }
     let cgroups = Cgroups::create(&format!("binfmtd-release-test-{}", std::process::id()));
-    let host_entries = host_binfmt_entries();
     let nspawn = format!(
         "{}exec timeout 120 systemd-nspawn --quiet -D / --volatile=yes --boot --register=no --keep-unit \
          --private-network --private-users=pick --private-users-ownership=off \
@@ -118,21 +109,44 @@ fn install_sh_enables_and_starts_the_unit_under_a_running_systemd() {
          'systemd.run=\"/usr/bin/sh /srv/release/driver.sh\"' \
          systemd.run_success_action=poweroff systemd.run_failure_action=poweroff",
         cgroups.enter(),
-        release.path().display(),
-        results.path().display()
+        release.display(),
+        results.display()
     );
     let boot = run(Command::new("sh").arg("-c").arg(&nspawn));
     let console = text(&boot);
-    let r = results.path();
     assert!(
-        r.join("finished").exists(),
+        results.join("finished").exists(),
         "the booted driver did not finish ({}):\n{console}",
         boot.status
     );
-    let read = |name: &str| std::fs::read_to_string(r.join(name)).unwrap_or_default();
-    let (first, second, journal) = (read("first.log"), read("second.log"), read("journal"));
-    let context = format!("first run:\n{first}\nsecond run:\n{second}\njournal:\n{journal}");
+    console
+}
 
+struct Recorded<'a> {
+    dir: &'a Path,
+    context: String,
+}
+
+impl Recorded<'_> {
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    fn show(&self, run: &str, key: &str) -> String {
+        let prefix = format!("{key}=");
+        self.read(&format!("{run}.show"))
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// First run: files installed, unit enabled and started, and the unit's process really ran the binary
+/// (exited by itself, not one of systemd's 200-243 "could not even exec it" codes such as 203/EXEC or
+/// 228/SECCOMP). install.sh's exit status agrees with the unit: 0 if active, else 1 naming the unit.
+fn assert_first_install(r: &Recorded) -> bool {
+    let (first, context) = (r.read("first.log"), &r.context);
     for line in [
         "installed /opt/binfmtd/bin/binfmtd",
         "installed /etc/systemd/system/binfmtd.service",
@@ -140,28 +154,56 @@ fn install_sh_enables_and_starts_the_unit_under_a_running_systemd() {
     ] {
         assert!(first.contains(line), "missing {line:?}; {context}");
     }
-    assert_eq!(read("first.enabled").trim(), "enabled", "{context}");
-    // install.sh started the unit, and the unit ran the installed binary under its hardening.
+    assert_eq!(r.read("first.enabled").trim(), "enabled", "{context}");
     assert_ne!(
-        show(r, "first", "ExecMainStartTimestampMonotonic"),
+        r.show("first", "ExecMainStartTimestampMonotonic"),
         "0",
-        "{context}"
+        "never started; {context}"
     );
+    assert_eq!(
+        r.show("first", "ExecMainCode"),
+        "1",
+        "not a normal exit (CLD_EXITED); {context}"
+    );
+    let status: u32 = r.show("first", "ExecMainStatus").parse().unwrap();
     assert!(
-        journal.contains("Starting binfmtd.service") && journal.contains("binfmtd["),
+        !(200..=243).contains(&status),
+        "systemd could not run the binary ({status}); {context}"
+    );
+    let active = r.show("first", "ActiveState") == "active";
+    assert_eq!(
+        r.read("first.rc").trim(),
+        if active { "0" } else { "1" },
         "{context}"
     );
-    // install.sh's exit status agrees with the unit: 0 when it is active, 1 naming the unit otherwise.
-    let active = show(r, "first", "ActiveState") == "active";
-    let rc = read("first.rc").trim().to_string();
-    assert_eq!(rc, if active { "0" } else { "1" }, "{context}");
     if !active {
         assert!(
             first.contains("binfmtd.service failed; see 'journalctl -u binfmtd'"),
             "{context}"
         );
     }
+    active
+}
 
+#[test]
+fn install_sh_enables_and_starts_the_unit_under_a_running_systemd() {
+    let release = stage_release();
+    let results = tempfile::tempdir().unwrap();
+    let host_entries = host_binfmt_entries();
+    boot(release.path(), results.path());
+    let mut r = Recorded {
+        dir: results.path(),
+        context: String::new(),
+    };
+    r.context = format!(
+        "first run:\n{}\nsecond run:\n{}\njournal:\n{}",
+        r.read("first.log"),
+        r.read("second.log"),
+        r.read("journal")
+    );
+    let active = assert_first_install(&r);
+
+    let (second, context) = (r.read("second.log"), &r.context);
     assert!(
         second.contains("nothing changed") && !second.contains("installed /"),
         "{context}"
@@ -170,16 +212,17 @@ fn install_sh_enables_and_starts_the_unit_under_a_running_systemd() {
     if active {
         // Nothing changed, so the running unit must not have been restarted.
         assert_eq!(
-            show(r, "first", "InvocationID"),
-            show(r, "second", "InvocationID"),
+            r.show("first", "InvocationID"),
+            r.show("second", "InvocationID"),
             "{context}"
         );
-        assert_eq!(read("second.rc").trim(), "0", "{context}");
+        assert_eq!(r.read("second.rc").trim(), "0", "{context}");
     }
     // qemu-user ran an arm64 program inside the unit's sandbox.
-    assert_eq!(read("probe.rc").trim(), "0", "{context}");
+    assert_eq!(r.read("probe.rc").trim(), "0", "{context}");
     assert!(
-        journal.contains("probe ran in the binfmtd sandbox"),
+        r.read("journal")
+            .contains("probe ran in the binfmtd sandbox"),
         "{context}"
     );
     assert_eq!(
