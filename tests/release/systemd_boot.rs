@@ -142,51 +142,60 @@ impl Recorded<'_> {
     }
 }
 
-/// First run: files installed, unit enabled and started, and the unit's process really ran the binary
-/// (exited by itself, not one of systemd's 200-243 "could not even exec it" codes such as 203/EXEC or
-/// 228/SECCOMP). install.sh's exit status agrees with the unit: 0 if active, else 1 naming the unit.
-fn assert_first_install(r: &Recorded) -> bool {
-    let (first, context) = (r.read("first.log"), &r.context);
+/// First run: files installed, the unit enabled and started, and `binfmtd install` run by it to success
+/// (so install.sh exits 0). Second run: nothing changed and the running unit was not restarted.
+fn assert_install_and_rerun(r: &Recorded) {
+    let (first, second, context) = (r.read("first.log"), r.read("second.log"), &r.context);
     for line in [
         "installed /opt/binfmtd/bin/binfmtd",
         "installed /etc/systemd/system/binfmtd.service",
         "enabled binfmtd.service",
+        "started binfmtd.service",
     ] {
         assert!(first.contains(line), "missing {line:?}; {context}");
     }
     assert_eq!(r.read("first.enabled").trim(), "enabled", "{context}");
-    assert_ne!(
-        r.show("first", "ExecMainStartTimestampMonotonic"),
-        "0",
-        "never started; {context}"
-    );
-    assert_eq!(
-        r.show("first", "ExecMainCode"),
-        "1",
-        "not a normal exit (CLD_EXITED); {context}"
-    );
-    let status: u32 = r.show("first", "ExecMainStatus").parse().unwrap();
+    assert_eq!(r.read("first.rc").trim(), "0", "{context}");
+    assert_eq!(r.show("first", "ActiveState"), "active", "{context}");
+    assert_eq!(r.show("first", "ExecMainStatus"), "0", "{context}");
+
     assert!(
-        !(200..=243).contains(&status),
-        "systemd could not run the binary ({status}); {context}"
-    );
-    let active = r.show("first", "ActiveState") == "active";
-    assert_eq!(
-        r.read("first.rc").trim(),
-        if active { "0" } else { "1" },
+        second.contains("nothing changed") && !second.contains("installed /"),
         "{context}"
     );
-    if !active {
-        assert!(
-            first.contains("binfmtd.service failed; see 'journalctl -u binfmtd'"),
-            "{context}"
-        );
-    }
-    active
+    assert!(!second.contains("enabled binfmtd.service"), "{context}");
+    assert_eq!(r.read("second.rc").trim(), "0", "{context}");
+    assert_eq!(
+        r.show("first", "InvocationID"),
+        r.show("second", "InvocationID"),
+        "restarted; {context}"
+    );
 }
 
+/// Per-user-namespace binfmt_misc instances, which the container's registration relies on, came in 6.7.
+fn kernel_has_binfmt_instances() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (6, 7)
+}
+
+/// install.sh on a live systemd, end to end: the hardened unit runs `binfmtd install --arch arm64`, which
+/// mounts binfmt_misc, registers qemu-aarch64 and proves it with a probe under the unit's own sandbox
+/// (seccomp filter, NoNewPrivileges, DevicePolicy...); afterwards an arm64 busybox runs through the entry.
 #[test]
 fn install_sh_enables_and_starts_the_unit_under_a_running_systemd() {
+    if !kernel_has_binfmt_instances() {
+        let reason = "kernel < 6.7: no per-user-namespace binfmt_misc instance for the container";
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must not skip: {reason}"
+        );
+        println!("skipped: {reason}");
+        return;
+    }
     let release = stage_release();
     let results = tempfile::tempdir().unwrap();
     let host_entries = host_binfmt_entries();
@@ -201,29 +210,24 @@ fn install_sh_enables_and_starts_the_unit_under_a_running_systemd() {
         r.read("second.log"),
         r.read("journal")
     );
-    let active = assert_first_install(&r);
+    assert_install_and_rerun(&r);
 
-    let (second, context) = (r.read("second.log"), &r.context);
+    let entry = r.read("entry");
     assert!(
-        second.contains("nothing changed") && !second.contains("installed /"),
-        "{context}"
+        entry.starts_with("enabled\n"),
+        "no enabled entry for /opt/qemu/qemu-aarch64-static: {entry:?}; {}",
+        r.context
     );
-    assert!(!second.contains("enabled binfmtd.service"), "{context}");
-    if active {
-        // Nothing changed, so the running unit must not have been restarted.
-        assert_eq!(
-            r.show("first", "InvocationID"),
-            r.show("second", "InvocationID"),
-            "{context}"
-        );
-        assert_eq!(r.read("second.rc").trim(), "0", "{context}");
-    }
-    // qemu-user ran an arm64 program inside the unit's sandbox.
-    assert_eq!(r.read("probe.rc").trim(), "0", "{context}");
-    assert!(
-        r.read("journal")
-            .contains("probe ran in the binfmtd sandbox"),
-        "{context}"
+    let flags = entry
+        .lines()
+        .find_map(|l| l.strip_prefix("flags: "))
+        .unwrap_or_default();
+    assert!(flags.contains('F'), "entry without the F flag: {entry}");
+    assert_eq!(
+        r.read("foreign").trim(),
+        "foreign program ran",
+        "{}",
+        r.context
     );
     assert_eq!(
         host_binfmt_entries(),
