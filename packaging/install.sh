@@ -26,12 +26,13 @@ usage: install.sh [options] [-- extra binfmtd install arguments]
   --root DIR          install under DIR instead of / (staging trees, tests); never starts anything
   --prefix DIR        where the binary goes (default /usr/local; the unit is adjusted to match)
   --dry-run           download and verify, then print what would change; change nothing
-  --arches LIST       binfmtd: arches to provision, e.g. arm64,riscv64   (-> binfmtd install --arch)
-  --label-prefix P    binfmtd: node label prefix                          (-> --label-prefix)
-  --kubeconfig PATH   binfmtd: kubeconfig for node labels                 (-> --kubeconfig)
+  --arches LIST       binfmtd: arches to provision, e.g. arm64,riscv64 or all (-> binfmtd install --arch)
+  --label-prefix P    binfmtd: node label prefix (-> --label-prefix; binfmtd versions with node labels)
+  --kubeconfig PATH   binfmtd: kubeconfig for node labels (-> --kubeconfig; likewise)
+  -- ARGS...          binfmtd: more `binfmtd install` arguments, e.g. -- --skip-native
 
 binfmtd arguments are written to /etc/default/binfmtd (BINFMTD_ARGS), read by binfmtd.service. Without
-any, an existing /etc/default/binfmtd is kept as it is.
+any, an existing /etc/default/binfmtd is kept as it is, and a new one gets "--arch all".
 EOF
 }
 
@@ -171,7 +172,10 @@ install_all() {
     if [ -f "$TMP/config.toml" ] && [ ! -e "$ROOT/etc/binfmtd/config.toml" ]; then
         place "$TMP/config.toml" /etc/binfmtd/config.toml 0644 # never overwrite an admin's config
     fi
-    if [ "$HAVE_ARGS" = 1 ] || [ ! -e "$ROOT/etc/default/binfmtd" ]; then
+    if [ "$HAVE_ARGS" = 0 ] && [ ! -e "$ROOT/etc/default/binfmtd" ]; then
+        BINFMTD_ARGS="--arch all" HAVE_ARGS=1 # everything this host has a qemu for, natives skipped
+    fi
+    if [ "$HAVE_ARGS" = 1 ]; then
         {
             echo "# Written by binfmtd's install.sh; the arguments of \`binfmtd install\` (binfmtd.service)."
             echo "BINFMTD_ARGS=\"$BINFMTD_ARGS\""

@@ -2,7 +2,6 @@
 //! example parses into its two parts, and the one-liner in each really installs binfmtd when its URL
 //! points at a loopback release host.
 
-use std::path::Path;
 use std::process::Command;
 
 use crate::http::Server;
@@ -29,7 +28,15 @@ fn run_one_liner(line: &str) {
         "one-liner does not use {RELEASE_URL}: {line}"
     );
     let local = line.replace(RELEASE_URL, &format!("{}/v{VERSION}/", server.url));
-    let local = format!("{local} --root {}", root.path().display());
+    // --root goes first: anything after install.sh's own `--` is an argument for binfmtd.
+    assert!(
+        local.contains("| sh -s -- "),
+        "one-liner does not pipe into `sh -s --`: {line}"
+    );
+    let local = local.replace(
+        "| sh -s -- ",
+        &format!("| sh -s -- --root {} ", root.path().display()),
+    );
     let out = run(Command::new("sh")
         .arg("-c")
         .arg(&local)
@@ -40,7 +47,14 @@ fn run_one_liner(line: &str) {
         bin,
         std::fs::read(artifact(std::env::consts::ARCH)).unwrap()
     );
-    assert!(Path::new(&root.path().join("etc/default/binfmtd")).is_file());
+    let env = std::fs::read_to_string(root.path().join("etc/default/binfmtd")).unwrap();
+    let args = line.split(" -- ").skip(1).collect::<Vec<_>>().join(" ");
+    // Everything after `sh -s --` reached binfmtd: --arches LIST as --arch LIST, then the passthrough.
+    let expected = args.replace("--arches ", "--arch ").replace(" -- ", " ");
+    assert!(
+        env.contains(&format!("BINFMTD_ARGS=\"{expected}\"")),
+        "{env} (wanted {expected})"
+    );
 }
 
 #[test]

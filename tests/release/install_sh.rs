@@ -269,7 +269,8 @@ fn falls_back_to_wget_without_curl() {
         .env("PATH", tools.path())
         .env("BINFMTD_BASE_URL", &host.server.url));
     assert_success("install.sh with wget only", &out);
-    assert_installed(root.path(), "x86_64", "");
+    // No binfmtd arguments and no earlier file: the default list.
+    assert_installed(root.path(), "x86_64", "--arch all");
 }
 
 #[test]
