@@ -28,4 +28,14 @@ step "shellcheck" shellcheck packaging/*.sh packaging/debian/* tests/release.sh
 step "shellcheck (POSIX sh)" shellcheck -s sh packaging/install.sh packaging/debian/* tests/release/boot-driver.sh
 step "packaging/dist.sh (2 release builds + packages + image)" bash packaging/dist.sh --out target/dist
 step "release tests" env BINFMTD_DIST="$PWD/target/dist" cargo test --locked --test release
-step "aarch64 unit tests under qemu" cargo test --locked --target aarch64-unknown-linux-musl --lib
+# These unit tests examine this machine's own files (/bin/ls, /usr/bin/qemu-aarch64-static) or exec a native
+# probe, so they assume the test binary's CPU is the machine's: under qemu-user the binary is aarch64 and
+# the machine's files are not. Every other unit test runs.
+host_bound=(
+    interp::tests::dynamic_binaries_are_refused
+    interp::tests::real_debian_qemu_passes_and_wrong_cpu_is_named
+    probe::runner::tests::spawn_retries_while_the_file_is_busy
+)
+skips=()
+for t in "${host_bound[@]}"; do skips+=(--skip "$t"); done
+step "aarch64 unit tests under qemu" cargo test --locked --target aarch64-unknown-linux-musl --lib -- --exact "${skips[@]}"
