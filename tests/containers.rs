@@ -92,9 +92,20 @@ fn runc_runs_an_arm64_container() {
 /// the work (cgroups cannot be delegated into this sandbox).
 #[test]
 fn containerd_runs_an_arm64_image() {
-    let Some(sb) = Sandbox::new() else { return };
     let bb = Busybox::by_debian("arm64");
     let reg = register_cmd(bb.arch(), &qemu_in_sandbox("aarch64"), "F");
+    containerd_runs_image_after(bb, &reg);
+}
+
+#[test]
+fn containerd_runs_an_arm64_image_after_binfmtd_install() {
+    let install = "$BINFMTD install --arch linux/arm64 --interpreter-dir $QEMU_DIR >&2";
+    containerd_runs_image_after(Busybox::by_debian("arm64"), install);
+}
+
+/// `register` is the shell that makes the format work (a raw entry, or binfmtd itself).
+fn containerd_runs_image_after(bb: Busybox, reg: &str) {
+    let Some(sb) = Sandbox::new() else { return };
     let ctr_run = |id: &str| {
         format!(
             "code ctr -a /run/ctd/sock run --rm --platform linux/arm64 --runc-binary /run/ctd/runc \

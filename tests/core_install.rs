@@ -1,98 +1,15 @@
-//! Acceptance tests of the BUILT binfmtd binary (`install`, `status --json`, `uninstall`)
+//! Acceptance tests of the BUILT binfmtd binary (`install`, `uninstall` and their refusals)
 //! against a real, private binfmt_misc instance, real qemu and real foreign binaries.
+//! Every foreign arch end to end: core_arches.rs; re-runs, rollback, failing foreign
+//! entries, argv[0] and selftest: core_lifecycle.rs.
 
 mod common;
 
 use binfmtd::arch;
 use binfmtd::entry::{parse_entry, Flags, Registration};
 use common::fixtures::{qemu_in_sandbox, register_raw_cmd};
+use common::report::INSTALL;
 use common::{sections, with_exit, Busybox, Sandbox, NATIVE_I386};
-use serde_json::Value;
-
-const INSTALL: &str = "$BINFMTD install --interpreter-dir $QEMU_DIR";
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-/// The `status --json` row for a qemu arch name.
-fn status_row<'a>(status: &'a Value, qemu: &str) -> &'a Value {
-    status["formats"]
-        .as_array()
-        .expect("status has a formats array")
-        .iter()
-        .find(|f| f["arch"] == qemu)
-        .unwrap_or_else(|| panic!("status has no row for {qemu}: {status}"))
-}
-
-/// `install --json` exited 0 and says each arch works through binfmtd's own entry.
-fn assert_installed(section: &str, arches: &[&str]) {
-    let (text, code) = with_exit(section);
-    assert_eq!(code, 0, "install failed: {section}");
-    let installed = json(text);
-    for (i, qemu) in arches.iter().enumerate() {
-        let row = &installed[i];
-        assert_eq!(row["arch"], *qemu, "{installed}");
-        assert_eq!(row["working"], true, "{installed}");
-        assert_eq!(row["entry"], format!("binfmtd-{qemu}"), "{installed}");
-    }
-}
-
-/// `status --json` proves each arch works through binfmtd, and exits 0.
-fn assert_status_working(section: &str, arches: &[&str]) {
-    let (text, code) = with_exit(section);
-    let status = json(text);
-    for qemu in arches {
-        let row = status_row(&status, qemu);
-        assert_eq!(row["state"], "emulated-working", "{qemu}: {row}");
-        assert_eq!(row["working"], true, "{qemu}: {row}");
-        assert_eq!(row["owner"], "binfmtd", "{qemu}: {row}");
-    }
-    assert_eq!(
-        code, 0,
-        "status exits 0 when everything registered works: {section}"
-    );
-}
-
-#[test]
-fn install_makes_foreign_binaries_run_everywhere_and_status_says_so() {
-    let Some(sb) = Sandbox::new() else { return };
-    let (a64, rv) = (Busybox::by_debian("arm64"), Busybox::by_debian("riscv64"));
-    let pivot = "mount --bind /tmp/rootfs /tmp/rootfs && cd /tmp/rootfs && mkdir old && \
-                 pivot_root . old && exec /bin/sh -c \"umount -l /old && rmdir /old && uname -m\"";
-    let run = sb
-        .with_qemu(&["aarch64", "riscv64"])
-        .run_script(&format!(
-            "a64={a64}; rv={rv}\n\
-             mkrootfs /tmp/rootfs $a64 {q}\n\
-             section before; code $a64 true; code $rv true\n\
-             section install; code {INSTALL} --arch arm64,riscv64 --json\n\
-             section entries; entries\n\
-             section direct; $a64 uname -m; $rv uname -m\n\
-             section chroot; chroot /tmp/rootfs /bin/sh -c 'uname -m; find / -name \"qemu*\"; echo searched'\n\
-             section pivot; unshare --mount sh -c '{pivot}'\n\
-             section status; code $BINFMTD status --json",
-            a64 = a64.host_path().display(),
-            rv = rv.host_path().display(),
-            q = qemu_in_sandbox("aarch64"),
-        ))
-        .success();
-    let s = sections(&run.stdout);
-    assert_eq!(
-        s["before"], "exit=126\nexit=126\n",
-        "ENOEXEC before install: {run}"
-    );
-    assert!(run.stderr.contains("Exec format error"), "{run}");
-    assert_installed(&s["install"], &["aarch64", "riscv64"]);
-    assert_eq!(s["entries"], "binfmtd-aarch64\nbinfmtd-riscv64\n", "{run}");
-    assert_eq!(s["direct"], "aarch64\nriscv64\n", "{run}");
-    assert_eq!(
-        s["chroot"], "aarch64\nsearched\n",
-        "F: no qemu in the chroot: {run}"
-    );
-    assert_eq!(s["pivot"], "aarch64\n", "{run}");
-    assert_status_working(&s["status"], &["aarch64", "riscv64"]);
-}
 
 /// A Debian-style entry (qemu-user-binfmt's name and flags) belongs to another tool:
 /// install leaves it alone, uninstall removes only binfmtd's entries, and the foreign

@@ -6,6 +6,7 @@
 //! | `support`  | the once-per-binary probe: run, skip with a reason, or fail under CI   |
 //! | `host`     | snapshots of the host's binfmt_misc, compared around every sandbox run |
 //! | `fixtures` | foreign busybox fixtures and register strings from the arch table      |
+//! | `report`   | `install --json` and `status --json` readers; exact bytes in a script  |
 //! | prelude.sh | shell helpers every sandbox script starts with (`mkrootfs`, `entries`) |
 
 // Each test binary uses a different subset of these helpers.
@@ -13,6 +14,7 @@
 
 pub mod fixtures;
 pub mod host;
+pub mod report;
 pub mod sandbox;
 pub mod support;
 
