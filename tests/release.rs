@@ -2,7 +2,7 @@
 //! under qemu-user), install.sh against a loopback HTTP server, the systemd unit, the .deb/.rpm packages,
 //! the multi-arch OCI image and the cloud-init examples.
 //!
-//! The artifacts come from `packaging/dist.sh`, run once per test process into target/release-test/dist
+//! The artifacts come from `packaging/dist.sh`, run once per test process into <target>/tmp/release-dist
 //! (cargo makes it a no-op when nothing changed), or from BINFMTD_DIST when a CI step already built them.
 //! Needs: rustup targets x86_64/aarch64-unknown-linux-musl, musl-tools, qemu-user-static, file, dpkg-dev,
 //! rpm, umoci, skopeo, jq, cloud-init, curl, systemd (systemctl, systemd-analyze), systemd-container (nspawn); tests/release.sh
@@ -44,7 +44,8 @@ pub fn dist() -> &'static Path {
         if let Some(dir) = std::env::var_os("BINFMTD_DIST") {
             return PathBuf::from(dir);
         }
-        let out = repo().join("target/release-test/dist");
+        // Cargo's scratch directory for integration tests: inside CARGO_TARGET_DIR wherever that is.
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("release-dist");
         let output = Command::new("bash")
             .arg(repo().join("packaging/dist.sh"))
             .arg("--out")

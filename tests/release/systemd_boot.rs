@@ -83,7 +83,11 @@ fn stage_release() -> tempfile::TempDir {
     );
     let driver = repo().join("tests/release/boot-driver.sh");
     std::fs::copy(driver, release.path().join("driver.sh")).unwrap();
-    let busybox = repo().join("target/fixtures/bookworm/arm64/busybox-static/bin/busybox");
+    // $FIXTURES, or fetch.sh's default in the source tree (as tests/common/fixtures.rs resolves it).
+    let fixtures = std::env::var_os("FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/fixtures"));
+    let busybox = fixtures.join("bookworm/arm64/busybox-static/bin/busybox");
     // Named busybox: busybox picks its applet from argv[0].
     std::fs::create_dir(release.path().join("arm64")).unwrap();
     std::fs::copy(&busybox, release.path().join("arm64/busybox")).unwrap_or_else(|e| {
