@@ -14,7 +14,7 @@ fi
 # Kept in step with tests/run.sh, which installs the same before `cargo test --all-targets`.
 apt-get install -y -q --no-install-recommends \
     musl-tools qemu-user-static file dpkg-dev rpm rpm2cpio cpio umoci skopeo jq cloud-init curl \
-    systemd systemd-container shellcheck >/dev/null
+    wget systemd systemd-container shellcheck >/dev/null
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null 2>&1
 
 step() { # LABEL CMD...
