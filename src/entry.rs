@@ -180,7 +180,7 @@ pub fn parse_entry(name: &str, text: &str) -> Result<Entry, EntryError> {
 
 fn unhex(s: &str) -> Result<Vec<u8>, String> {
     let s = s.trim();
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!("bad hex {s:?}"));
     }
     (0..s.len())

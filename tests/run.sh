@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 apt-get update -q >/dev/null
 apt-get install -y -q --no-install-recommends \
-    qemu-user-static binutils-multiarch util-linux file >/dev/null
+    qemu-user-static binutils-multiarch util-linux file crun runc >/dev/null
 
 bash tests/fixtures/fetch.sh
 cargo test --all-targets

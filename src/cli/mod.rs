@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 
 use crate::exit::{Exit, Failure};
 
+mod common;
 mod explain;
+mod install;
+mod status;
+mod uninstall;
 
 /// binfmtd: provision, prove and report qemu-user emulation of foreign CPU architectures
 /// through binfmt_misc.
@@ -32,6 +36,14 @@ missing CAP_SYS_ADMIN); 4 unexpected internal or I/O error.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Register qemu-user emulators for foreign arches, prove each works, report per arch.
+    Install(install::InstallArgs),
+    /// Remove binfmtd's own entries (never another tool's).
+    Uninstall(uninstall::UninstallArgs),
+    /// One row per format: state, owner, flags, interpreter, qemu version, probe result.
+    Status(status::StatusArgs),
+    /// Run the probe programs now and say which arches work.
+    Selftest(status::SelftestArgs),
     /// Explain why a binary will or will not run on this node, and what would make it run.
     Explain(explain::ExplainArgs),
 }
@@ -55,6 +67,10 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
+        Command::Install(args) => install::run(&cli.binfmt_misc, args),
+        Command::Uninstall(args) => uninstall::run(&cli.binfmt_misc, args),
+        Command::Status(args) => status::run(&cli.binfmt_misc, args),
+        Command::Selftest(args) => status::selftest(&cli.binfmt_misc, args),
         Command::Explain(args) => explain::run(&cli.binfmt_misc, args),
     }
 }

@@ -1,0 +1,156 @@
+//! `binfmtd status` and `binfmtd selftest`: observe, prove, report.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::arch::{Arch, ARCHES};
+use crate::exit::Exit;
+use crate::kernel::{BinfmtFs, BinfmtMisc};
+use crate::prover::Prover;
+use crate::status::{self, BinfmtMiscInfo, InterpreterFacts, Observed, Status};
+
+use super::common::{self, ProbeArgs};
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Print the report as JSON (schema binfmtd.status/v1, documented in the README).
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SelftestArgs {
+    /// Arches to prove (default: every format with an entry, and the native ones).
+    #[arg(long, value_name = "LIST")]
+    pub arch: Option<String>,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+/// Gather everything the report needs. Never mounts and never changes anything.
+pub fn observe(root: &Path, prover: &dyn Prover, only: Option<&[&'static Arch]>) -> Observed {
+    let mut obs = Observed {
+        native: crate::prover::native_arches(prover),
+        ..Default::default()
+    };
+    let path = root.display().to_string();
+    match BinfmtFs::open(root).and_then(|fs| Ok((fs.instance_enabled()?, fs.entries()?))) {
+        Ok((enabled, entries)) => {
+            obs.binfmt_misc = Some(BinfmtMiscInfo {
+                path,
+                available: true,
+                enabled: Some(enabled),
+                error: None,
+            });
+            obs.entries = entries;
+        }
+        Err(e) => {
+            obs.binfmt_misc = Some(BinfmtMiscInfo {
+                path,
+                available: false,
+                enabled: None,
+                error: Some(e.to_string()),
+            });
+        }
+    }
+    for arch in ARCHES
+        .iter()
+        .filter(|a| only.is_none_or(|l| l.iter().any(|x| x.qemu == a.qemu)))
+    {
+        let native = obs.native.iter().any(|n| n.qemu == arch.qemu);
+        let has_entry = obs
+            .entries
+            .iter()
+            .any(|e| e.enabled && e.same_format_as(arch.magic, arch.mask));
+        if prover.can_probe(arch) && (native || has_entry) {
+            obs.proofs.insert(arch.qemu, prover.prove(arch));
+        }
+    }
+    let mut facts = BTreeMap::new();
+    for e in &obs.entries {
+        facts
+            .entry(e.interpreter.clone())
+            .or_insert_with(|| interpreter_facts(prover, &e.interpreter));
+    }
+    obs.interpreters = facts;
+    obs
+}
+
+fn interpreter_facts(prover: &dyn Prover, path: &Path) -> InterpreterFacts {
+    if !path.is_file() {
+        return InterpreterFacts::default();
+    }
+    InterpreterFacts {
+        present: true,
+        sha256: crate::interp::sha256_file(path).ok().map(|(h, _)| h),
+        qemu_version: prover.qemu_version(path),
+    }
+}
+
+fn exit_for(s: &Status) -> Exit {
+    if !s.binfmt_misc.available {
+        Exit::Environment
+    } else if s.summary.failing.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::NotWorking
+    }
+}
+
+pub fn run(root: &Path, args: StatusArgs) -> anyhow::Result<Exit> {
+    let prover = common::prover(&args.probe);
+    let s = status::build(crate::arch::host(), &observe(root, prover.as_ref(), None));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print!("{}", status::table(&s));
+    }
+    Ok(exit_for(&s))
+}
+
+pub fn selftest(root: &Path, args: SelftestArgs) -> anyhow::Result<Exit> {
+    let only = args.arch.as_deref().map(common::arches).transpose()?;
+    let prover = common::prover(&args.probe);
+    let s = status::build(
+        crate::arch::host(),
+        &observe(root, prover.as_ref(), only.as_deref()),
+    );
+    let rows: Vec<&status::Format> = s
+        .formats
+        .iter()
+        .filter(|f| match &only {
+            Some(l) => l.iter().any(|a| a.qemu == f.arch),
+            None => f.state != status::State::Absent,
+        })
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for f in &rows {
+            let verdict = if f.working { "PASS" } else { "FAIL" };
+            let detail = f
+                .probe
+                .as_ref()
+                .map(|p| p.detail.as_str())
+                .or(f.reason.as_deref())
+                .unwrap_or("-");
+            println!("{verdict} {:<12} {:<20} {detail}", f.arch, f.state.as_str());
+        }
+    }
+    if !s.binfmt_misc.available && rows.iter().any(|f| !f.working) {
+        return Ok(Exit::Environment);
+    }
+    Ok(if rows.iter().all(|f| f.working) {
+        Exit::Ok
+    } else {
+        Exit::NotWorking
+    })
+}

@@ -1,0 +1,298 @@
+//! Applying a plan: register, prove, keep or roll back. Per-arch failures never stop
+//! other arches; each ends as an `Outcome` with its reason.
+//!
+//! Every change is proven before it is kept: a fresh registration whose probe fails is
+//! removed again (a broken emulator must not hijack a format), and a replacement is
+//! registered beside the old entry and proven before the old one goes.
+
+use std::collections::BTreeSet;
+
+use crate::arch::Arch;
+use crate::entry::{Entry, Registration};
+use crate::kernel::{BinfmtMisc, KernelError};
+use crate::plan::{plan, Action, ArchPlan, Desired};
+use crate::prover::{Argv0, Proof, Prover};
+
+/// What happened to one arch.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    pub arch: &'static str,
+    /// True when the format works at the end (proven, or registered with no probe to run).
+    pub working: bool,
+    /// What binfmtd did: "kept", "registered", "replaced", "enabled", "left foreign", "failed", ...
+    pub action: String,
+    pub entry: Option<String>,
+    pub flags: Option<String>,
+    pub interpreter: String,
+    pub proof: Option<Proof>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub replace_foreign: bool,
+}
+
+/// Make every desired arch work. Kernel errors that concern the whole instance
+/// (permission, binfmt_misc gone) abort; everything else is per arch.
+pub fn install(
+    fs: &dyn BinfmtMisc,
+    prover: &dyn Prover,
+    desired: &[Desired],
+    opts: Options,
+) -> Result<Vec<Outcome>, KernelError> {
+    let mut observed = fs.entries()?;
+    // A replacement interrupted by a crash leaves `<own>.next` behind; it is ours to drop.
+    for e in observed
+        .iter()
+        .filter(|e| e.is_own() && e.name.ends_with(".next"))
+    {
+        tracing::info!(entry = %e.name, "removing leftover candidate entry");
+        fs.remove(&e.name)?;
+    }
+    observed.retain(|e| !(e.is_own() && e.name.ends_with(".next")));
+    let working = prove_foreign(prover, desired, &observed);
+    let plans = plan(desired, &observed, &working, opts.replace_foreign);
+    let mut out = Vec::new();
+    for p in plans {
+        match apply(fs, prover, &p) {
+            Ok(o) => out.push(o),
+            Err(e) if e.is_permission() => return Err(e),
+            Err(e) => out.push(failed(&p.desired, None, format!("{e}"))),
+        }
+    }
+    Ok(out)
+}
+
+/// Probe formats that only foreign entries serve, so the plan can leave working ones be.
+fn prove_foreign(prover: &dyn Prover, desired: &[Desired], observed: &[Entry]) -> BTreeSet<String> {
+    let mut working = BTreeSet::new();
+    for d in desired {
+        let same: Vec<&Entry> = observed
+            .iter()
+            .filter(|e| e.same_format_as(d.arch.magic, d.arch.mask))
+            .collect();
+        if same.is_empty() || same.iter().any(|e| e.is_own()) || !same.iter().any(|e| e.enabled) {
+            continue;
+        }
+        if prover.can_probe(d.arch) && prover.prove(d.arch).working() {
+            working.extend(same.iter().filter(|e| e.enabled).map(|e| e.name.clone()));
+        }
+    }
+    working
+}
+
+fn apply(fs: &dyn BinfmtMisc, prover: &dyn Prover, p: &ArchPlan) -> Result<Outcome, KernelError> {
+    let d = &p.desired;
+    for name in &p.remove_foreign {
+        tracing::info!(arch = d.arch.qemu, entry = %name, "removing foreign entry (--replace-foreign)");
+        fs.remove(name)?;
+    }
+    let own = d.registration().name;
+    match &p.action {
+        Action::UseForeign { entry } => {
+            let proof = prover.prove(d.arch);
+            let o = outcome(
+                d,
+                "left foreign entry",
+                Some(entry.clone()),
+                None,
+                Some(proof),
+            );
+            Ok(o)
+        }
+        Action::Keep { entry } | Action::Enable { entry } => {
+            if matches!(p.action, Action::Enable { .. }) {
+                fs.set_enabled(entry, true)?;
+            }
+            let verb = if matches!(p.action, Action::Keep { .. }) {
+                "kept"
+            } else {
+                "enabled"
+            };
+            let proof = prover.can_probe(d.arch).then(|| prover.prove(d.arch));
+            if proof.as_ref().is_none_or(Proof::working) {
+                return Ok(outcome(
+                    d,
+                    verb,
+                    Some(entry.clone()),
+                    flags_of(fs, entry),
+                    proof,
+                ));
+            }
+            // Ours but not working (a later entry shadows it, or its pinned file is broken):
+            // registering it again makes it the newest, so the kernel consults it first.
+            fs.remove(entry)?;
+            register_proven(fs, prover, d, &own, "re-registered")
+        }
+        Action::Register => register_proven(fs, prover, d, &own, "registered"),
+        Action::Replace { old } => replace(fs, prover, d, old),
+    }
+}
+
+/// Register `d` under `name`, prove it, drop P if the interpreter shifts arguments, and
+/// remove it again if it does not work.
+fn register_proven(
+    fs: &dyn BinfmtMisc,
+    prover: &dyn Prover,
+    d: &Desired,
+    name: &str,
+    verb: &str,
+) -> Result<Outcome, KernelError> {
+    let mut r = Registration {
+        name: name.to_string(),
+        ..d.registration()
+    };
+    if !prover.can_probe(d.arch) {
+        // Without a probe we cannot tell whether this qemu understands P; without P,
+        // arguments are never shifted (only argv[0] is lost), so that is the safe choice.
+        r.flags.preserve_argv0 = false;
+        fs.register(&r)?;
+        let mut o = outcome(
+            d,
+            verb,
+            Some(r.name.clone()),
+            Some(r.flags.to_string()),
+            None,
+        );
+        o.reason =
+            Some("registered without proof: binfmtd has no probe program for this arch".into());
+        return Ok(o);
+    }
+    fs.register(&r)?;
+    let mut proof = prover.prove(d.arch);
+    if proof.ran && proof.argv0 == Some(Argv0::Shifted) {
+        tracing::info!(
+            arch = d.arch.qemu,
+            "interpreter does not understand P; registering without it"
+        );
+        fs.remove(&r.name)?;
+        r.flags.preserve_argv0 = false;
+        fs.register(&r)?;
+        proof = prover.prove(d.arch);
+    }
+    if proof.working() {
+        return Ok(outcome(
+            d,
+            verb,
+            Some(r.name.clone()),
+            Some(r.flags.to_string()),
+            Some(proof),
+        ));
+    }
+    fs.remove(&r.name)?;
+    let why = format!(
+        "probe failed ({}); the registration was removed again",
+        proof.detail
+    );
+    Ok(failed(d, Some(proof), why))
+}
+
+/// Register the new interpreter beside the old entry, prove it, and only then swap.
+fn replace(
+    fs: &dyn BinfmtMisc,
+    prover: &dyn Prover,
+    d: &Desired,
+    old: &str,
+) -> Result<Outcome, KernelError> {
+    let candidate = format!("{old}.next");
+    if fs.entries()?.iter().any(|e| e.name == candidate) {
+        fs.remove(&candidate)?; // left over from an interrupted replacement
+    }
+    let trial = register_proven(fs, prover, d, &candidate, "replaced")?;
+    if !trial.working {
+        let mut o = trial;
+        o.action = "kept previous".into();
+        o.entry = Some(old.to_string());
+        o.reason = Some(format!(
+            "new interpreter {} failed its probe, so the previous registration {old} stays (rollback): {}",
+            d.interpreter.display(),
+            o.reason.unwrap_or_default()
+        ));
+        return Ok(o);
+    }
+    fs.remove(old)?;
+    let mut final_reg = Registration {
+        name: old.to_string(),
+        ..d.registration()
+    };
+    final_reg.flags =
+        crate::entry::Flags::parse(trial.flags.as_deref().unwrap_or("F")).unwrap_or(d.flags);
+    fs.register(&final_reg)?;
+    fs.remove(&candidate)?;
+    let proof = prover.can_probe(d.arch).then(|| prover.prove(d.arch));
+    Ok(outcome(
+        d,
+        "replaced",
+        Some(old.to_string()),
+        Some(final_reg.flags.to_string()),
+        proof,
+    ))
+}
+
+fn flags_of(fs: &dyn BinfmtMisc, name: &str) -> Option<String> {
+    fs.entries()
+        .ok()?
+        .into_iter()
+        .find(|e| e.name == name)
+        .map(|e| e.flags.to_string())
+}
+
+fn outcome(
+    d: &Desired,
+    action: &str,
+    entry: Option<String>,
+    flags: Option<String>,
+    proof: Option<Proof>,
+) -> Outcome {
+    let working = proof.as_ref().is_none_or(Proof::working);
+    let reason = proof
+        .as_ref()
+        .filter(|p| !p.working())
+        .map(|p| format!("probe failed: {}", p.detail));
+    Outcome {
+        arch: d.arch.qemu,
+        working,
+        action: action.into(),
+        entry,
+        flags,
+        interpreter: d.interpreter.display().to_string(),
+        proof,
+        reason,
+    }
+}
+
+/// An arch that could not be made to work, with why.
+pub fn failed(d: &Desired, proof: Option<Proof>, reason: String) -> Outcome {
+    failed_arch(d.arch, &d.interpreter.display().to_string(), proof, reason)
+}
+
+pub fn failed_arch(
+    arch: &'static Arch,
+    interpreter: &str,
+    proof: Option<Proof>,
+    reason: String,
+) -> Outcome {
+    Outcome {
+        arch: arch.qemu,
+        working: false,
+        action: "failed".into(),
+        entry: None,
+        flags: None,
+        interpreter: interpreter.into(),
+        proof,
+        reason: Some(reason),
+    }
+}
+
+/// Remove our own entries (never another tool's), returning what was removed.
+pub fn uninstall(
+    fs: &dyn BinfmtMisc,
+    arches: Option<&[&'static Arch]>,
+) -> Result<Vec<String>, KernelError> {
+    let names = crate::plan::uninstall(&fs.entries()?, arches);
+    for n in &names {
+        fs.remove(n)?;
+    }
+    Ok(names)
+}

@@ -1,0 +1,123 @@
+//! Interpreters: where the qemu-user binary for an arch is, and whether it may be registered.
+//!
+//! Every check runs before any registration. The checks are the ones that matter under
+//! the F flag: the kernel pins the file and runs it in every container on the node, so it
+//! must be an ELF for THIS host's CPU, statically linked (a container has none of its
+//! libraries), and writable by root alone (anyone who can rewrite it owns every
+//! foreign-arch process on the node).
+
+mod checks;
+
+use std::path::{Path, PathBuf};
+
+pub use checks::{check_elf, check_interpreter, check_permissions, sha256_file};
+
+use crate::arch::Arch;
+
+/// Facts about an interpreter that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InterpreterInfo {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InterpError {
+    #[error("no interpreter for {arch}: looked for {looked}. Hint: install Debian's qemu-user-static (or trixie's qemu-user), or pass --interpreter FILE / --interpreter-dir DIR")]
+    NotFound { arch: String, looked: String },
+    #[error("interpreter {path}: {what}")]
+    Io { path: PathBuf, what: String },
+    #[error("interpreter {path} is not an ELF executable ({what}); use a qemu-user binary")]
+    NotElf { path: PathBuf, what: String },
+    #[error("interpreter {path} is built for {found} CPUs but this host is {host}. Hint: use the qemu-user build for {host} hosts (the one whose file name names the GUEST arch, e.g. qemu-aarch64, built for {host})")]
+    WrongCpu {
+        path: PathBuf,
+        found: String,
+        host: String,
+    },
+    #[error("interpreter {path} is dynamically linked (PT_INTERP {loader}); under the F flag it would fail inside containers that lack its libraries. Hint: use a statically linked qemu (Debian's qemu-user-static, or trixie's qemu-user)")]
+    Dynamic { path: PathBuf, loader: String },
+    #[error("interpreter {path}: {what}. Hint: `chown root:root` it and `chmod go-w` it and its directory; anyone who can write it controls every emulated process")]
+    Unsafe { path: PathBuf, what: String },
+}
+
+/// Where to look for interpreters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// One file; it must be the one for the only requested arch (or named qemu-<arch>...).
+    File(PathBuf),
+    /// A directory holding `qemu-<cpu>` (trixie's qemu-user) or `qemu-<cpu>-static` (Debian's qemu-user-static).
+    Dir(PathBuf),
+    /// The usual system locations, for when nothing was given.
+    System,
+}
+
+/// Directories searched when no interpreter source was given.
+pub const SYSTEM_DIRS: &[&str] = &["/usr/bin", "/usr/local/bin", "/usr/libexec/qemu-binfmt"];
+
+/// The candidate file names for an arch, in preference order.
+pub fn file_names(arch: &Arch) -> [String; 2] {
+    [
+        format!("qemu-{}", arch.interpreter),
+        format!("qemu-{}-static", arch.interpreter),
+    ]
+}
+
+/// Which arch an interpreter file name is for (`qemu-aarch64`, `qemu-aarch64-static`).
+pub fn arch_of_file_name(path: &Path) -> Option<&'static Arch> {
+    let name = path.file_name()?.to_str()?;
+    let cpu = name.strip_prefix("qemu-")?;
+    let cpu = cpu.strip_suffix("-static").unwrap_or(cpu);
+    crate::arch::ARCHES.iter().find(|a| a.qemu == cpu)
+}
+
+/// Find the interpreter file for `arch` from `source` (no checks yet).
+pub fn locate(arch: &Arch, source: &Source, requested: usize) -> Result<PathBuf, InterpError> {
+    let dirs: Vec<PathBuf> = match source {
+        Source::File(f) => {
+            return match arch_of_file_name(f) {
+                Some(a) if a.interpreter != arch.interpreter => Err(InterpError::NotFound {
+                    arch: arch.qemu.into(),
+                    looked: format!("{} (its name says it is for {})", f.display(), a.qemu),
+                }),
+                None if requested > 1 => Err(InterpError::NotFound {
+                    arch: arch.qemu.into(),
+                    looked: format!(
+                        "{} (one --interpreter file serves one arch unless it is named qemu-<arch>; use --interpreter-dir)",
+                        f.display()
+                    ),
+                }),
+                _ => Ok(f.clone()),
+            };
+        }
+        Source::Dir(d) => vec![d.clone()],
+        Source::System => SYSTEM_DIRS.iter().map(PathBuf::from).collect(),
+    };
+    let candidates: Vec<PathBuf> = dirs
+        .iter()
+        .flat_map(|d| file_names(arch).map(|n| d.join(n)))
+        .collect();
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| InterpError::NotFound {
+            arch: arch.qemu.into(),
+            looked: candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// `qemu-x --version` prints "qemu-x version 7.2.0 (Debian 1:7.2+dfsg-7)"; keep what follows "version".
+pub fn parse_version(stdout: &str) -> Option<String> {
+    let line = stdout.lines().next()?;
+    let v = line.split_once(" version ")?.1.trim();
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+#[cfg(test)]
+mod tests;

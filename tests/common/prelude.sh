@@ -1,0 +1,41 @@
+# Sourced at the top of every sandbox script, running as the sandbox's root (host uid 100000)
+# in fresh user, mount and pid namespaces. Defines helpers; `sandbox_setup` makes the sandbox.
+set -eu
+
+# Fresh proc for the new pid namespace, tmpfs over every directory a test writes to (the host's
+# /run and /tmp stay untouched), then a private binfmt_misc instance: the first binfmt_misc
+# mount in a user namespace is a new, empty instance that dies with the namespace.
+sandbox_setup() {
+    mount -t proc proc /proc
+    mount -t tmpfs -o mode=0755 tmpfs /run
+    mount -t tmpfs -o mode=1777 tmpfs /tmp
+    mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    sandbox_qemu
+}
+
+# Host-root-owned files show up owned by "nobody" in here, and interpreters must be owned by
+# root: copies on a tmpfs owned by the sandbox root are the honest way to provide them.
+sandbox_qemu() {
+    mkdir -p "$QEMU_DIR"
+    mount -t tmpfs -o mode=0755 tmpfs "$QEMU_DIR"
+    for t in $QEMU_TARGETS; do
+        cp "/usr/bin/qemu-$t-static" "$QEMU_DIR/qemu-$t-static"
+    done
+}
+
+# mkrootfs DIR BUSYBOX [QEMU]: a root filesystem holding only BUSYBOX and its applet links.
+# The applet list comes from running BUSYBOX through QEMU directly (no binfmt_misc needed).
+mkrootfs() {
+    _dir=$1 _bb=$2 _qemu=${3:-}
+    mkdir -p "$_dir/bin" "$_dir/proc" "$_dir/dev" "$_dir/tmp" "$_dir/sys" "$_dir/etc"
+    cp "$_bb" "$_dir/bin/busybox"
+    for _a in $($_qemu "$_dir/bin/busybox" --list); do
+        [ -e "$_dir/bin/$_a" ] || ln -s busybox "$_dir/bin/$_a"
+    done
+}
+
+# The entry names in the instance, one per line, sorted (register and status excluded).
+entries() {
+    ls /proc/sys/fs/binfmt_misc | grep -vx -e register -e status | sort || true
+}

@@ -1,0 +1,51 @@
+//! Can this machine run the sandboxed tests? Probed once per test binary.
+//!
+//! The only acceptable reason to skip is a kernel that cannot give a user namespace its own
+//! binfmt_misc instance (Linux < 6.7, or user namespaces disabled). Everything else (not
+//! root, util-linux missing) is a broken test setup and fails. With CI=true a skip fails too:
+//! CI machines of this project's kind have the support, so a skip there hides a regression.
+
+use std::sync::OnceLock;
+
+use super::sandbox::Sandbox;
+
+static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// `Some(())` when sandboxes work. Otherwise prints the reason and returns None, or panics
+/// under CI=true.
+pub fn require() -> Option<()> {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the kernel tests create namespaces and write uid maps as real root: run them as root (tests/run.sh)"
+    );
+    match PROBE.get_or_init(probe) {
+        Ok(()) => Some(()),
+        Err(reason) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true and the kernel sandbox is unavailable, so this test cannot be skipped: {reason}")
+        }
+        Err(reason) => {
+            eprintln!("SKIPPED: {reason}");
+            None
+        }
+    }
+}
+
+fn probe() -> Result<(), String> {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let kernel = kernel.trim();
+    let run = Sandbox::unchecked()
+        .bare()
+        .try_run(
+            "mount -t proc proc /proc\nmount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc\ncat /proc/sys/fs/binfmt_misc/status",
+        )
+        .map_err(|e| format!("this kernel ({kernel}) cannot create the user namespace sandbox: {e}"))?;
+    if run.status.success() && run.stdout.trim() == "enabled" {
+        return Ok(());
+    }
+    Err(format!(
+        "this kernel ({}) cannot mount a private binfmt_misc instance in a user namespace \
+         (needs Linux >= 6.7 with user namespaces enabled): {}",
+        kernel,
+        run.stderr.trim()
+    ))
+}
