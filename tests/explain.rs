@@ -300,6 +300,18 @@ fn scripts_are_judged_by_their_interpreter_in_the_root() {
     );
     assert_eq!(codes(f), ["interpreter-missing"]);
     assert_eq!(explain(&[sh.to_str().unwrap()]).code, 0);
+    // No x bit: not an executable. Named directly that fails the run; found by a walk it
+    // does not (a tree is full of modules and data).
+    let module = dir.path().join("module.py");
+    fs::write(&module, "#!/bin/sh\n").unwrap();
+    let out = explain(&["--json", module.to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    let j = out.json();
+    assert_eq!(only_file(&j)["verdict"]["outcome"], "not-executable");
+    fs::remove_file(&missing).unwrap();
+    let out = explain(&["--json", "--recursive", dir.path().to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(out.json()["summary"]["not_executable"], 1);
     // In the arm64 dash root, /bin/sh is an arm64 program with no loader and no emulator.
     let root = make_root(&["bookworm/arm64/dash"], &[]);
     let out = explain(&[
@@ -322,10 +334,14 @@ fn scripts_are_judged_by_their_interpreter_in_the_root() {
 fn truncated_elf_is_a_per_file_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let whole = fs::read(fixture(ARM64_BUSYBOX)).unwrap();
-    let half = dir.path().join("half");
-    fs::write(&half, &whole[..whole.len() / 2]).unwrap();
-    let stub = dir.path().join("stub");
-    fs::write(&stub, &whole[..30]).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        fs::write(&p, bytes).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    };
+    let half = write("half", &whole[..whole.len() / 2]);
+    let stub = write("stub", &whole[..30]);
     let out = explain(&["--json", half.to_str().unwrap(), stub.to_str().unwrap()]);
     assert_eq!(out.code, 1);
     let j = out.json();

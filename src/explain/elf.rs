@@ -178,7 +178,9 @@ where
         if let Some(bytes) = p.interpreter(e, data).map_err(ExplainError::object)? {
             interpreter = Some(String::from_utf8_lossy(bytes).into_owned());
         }
-        if let Some(dynamic) = p.dynamic(e, data).map_err(ExplainError::object)? {
+        // DT_FLAGS_1 only tells a static-pie from a library; an unreadable dynamic
+        // segment (debug-info files keep the header but not the data) is not fatal here.
+        if let Ok(Some(dynamic)) = p.dynamic(e, data) {
             flags_1 = dynamic
                 .iter()
                 .find(|d| d.tag32(e) == Some(elf::DT_FLAGS_1))

@@ -252,6 +252,14 @@ impl Explainer {
         };
         let info = match info {
             Ok(info) => info,
+            // A broken file nobody marked executable is just not an executable.
+            Err(e) if !executable => {
+                let note = format!("{}; {e}", super::verdict::NO_EXEC_BIT);
+                let p = Problem::BadFile {
+                    error: e.to_string(),
+                };
+                return (Err(p), Verdict::not_executable(note));
+            }
             Err(e) => {
                 let p = Problem::BadFile {
                     error: e.to_string(),

@@ -45,9 +45,9 @@
 //!                     | "unknown-machine" | "entry-interpreter-missing" | "loader-missing"
 //!                     | "libc-missing" | "glibc-too-old" | "interpreter-missing"
 //!                     | "env-command-missing" | "interpreter-cannot-run" | "bad-file"
-//!                     | "unreadable" | "no-exec-permission",
+//!                     | "unreadable",
 //!                     "message": "...", ...fields of that code}],
-//!       "note": null | "ELF shared-library, not a program"
+//!       "note": null | "ELF shared-library, not a program" | "no execute permission ..."
 //!     }
 //!   }],
 //!   "summary": {"files": 3, "runnable": 2, "cannot_run": 1, "not_executable": 0}

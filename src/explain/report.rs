@@ -146,9 +146,13 @@ fn write_human(out: &mut impl Write, x: &Explained) -> io::Result<()> {
                 e.name
             )?;
         }
-        for p in &v.problems {
-            writeln!(out, "    - {p}")?;
-        }
+    }
+    let also = match v.outcome {
+        Outcome::NotExecutable => "even with an x bit: ",
+        _ => "",
+    };
+    for p in &v.problems {
+        writeln!(out, "    - {also}{p}")?;
     }
     Ok(())
 }

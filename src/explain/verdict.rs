@@ -133,8 +133,6 @@ pub enum Problem {
     BadFile { error: String },
     #[error("cannot read it: {error}")]
     Unreadable { error: String },
-    #[error("no execute permission: `chmod +x` it")]
-    NoExecPermission,
     #[error("no emulator for arch {arch}: no enabled binfmt_misc entry in {binfmt_misc} matches it{}. Fix: `binfmtd install --arch {arch}`", disabled_note(disabled))]
     NoEmulator {
         arch: String,
@@ -196,7 +194,7 @@ pub struct Verdict {
     pub outcome: Outcome,
     /// The entry that handles the file (also set when it cannot run for another reason).
     pub entry: Option<EntryUse>,
-    /// Empty unless `outcome` is `cannot-run`.
+    /// Why it cannot run; for `not-executable` (no x bit), what would still stop it.
     pub problems: Vec<Problem>,
     /// For `not-executable`: what the file is instead.
     pub note: Option<String>,
@@ -223,7 +221,7 @@ impl Verdict {
         })
     }
 
-    fn not_executable(note: impl Into<String>) -> Verdict {
+    pub fn not_executable(note: impl Into<String>) -> Verdict {
         Verdict {
             outcome: Outcome::NotExecutable,
             entry: None,
@@ -233,7 +231,7 @@ impl Verdict {
     }
 
     fn finish(mut self) -> Verdict {
-        if !self.problems.is_empty() {
+        if !self.problems.is_empty() && self.outcome != Outcome::NotExecutable {
             self.outcome = Outcome::CannotRun;
         }
         self
@@ -263,12 +261,17 @@ fn kebab(kind: super::elf::ElfKind) -> String {
         .unwrap_or_default()
 }
 
+/// A file with no x bit is not meant to be executed (the kernel refuses it): not an
+/// executable, whatever else it is. What would still stop it once `chmod +x`ed is kept.
 fn exec_bit(mut v: Verdict, facts: &Facts) -> Verdict {
     if !facts.executable {
-        v.problems.insert(0, Problem::NoExecPermission);
+        v.outcome = Outcome::NotExecutable;
+        v.note = Some(NO_EXEC_BIT.into());
     }
     v
 }
+
+pub const NO_EXEC_BIT: &str = "no execute permission (`chmod +x` to run it)";
 
 fn elf_verdict(elf: &ElfInfo, node: &Node, facts: &Facts) -> Verdict {
     let native = elf.arch.is_some_and(|a| node.native.contains(&a));

@@ -266,9 +266,20 @@ fn libraries_and_data_are_not_executables_unless_an_entry_takes_them() {
         loader_present: None,
         script: None,
     };
-    let v = verdict(&other, &with_entries(vec![jar]), &facts);
+    let v = verdict(&other, &with_entries(vec![jar.clone()]), &facts);
     assert_eq!(v.entry.as_ref().unwrap().name, "jar");
-    assert_eq!(codes(&v), ["no-exec-permission"]);
+    // Without an x bit it is not an executable, though the entry would take it.
+    assert_eq!(v.outcome, Outcome::NotExecutable);
+    assert_eq!(v.note.as_deref(), Some(NO_EXEC_BIT));
+    let v = verdict(
+        &other,
+        &with_entries(vec![jar.clone()]),
+        &Facts {
+            executable: true,
+            ..facts.clone()
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Emulated);
     let v = verdict(&other, &with_entries(vec![]), &facts);
     assert_eq!(v.outcome, Outcome::NotExecutable);
 }
