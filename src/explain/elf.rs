@@ -5,12 +5,11 @@
 //! an `object::ReadCache` over the open file, so only the header, program and section
 //! headers and the few sections used are ever read from disk.
 
-use std::fmt;
-
 use object::elf::{self, FileHeader32, FileHeader64};
 use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionTable};
 use object::{Endianness, ReadRef};
 
+use super::glibc::GlibcVersion;
 use super::ExplainError;
 
 // Offsets in e_ident (the ELF specification's EI_* indices).
@@ -19,50 +18,6 @@ const EI_DATA: usize = 5;
 const EI_OSABI: usize = 7;
 const EI_NIDENT: usize = 16;
 use crate::arch::{self, Arch, ElfClass, Endian};
-
-/// A glibc symbol version, `GLIBC_2.38` -> 2.38. Ordered numerically (2.9 < 2.10).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GlibcVersion(pub Vec3);
-
-/// major, minor, patch (`GLIBC_2.3.4` has a patch; most have 0).
-pub type Vec3 = [u32; 3];
-
-impl GlibcVersion {
-    /// Parse a version-table name; `GLIBC_PRIVATE` and `GLIBC_ABI_DT_RELR` are not versions.
-    pub fn from_symbol_version(name: &[u8]) -> Option<GlibcVersion> {
-        GlibcVersion::parse(std::str::from_utf8(name.strip_prefix(b"GLIBC_")?).ok()?)
-    }
-
-    /// Parse `2.38` or `2.3.4`.
-    pub fn parse(s: &str) -> Option<GlibcVersion> {
-        let mut out = [0u32; 3];
-        let mut parts = s.split('.');
-        for slot in out.iter_mut() {
-            match parts.next() {
-                Some(p) => *slot = p.parse().ok()?,
-                None => break,
-            }
-        }
-        (parts.next().is_none() && s.contains('.')).then_some(GlibcVersion(out))
-    }
-}
-
-impl fmt::Display for GlibcVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c] = self.0;
-        if c == 0 {
-            write!(f, "{a}.{b}")
-        } else {
-            write!(f, "{a}.{b}.{c}")
-        }
-    }
-}
-
-impl serde::Serialize for GlibcVersion {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
 
 /// What kind of ELF object a file is. Only programs can be executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -172,21 +127,7 @@ where
     )?;
     let phdrs = h.program_headers(e, data).map_err(ExplainError::object)?;
     check_segments::<H>(phdrs, e, len)?;
-    let mut interpreter = None;
-    let mut flags_1 = 0u64;
-    for p in phdrs {
-        if let Some(bytes) = p.interpreter(e, data).map_err(ExplainError::object)? {
-            interpreter = Some(String::from_utf8_lossy(bytes).into_owned());
-        }
-        // DT_FLAGS_1 only tells a static-pie from a library; an unreadable dynamic
-        // segment (debug-info files keep the header but not the data) is not fatal here.
-        if let Ok(Some(dynamic)) = p.dynamic(e, data) {
-            flags_1 = dynamic
-                .iter()
-                .find(|d| d.tag32(e) == Some(elf::DT_FLAGS_1))
-                .map_or(0, |d| d.d_val(e).into());
-        }
-    }
+    let (interpreter, flags_1) = program_facts::<H, R>(phdrs, e, data)?;
     check_table(
         "section headers",
         h.e_shoff(e).into(),
@@ -223,6 +164,34 @@ where
         glibc_needed,
         glibc_defined,
     })
+}
+
+/// PT_INTERP's path, and DT_FLAGS_1 from the dynamic segment (0 when absent).
+fn program_facts<'d, H, R>(
+    phdrs: &[H::ProgramHeader],
+    e: Endianness,
+    data: R,
+) -> Result<(Option<String>, u64), ExplainError>
+where
+    H: FileHeader<Endian = Endianness>,
+    R: ReadRef<'d>,
+{
+    let mut interpreter = None;
+    let mut flags_1 = 0u64;
+    for p in phdrs {
+        if let Some(bytes) = p.interpreter(e, data).map_err(ExplainError::object)? {
+            interpreter = Some(String::from_utf8_lossy(bytes).into_owned());
+        }
+        // DT_FLAGS_1 only tells a static-pie from a library; an unreadable dynamic
+        // segment (debug-info files keep the header but not the data) is not fatal here.
+        if let Ok(Some(dynamic)) = p.dynamic(e, data) {
+            flags_1 = dynamic
+                .iter()
+                .find(|d| d.tag32(e) == Some(elf::DT_FLAGS_1))
+                .map_or(0, |d| d.d_val(e).into());
+        }
+    }
+    Ok((interpreter, flags_1))
 }
 
 /// A header table (program or section headers) must lie inside the file. Checked here,
@@ -382,57 +351,5 @@ fn abi(head: &[u8], machine: u16, class: ElfClass, flags: u32) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn glibc_versions_order_numerically_and_skip_non_versions() {
-        let v = |s: &[u8]| GlibcVersion::from_symbol_version(s);
-        assert!(v(b"GLIBC_2.9") < v(b"GLIBC_2.10"));
-        assert!(v(b"GLIBC_2.3.4") > v(b"GLIBC_2.3"));
-        assert_eq!(v(b"GLIBC_2.38").unwrap().to_string(), "2.38");
-        assert_eq!(v(b"GLIBC_2.3.4").unwrap().to_string(), "2.3.4");
-        for not_a_version in [
-            &b"GLIBC_PRIVATE"[..],
-            b"GLIBC_ABI_DT_RELR",
-            b"GCC_3.0",
-            b"GLIBC_2",
-        ] {
-            assert_eq!(
-                v(not_a_version),
-                None,
-                "{:?}",
-                String::from_utf8_lossy(not_a_version)
-            );
-        }
-    }
-
-    #[test]
-    fn elf_kind_separates_programs_from_libraries() {
-        assert_eq!(elf_kind(elf::ET_DYN, true, 0), ElfKind::PieExecutable);
-        assert_eq!(
-            elf_kind(elf::ET_DYN, false, u64::from(elf::DF_1_PIE)),
-            ElfKind::StaticPie
-        );
-        assert_eq!(elf_kind(elf::ET_DYN, false, 0), ElfKind::SharedLibrary);
-        assert!(!ElfKind::Relocatable.is_program());
-    }
-
-    #[test]
-    fn abi_names_arm_float_convention_and_mips_n32() {
-        let mut head = [0u8; 16];
-        assert_eq!(
-            abi(&head, elf::EM_ARM, ElfClass::Elf32, 0x0500_0400),
-            "SYSV, EABI5 hard-float"
-        );
-        assert_eq!(
-            abi(&head, elf::EM_MIPS, ElfClass::Elf32, elf::EF_MIPS_ABI2),
-            "SYSV, n32"
-        );
-        head[EI_OSABI] = elf::ELFOSABI_GNU;
-        assert_eq!(
-            abi(&head, elf::EM_RISCV, ElfClass::Elf64, 0x5),
-            "GNU/Linux, lp64d"
-        );
-    }
-}
+#[path = "elf_tests.rs"]
+mod tests;

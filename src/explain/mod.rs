@@ -58,13 +58,16 @@
 
 pub mod elf;
 pub mod fs;
+pub mod glibc;
+pub mod problem;
 pub mod report;
 pub mod script;
 pub mod verdict;
 
 use object::ReadRef;
 
-pub use elf::{ElfInfo, ElfKind, GlibcVersion, Linkage};
+pub use elf::{ElfInfo, ElfKind, Linkage};
+pub use glibc::GlibcVersion;
 pub use script::Shebang;
 pub use verdict::{verdict, Binfmt, Facts, Libc, Node, Outcome, Problem, Verdict};
 
