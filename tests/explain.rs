@@ -326,6 +326,12 @@ fn scripts_are_judged_by_their_interpreter_in_the_root() {
         msg.contains("aarch64") && msg.contains("ld-linux-aarch64.so.1"),
         "{msg}"
     );
+    let inner = &f["verdict"]["problems"][0]["problems"];
+    assert_eq!(inner[1]["code"], "loader-missing", "{inner:#}");
+    assert!(inner[1]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ld-linux-aarch64.so.1"));
 }
 
 #[test]

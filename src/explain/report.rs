@@ -222,15 +222,7 @@ fn file_json(x: &Explained) -> Value {
 }
 
 fn verdict_json(v: &Verdict) -> Value {
-    let problems: Vec<Value> = v
-        .problems
-        .iter()
-        .map(|p| {
-            let mut j = json!(p);
-            j["message"] = json!(p.to_string());
-            j
-        })
-        .collect();
+    let problems: Vec<Value> = v.problems.iter().map(problem_json).collect();
     json!({
         "outcome": v.outcome,
         "summary": summary(v),
@@ -238,4 +230,15 @@ fn verdict_json(v: &Verdict) -> Value {
         "problems": problems,
         "note": v.note,
     })
+}
+
+/// A problem's fields plus its `message`, also for the problems nested in
+/// `interpreter-cannot-run`.
+fn problem_json(p: &super::Problem) -> Value {
+    let mut j = json!(p);
+    j["message"] = json!(p.to_string());
+    if let super::Problem::InterpreterCannotRun { problems, .. } = p {
+        j["problems"] = problems.iter().map(problem_json).collect();
+    }
+    j
 }
