@@ -11,7 +11,7 @@ use crate::arch::Arch;
 use crate::entry::{Entry, Registration};
 use crate::kernel::{BinfmtMisc, KernelError};
 use crate::plan::{plan, Action, ArchPlan, Desired};
-use crate::prover::{Argv0, Proof, Prover};
+use crate::prover::{Argv0Mode, ProbeResult, Prover};
 
 /// What happened to one arch.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -24,7 +24,7 @@ pub struct Outcome {
     pub entry: Option<String>,
     pub flags: Option<String>,
     pub interpreter: String,
-    pub proof: Option<Proof>,
+    pub proof: Option<ProbeResult>,
     pub reason: Option<String>,
 }
 
@@ -36,7 +36,7 @@ pub struct Options {
 /// Make every desired arch work. Kernel errors that concern the whole instance
 /// (permission, binfmt_misc gone) abort; everything else is per arch.
 pub fn install(
-    fs: &dyn BinfmtMisc,
+    fs: &(dyn BinfmtMisc + Sync),
     prover: &dyn Prover,
     desired: &[Desired],
     opts: Options,
@@ -53,9 +53,11 @@ pub fn install(
     observed.retain(|e| !(e.is_own() && e.name.ends_with(".next")));
     let working = prove_foreign(prover, desired, &observed);
     let plans = plan(desired, &observed, &working, opts.replace_foreign);
+    // Each arch has its own entry, so arches are applied side by side.
+    let results = crate::par::map(&plans, |p| apply(fs, prover, p));
     let mut out = Vec::new();
-    for p in plans {
-        match apply(fs, prover, &p) {
+    for (p, r) in plans.iter().zip(results) {
+        match r {
             Ok(o) => out.push(o),
             Err(e) if e.is_permission() => return Err(e),
             Err(e) => out.push(failed(&p.desired, None, format!("{e}"))),
@@ -75,14 +77,18 @@ fn prove_foreign(prover: &dyn Prover, desired: &[Desired], observed: &[Entry]) -
         if same.is_empty() || same.iter().any(|e| e.is_own()) || !same.iter().any(|e| e.enabled) {
             continue;
         }
-        if prover.can_probe(d.arch) && prover.prove(d.arch).working() {
+        if prover.can_probe(d.arch) && prover.prove(d.arch).ok {
             working.extend(same.iter().filter(|e| e.enabled).map(|e| e.name.clone()));
         }
     }
     working
 }
 
-fn apply(fs: &dyn BinfmtMisc, prover: &dyn Prover, p: &ArchPlan) -> Result<Outcome, KernelError> {
+fn apply(
+    fs: &(dyn BinfmtMisc + Sync),
+    prover: &dyn Prover,
+    p: &ArchPlan,
+) -> Result<Outcome, KernelError> {
     let d = &p.desired;
     for name in &p.remove_foreign {
         tracing::info!(arch = d.arch.qemu, entry = %name, "removing foreign entry (--replace-foreign)");
@@ -111,7 +117,7 @@ fn apply(fs: &dyn BinfmtMisc, prover: &dyn Prover, p: &ArchPlan) -> Result<Outco
                 "enabled"
             };
             let proof = prover.can_probe(d.arch).then(|| prover.prove(d.arch));
-            if proof.as_ref().is_none_or(Proof::working) {
+            if proof.as_ref().is_none_or(|p| p.ok) {
                 return Ok(outcome(
                     d,
                     verb,
@@ -133,7 +139,7 @@ fn apply(fs: &dyn BinfmtMisc, prover: &dyn Prover, p: &ArchPlan) -> Result<Outco
 /// Register `d` under `name`, prove it, drop P if the interpreter shifts arguments, and
 /// remove it again if it does not work.
 fn register_proven(
-    fs: &dyn BinfmtMisc,
+    fs: &(dyn BinfmtMisc + Sync),
     prover: &dyn Prover,
     d: &Desired,
     name: &str,
@@ -161,7 +167,7 @@ fn register_proven(
     }
     fs.register(&r)?;
     let mut proof = prover.prove(d.arch);
-    if proof.ran && proof.argv0 == Some(Argv0::Shifted) {
+    if proof.argv0 == Some(Argv0Mode::Shifted) {
         tracing::info!(
             arch = d.arch.qemu,
             "interpreter does not understand P; registering without it"
@@ -171,7 +177,7 @@ fn register_proven(
         fs.register(&r)?;
         proof = prover.prove(d.arch);
     }
-    if proof.working() {
+    if proof.ok {
         return Ok(outcome(
             d,
             verb,
@@ -190,7 +196,7 @@ fn register_proven(
 
 /// Register the new interpreter beside the old entry, prove it, and only then swap.
 fn replace(
-    fs: &dyn BinfmtMisc,
+    fs: &(dyn BinfmtMisc + Sync),
     prover: &dyn Prover,
     d: &Desired,
     old: &str,
@@ -230,7 +236,7 @@ fn replace(
     ))
 }
 
-fn flags_of(fs: &dyn BinfmtMisc, name: &str) -> Option<String> {
+fn flags_of(fs: &(dyn BinfmtMisc + Sync), name: &str) -> Option<String> {
     fs.entries()
         .ok()?
         .into_iter()
@@ -243,12 +249,12 @@ fn outcome(
     action: &str,
     entry: Option<String>,
     flags: Option<String>,
-    proof: Option<Proof>,
+    proof: Option<ProbeResult>,
 ) -> Outcome {
-    let working = proof.as_ref().is_none_or(Proof::working);
+    let working = proof.as_ref().is_none_or(|p| p.ok);
     let reason = proof
         .as_ref()
-        .filter(|p| !p.working())
+        .filter(|p| !p.ok)
         .map(|p| format!("probe failed: {}", p.detail));
     Outcome {
         arch: d.arch.qemu,
@@ -263,14 +269,14 @@ fn outcome(
 }
 
 /// An arch that could not be made to work, with why.
-pub fn failed(d: &Desired, proof: Option<Proof>, reason: String) -> Outcome {
+pub fn failed(d: &Desired, proof: Option<ProbeResult>, reason: String) -> Outcome {
     failed_arch(d.arch, &d.interpreter.display().to_string(), proof, reason)
 }
 
 pub fn failed_arch(
     arch: &'static Arch,
     interpreter: &str,
-    proof: Option<Proof>,
+    proof: Option<ProbeResult>,
     reason: String,
 ) -> Outcome {
     Outcome {
@@ -287,7 +293,7 @@ pub fn failed_arch(
 
 /// Remove our own entries (never another tool's), returning what was removed.
 pub fn uninstall(
-    fs: &dyn BinfmtMisc,
+    fs: &(dyn BinfmtMisc + Sync),
     arches: Option<&[&'static Arch]>,
 ) -> Result<Vec<String>, KernelError> {
     let names = crate::plan::uninstall(&fs.entries()?, arches);

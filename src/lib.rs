@@ -2,14 +2,21 @@
 //!
 //! Module map (pure core first, effectful edges last):
 //!
-//! | module   | what it holds                                                             | effects |
-//! |----------|---------------------------------------------------------------------------|---------|
-//! | `arch`   | the architecture table and name resolution (qemu/OCI/GOARCH/Debian names)  | none    |
-//! | `entry`  | register-string encoding, entry-file parsing, flags, ownership prefix     | none    |
-//! | `explain`| ELF/script inspection and the run-here verdict (pure); file reading at `explain::fs` | files   |
-//! | `exit`   | documented exit codes and the error type that carries one                 | none    |
-//! | `kernel` | the binfmt_misc filesystem behind the `BinfmtMisc` trait, rooted at a path | kernel  |
-//! | `cli`    | argument parsing and one file per subcommand                              | all     |
+//! | module    | what it holds                                                                 | effects |
+//! |-----------|-------------------------------------------------------------------------------|---------|
+//! | `arch`    | the architecture table and name resolution (qemu/OCI/GOARCH/Debian names)     | none    |
+//! | `entry`   | register-string encoding, entry-file parsing, flags, ownership prefix         | none    |
+//! | `plan`    | the reconcile diff: desired vs observed entries -> per-arch actions           | none    |
+//! | `status`  | the status schema (data), built from observations; table rendering            | none    |
+//! | `explain` | file facts (ELF, #!) and the run-here verdict; file reads in `explain::fs`    | files   |
+//! | `exit`    | documented exit codes and the error type that carries one                     | none    |
+//! | `interp`  | locating interpreters; ELF/static/ownership checks; sha256                    | files   |
+//! | `kernel`  | the binfmt_misc filesystem behind the `BinfmtMisc` trait, rooted at a path    | kernel  |
+//! | `probe`   | tiny per-arch ELF probes, their output parser/judge, the `Runner` that execs  | exec    |
+//! | `prover`  | the `Prover` trait (prove a format, detect native ones) and its exec version  | exec    |
+//! | `par`     | a scoped-thread parallel map for independent per-arch work                    | threads |
+//! | `install` | applying a plan: register, prove, keep or roll back, per arch                 | all     |
+//! | `cli`     | argument parsing and one file per subcommand                                  | all     |
 
 pub mod arch;
 pub mod cli;
@@ -19,6 +26,8 @@ pub mod explain;
 pub mod install;
 pub mod interp;
 pub mod kernel;
+pub mod par;
 pub mod plan;
+pub mod probe;
 pub mod prover;
 pub mod status;

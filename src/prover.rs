@@ -1,45 +1,22 @@
 //! Proof that a format runs, behind a trait: the real one executes probe programs
 //! (`probe` module); tests of the orchestration may script one.
 
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::arch::Arch;
+use crate::probe::ExecRunner;
 
-/// How the emulator saw argv[0] (from the probe's report of argc and argv[0]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Argv0 {
-    /// P is set and the interpreter understands it: argv[0] arrives as the caller gave it.
-    Preserved,
-    /// No P: argv[0] is replaced by the binary's path (multi-call binaries lose their name).
-    Replaced,
-    /// P is set but the interpreter does not understand it: every argument shifted by one.
-    Shifted,
-}
+pub use crate::probe::{Argv0Mode, ProbeResult};
 
-/// The result of running one probe.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Proof {
-    /// The program ran and printed the expected marker (argv[0] handling aside).
-    pub ran: bool,
-    pub argv0: Option<Argv0>,
-    /// What happened, for people: "ok", "exec format error (ENOEXEC)", "timed out after 5s", ...
-    pub detail: String,
-    pub millis: u64,
-}
-
-impl Proof {
-    /// Working means: it ran, and argv[0] is not shifted (a shifted argv breaks every program).
-    pub fn working(&self) -> bool {
-        self.ran && self.argv0 != Some(Argv0::Shifted)
-    }
-}
-
-pub trait Prover {
+/// Proves formats. `Sync` so that per-arch work can run on several threads.
+pub trait Prover: Sync {
     /// Does this binfmtd know a probe program for the arch?
     fn can_probe(&self, arch: &Arch) -> bool;
     /// Execute the arch's probe; the kernel picks whichever entry handles it.
-    fn prove(&self, arch: &'static Arch) -> Proof;
+    fn prove(&self, arch: &'static Arch) -> ProbeResult;
     /// Does the format run with no binfmt_misc entry at all (native or compat)?
     fn runs_natively(&self, arch: &'static Arch) -> bool;
     /// `interpreter --version`, parsed; None when it cannot be run.
@@ -80,30 +57,63 @@ fn compat_candidates(host: &Arch) -> Vec<&'static Arch> {
 }
 
 /// The prover that runs real probe programs from private directories under `scratch`.
-pub fn exec_prover(scratch: std::path::PathBuf, timeout: std::time::Duration) -> Box<dyn Prover> {
-    let _ = (scratch, timeout);
-    Box::new(NoProbes)
+pub fn exec_prover(scratch: PathBuf, timeout: Duration) -> Box<dyn Prover> {
+    Box::new(ExecProver {
+        runner: ExecRunner::new(scratch),
+        timeout,
+    })
 }
 
-/// Placeholder until the probe programs land: proves nothing, claims nothing.
-struct NoProbes;
+struct ExecProver {
+    runner: ExecRunner,
+    timeout: Duration,
+}
 
-impl Prover for NoProbes {
-    fn can_probe(&self, _: &Arch) -> bool {
-        false
+impl Prover for ExecProver {
+    fn can_probe(&self, arch: &Arch) -> bool {
+        crate::probe::supported().any(|a| a.qemu == arch.qemu)
     }
-    fn prove(&self, _: &'static Arch) -> Proof {
-        Proof {
-            ran: false,
-            argv0: None,
-            detail: "no probe".into(),
-            millis: 0,
+
+    fn prove(&self, arch: &'static Arch) -> ProbeResult {
+        crate::probe::run(&self.runner, arch, false, self.timeout)
+    }
+
+    fn runs_natively(&self, arch: &'static Arch) -> bool {
+        self.can_probe(arch) && crate::probe::run(&self.runner, arch, true, self.timeout).ok
+    }
+
+    fn qemu_version(&self, interpreter: &Path) -> Option<String> {
+        let out = run_with_timeout(Command::new(interpreter).arg("--version"), self.timeout)?;
+        crate::interp::parse_version(&String::from_utf8_lossy(&out))
+    }
+}
+
+/// Run a command, killing it after `timeout`; its stdout if it exited 0.
+fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Option<Vec<u8>> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut stdout = child.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut (&mut stdout).take(64 * 1024), &mut buf);
+        buf
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
         }
-    }
-    fn runs_natively(&self, _: &'static Arch) -> bool {
-        false
-    }
-    fn qemu_version(&self, _: &Path) -> Option<String> {
-        None
-    }
+    };
+    let out = reader.join().ok()?;
+    status.success().then_some(out)
 }

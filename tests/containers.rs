@@ -23,9 +23,14 @@ fn bundle_script(bb: &Busybox) -> String {
 
 /// The container's process is `sh` reading commands from stdin (the spec's default args).
 fn container_runs_after_registration(runtime: &str, options: &str, debian: &str) {
-    let Some(sb) = Sandbox::new() else { return };
     let bb = Busybox::by_debian(debian);
     let reg = register_cmd(bb.arch(), &qemu_in_sandbox(bb.qemu_target()), "F");
+    container_runs_after(runtime, options, bb, &reg);
+}
+
+/// `register` is the shell that makes the format work (a raw entry, or binfmtd itself).
+fn container_runs_after(runtime: &str, options: &str, bb: Busybox, reg: &str) {
+    let Some(sb) = Sandbox::new() else { return };
     let run_ctr = |id: &str| {
         format!(
             "echo 'uname -m; find / -xdev -name \"qemu*\"; echo searched' | \
@@ -67,6 +72,103 @@ fn crun_runs_a_riscv64_container() {
 }
 
 #[test]
+fn crun_runs_an_arm64_container_after_binfmtd_install() {
+    let install = "$BINFMTD install --arch linux/arm64 --interpreter-dir $QEMU_DIR >&2";
+    container_runs_after(
+        "crun",
+        "--cgroup-manager=disabled",
+        Busybox::by_debian("arm64"),
+        install,
+    );
+}
+
+#[test]
 fn runc_runs_an_arm64_container() {
     container_runs_after_registration("runc", "", "arm64");
+}
+
+/// containerd + ctr, the runtime EKS nodes use: an arm64 OCI image (built with umoci from the
+/// busybox rootfs) is selected by platform and run through the runc shim, with crun doing
+/// the work (cgroups cannot be delegated into this sandbox).
+#[test]
+fn containerd_runs_an_arm64_image() {
+    let bb = Busybox::by_debian("arm64");
+    let reg = register_cmd(bb.arch(), &qemu_in_sandbox("aarch64"), "F");
+    containerd_runs_image_after(bb, &reg);
+}
+
+#[test]
+fn containerd_runs_an_arm64_image_after_binfmtd_install() {
+    let install = "$BINFMTD install --arch linux/arm64 --interpreter-dir $QEMU_DIR >&2";
+    containerd_runs_image_after(Busybox::by_debian("arm64"), install);
+}
+
+/// `register` is the shell that makes the format work (a raw entry, or binfmtd itself).
+fn containerd_runs_image_after(bb: Busybox, reg: &str) {
+    let Some(sb) = Sandbox::new() else { return };
+    let ctr_run = |id: &str| {
+        format!(
+            "code ctr -a /run/ctd/sock run --rm --platform linux/arm64 --runc-binary /run/ctd/runc \
+             --snapshotter native test.invalid/busybox:latest {id} uname -m"
+        )
+    };
+    let run = sb
+        .with_qemu(&["aarch64"])
+        .run_script(&format!(
+            "{setup}\n{image}\n\
+             section before; {before}\n\
+             {reg}\n\
+             section after; {after}\n\
+             kill $ctd; wait $ctd || true",
+            setup = CONTAINERD_SETUP,
+            image = image_script(&bb),
+            before = ctr_run("before"),
+            after = ctr_run("after"),
+        ))
+        .success();
+    let s = common::sections(&run.stdout);
+    assert_eq!(s["before"], "exit=1\n", "{run}");
+    assert!(run.stderr.contains("Exec format error"), "{run}");
+    assert_eq!(s["after"], format!("{}\nexit=0\n", bb.uname), "{run}");
+}
+
+/// containerd with its root, state and socket on the sandbox's tmpfs; $ctd is its pid.
+const CONTAINERD_SETUP: &str = r#"
+if [ -d /sys/fs/cgroup/unified ]; then mount -t tmpfs none /sys/fs/cgroup/unified; fi
+mkdir -p /run/ctd /tmp/ctd
+cat > /tmp/ctd/config.toml <<CFG
+version = 2
+root = "/tmp/ctd/root"
+state = "/run/ctd/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "/run/ctd/sock"
+CFG
+containerd --config /tmp/ctd/config.toml >/tmp/ctd/log 2>&1 &
+ctd=$!
+printf '#!/bin/sh\nexec crun --cgroup-manager=disabled "$@"\n' > /run/ctd/runc
+chmod 755 /run/ctd/runc
+"#;
+
+/// An OCI image of the busybox rootfs, marked linux/<arch>, imported into containerd.
+fn image_script(bb: &Busybox) -> String {
+    let platform = bb
+        .arch()
+        .platform()
+        .expect("fixture arches have an OCI platform");
+    let goarch = platform.trim_start_matches("linux/");
+    format!(
+        "umoci init --layout /tmp/oci\n\
+         umoci new --image /tmp/oci:latest\n\
+         umoci unpack --image /tmp/oci:latest /tmp/image\n\
+         mkrootfs /tmp/image/rootfs {bb} {q}\n\
+         umoci repack --image /tmp/oci:latest /tmp/image\n\
+         umoci config --image /tmp/oci:latest --architecture {goarch} --os linux\n\
+         (cd /tmp/oci && tar -cf /tmp/image.tar .)\n\
+         for i in $(seq 200); do [ -S /run/ctd/sock ] && break; sleep 0.05; done\n\
+         [ -S /run/ctd/sock ] || {{ cat /tmp/ctd/log >&2; echo 'containerd did not start in 10 s' >&2; exit 1; }}\n\
+         ctr -a /run/ctd/sock images import --platform {platform} --base-name test.invalid/busybox /tmp/image.tar >/dev/null",
+        bb = bb.host_path().display(),
+        q = qemu_in_sandbox(bb.qemu_target()),
+    )
 }

@@ -11,7 +11,26 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 apt-get update -q >/dev/null
 apt-get install -y -q --no-install-recommends \
-    qemu-user-static binutils-multiarch util-linux file crun runc >/dev/null
+    qemu-user-static binutils-multiarch util-linux file crun runc containerd umoci >/dev/null
 
-bash tests/fixtures/fetch.sh
+# The kernel tests run the built binary and read fixtures as an unprivileged uid (the
+# sandbox's root maps to host uid 100000). A checkout under a private directory (mode 0700
+# somewhere above it) is unreachable for that uid, so build and fetch into /var/tmp then.
+reachable() {
+    local d
+    d=$(realpath "$1")
+    while [ "$d" != "/" ]; do
+        [ "$(( 0$(stat -c %a "$d") & 01 ))" -ne 0 ] || return 1
+        d=$(dirname "$d")
+    done
+}
+if ! reachable .; then
+    shared=/var/tmp/binfmtd-tests
+    mkdir -p "$shared" && chmod 0755 "$shared"
+    export CARGO_TARGET_DIR="$shared/target"
+    export FIXTURES="$shared/fixtures"
+    echo "tests/run.sh: checkout not reachable by other uids; building in $CARGO_TARGET_DIR" >&2
+fi
+
+bash tests/fixtures/fetch.sh "${FIXTURES:-target/fixtures}"
 cargo test --all-targets

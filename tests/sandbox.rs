@@ -254,3 +254,42 @@ fn p_flag_preserves_busybox_argv0() {
         .success();
     assert_eq!(run.stdout, "sh\n/bin/sh\n", "{run}");
 }
+
+/// The skip rule itself: only a failed kernel probe skips, and never under CI=true.
+#[test]
+fn a_skip_fails_under_ci() {
+    use common::support::{verdict, Verdict};
+    let old_kernel = Err("this kernel (6.1) cannot mount a private binfmt_misc".to_string());
+    assert_eq!(verdict(&Ok(()), Some("true")), Verdict::Run);
+    assert_eq!(verdict(&Ok(()), None), Verdict::Run);
+    assert!(matches!(verdict(&old_kernel, None), Verdict::Skip(r) if r.contains("6.1")));
+    assert!(matches!(
+        verdict(&old_kernel, Some("false")),
+        Verdict::Skip(_)
+    ));
+    assert!(
+        matches!(verdict(&old_kernel, Some("true")), Verdict::Fail(r) if r.contains("CI=true") && r.contains("6.1"))
+    );
+}
+
+/// A dynamically linked arm64 program (Debian's dash with its libc) runs in a chroot that
+/// holds its libraries, through an F entry; outside, qemu finds no arm64 loader.
+#[test]
+fn dynamic_arm64_dash_runs_in_a_chroot_with_its_libc() {
+    let Some(sb) = Sandbox::new() else { return };
+    let q = qemu_in_sandbox("aarch64");
+    let reg = register_cmd(arch::lookup("arm64").unwrap(), &q, "F");
+    let run = sb
+        .with_qemu(&["aarch64"])
+        .run_script(&format!(
+            "d=$FIXTURES/bookworm/arm64\n\
+             mkdir /tmp/rootfs && cp -a $d/dash/. $d/libc6/. /tmp/rootfs/\n\
+             {reg}\n\
+             if $d/dash/bin/dash -c true 2>/tmp/err; then echo ran; else echo outside=$?; fi\n\
+             cat /tmp/err >&2\n\
+             chroot /tmp/rootfs /bin/dash -c 'echo inside $0'"
+        ))
+        .success();
+    assert_eq!(run.stdout, "outside=255\ninside /bin/dash\n", "{run}");
+    assert!(run.stderr.contains("ld-linux-aarch64.so.1"), "{run}");
+}

@@ -7,12 +7,31 @@ use crate::exit::{Exit, Failure};
 use crate::kernel::{BinfmtFs, KernelError, MountOutcome};
 use crate::prover::Prover;
 
+/// Where binfmtd keeps its state (recorded interpreter sums, probe scratch space).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CacheArgs {
+    /// binfmtd's state directory: interpreter cache, recorded sums, probe scratch space.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_CACHE_DIR, global = true)]
+    pub cache_dir: PathBuf,
+}
+
+pub const DEFAULT_CACHE_DIR: &str = "/var/lib/binfmtd";
+
+impl CacheArgs {
+    /// Recorded interpreter sums (empty, and never saved, when the directory is unusable).
+    pub fn sums(&self) -> crate::interp::Sums {
+        let usable = std::fs::create_dir_all(&self.cache_dir).is_ok()
+            && nix::unistd::access(&self.cache_dir, nix::unistd::AccessFlags::W_OK).is_ok();
+        crate::interp::Sums::load(usable.then_some(self.cache_dir.as_path()))
+    }
+}
+
 /// Options that say where probes run.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProbeArgs {
     /// Directory in which probe programs are written and executed (a private, removed
-    /// subdirectory per probe). Must allow exec. Default: /var/lib/binfmtd/probe when
-    /// writable, else the system temporary directory.
+    /// subdirectory per probe). Must allow exec. Default: <cache-dir>/probe when writable,
+    /// else the system temporary directory.
     #[arg(long, value_name = "DIR", global = true)]
     pub probe_dir: Option<PathBuf>,
 
@@ -81,13 +100,16 @@ pub fn arches(list: &str) -> anyhow::Result<Vec<&'static Arch>> {
 }
 
 /// The prover that executes real probe programs.
-pub fn prover(args: &ProbeArgs) -> Box<dyn Prover> {
-    let dir = args.probe_dir.clone().unwrap_or_else(default_probe_dir);
+pub fn prover(args: &ProbeArgs, cache: &CacheArgs) -> Box<dyn Prover> {
+    let dir = args
+        .probe_dir
+        .clone()
+        .unwrap_or_else(|| default_probe_dir(&cache.cache_dir));
     crate::prover::exec_prover(dir, std::time::Duration::from_secs(args.probe_timeout))
 }
 
-fn default_probe_dir() -> PathBuf {
-    let state = PathBuf::from("/var/lib/binfmtd/probe");
+fn default_probe_dir(cache_dir: &Path) -> PathBuf {
+    let state = cache_dir.join("probe");
     if std::fs::create_dir_all(&state).is_ok()
         && nix::unistd::access(&state, nix::unistd::AccessFlags::W_OK).is_ok()
     {

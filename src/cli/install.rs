@@ -9,7 +9,7 @@ use crate::install::{self, failed_arch, Outcome};
 use crate::interp::{self, Source};
 use crate::plan::Desired;
 
-use super::common::{self, ProbeArgs};
+use super::common::{self, CacheArgs, ProbeArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct InstallArgs {
@@ -53,6 +53,9 @@ pub struct InstallArgs {
 
     #[command(flatten)]
     pub probe: ProbeArgs,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 pub fn run(root: &Path, args: InstallArgs) -> anyhow::Result<Exit> {
@@ -62,7 +65,7 @@ pub fn run(root: &Path, args: InstallArgs) -> anyhow::Result<Exit> {
         .split(',')
         .any(|p| p.trim().eq_ignore_ascii_case("all"));
     common::require_admin("install")?;
-    let prover = common::prover(&args.probe);
+    let prover = common::prover(&args.probe, &args.cache);
     let native = crate::prover::native_arches(prover.as_ref());
     let is_native = |a: &Arch| native.iter().any(|n| n.qemu == a.qemu);
     let named_native: Vec<&str> = requested
@@ -82,7 +85,9 @@ pub fn run(root: &Path, args: InstallArgs) -> anyhow::Result<Exit> {
     }
     let foreign: Vec<&'static Arch> = requested.into_iter().filter(|a| !is_native(a)).collect();
     let fs = common::open_kernel(root, true)?;
-    let (desired, mut outcomes, missing) = desired(&foreign, &args, explicit_all);
+    let sums = args.cache.sums();
+    let (desired, mut outcomes, missing) = desired(&foreign, &args, explicit_all, &sums);
+    sums.save();
     let applied = install::install(
         &fs,
         prover.as_ref(),
@@ -109,6 +114,7 @@ fn desired(
     arches: &[&'static Arch],
     args: &InstallArgs,
     all: bool,
+    sums: &interp::Sums,
 ) -> (Vec<Desired>, Vec<Outcome>, Vec<&'static str>) {
     let source = match (&args.interpreter, &args.interpreter_dir) {
         (Some(f), _) => Source::File(f.clone()),
@@ -123,9 +129,11 @@ fn desired(
     };
     let host = crate::arch::host();
     let (mut ok, mut bad, mut missing) = (Vec::new(), Vec::new(), Vec::new());
-    for &arch in arches {
-        let checked = interp::locate(arch, &source, arches.len())
-            .and_then(|p| interp::check_interpreter(&p, host));
+    let checked = crate::par::map(arches, |&arch| {
+        interp::locate(arch, &source, arches.len())
+            .and_then(|p| interp::check_interpreter_with(&p, host, sums))
+    });
+    for (&arch, checked) in arches.iter().zip(checked) {
         match checked {
             Ok(info) => ok.push(Desired {
                 arch,

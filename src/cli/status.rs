@@ -1,15 +1,15 @@
 //! `binfmtd status` and `binfmtd selftest`: observe, prove, report.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::arch::{Arch, ARCHES};
 use crate::exit::Exit;
+use crate::interp::Sums;
 use crate::kernel::{BinfmtFs, BinfmtMisc};
 use crate::prover::Prover;
 use crate::status::{self, BinfmtMiscInfo, InterpreterFacts, Observed, Status};
 
-use super::common::{self, ProbeArgs};
+use super::common::{self, CacheArgs, ProbeArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -19,6 +19,9 @@ pub struct StatusArgs {
 
     #[command(flatten)]
     pub probe: ProbeArgs,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -33,64 +36,77 @@ pub struct SelftestArgs {
 
     #[command(flatten)]
     pub probe: ProbeArgs,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 /// Gather everything the report needs. Never mounts and never changes anything.
-pub fn observe(root: &Path, prover: &dyn Prover, only: Option<&[&'static Arch]>) -> Observed {
+pub fn observe(
+    root: &Path,
+    prover: &dyn Prover,
+    sums: &Sums,
+    only: Option<&[&'static Arch]>,
+) -> Observed {
     let mut obs = Observed {
         native: crate::prover::native_arches(prover),
         ..Default::default()
     };
     let path = root.display().to_string();
-    match BinfmtFs::open(root).and_then(|fs| Ok((fs.instance_enabled()?, fs.entries()?))) {
-        Ok((enabled, entries)) => {
-            obs.binfmt_misc = Some(BinfmtMiscInfo {
-                path,
-                available: true,
-                enabled: Some(enabled),
-                error: None,
-            });
-            obs.entries = entries;
-        }
-        Err(e) => {
-            obs.binfmt_misc = Some(BinfmtMiscInfo {
-                path,
-                available: false,
-                enabled: None,
-                error: Some(e.to_string()),
-            });
-        }
-    }
-    for arch in ARCHES
+    let (info, entries) =
+        match BinfmtFs::open(root).and_then(|fs| Ok((fs.instance_enabled()?, fs.entries()?))) {
+            Ok((enabled, entries)) => (
+                BinfmtMiscInfo {
+                    path,
+                    available: true,
+                    enabled: Some(enabled),
+                    error: None,
+                },
+                entries,
+            ),
+            Err(e) => (
+                BinfmtMiscInfo {
+                    path,
+                    available: false,
+                    enabled: None,
+                    error: Some(e.to_string()),
+                },
+                vec![],
+            ),
+        };
+    obs.binfmt_misc = Some(info);
+    obs.entries = entries;
+    // Prove what could run: native formats and formats with an enabled entry.
+    let to_prove: Vec<&'static Arch> = ARCHES
         .iter()
         .filter(|a| only.is_none_or(|l| l.iter().any(|x| x.qemu == a.qemu)))
-    {
-        let native = obs.native.iter().any(|n| n.qemu == arch.qemu);
-        let has_entry = obs
-            .entries
-            .iter()
-            .any(|e| e.enabled && e.same_format_as(arch.magic, arch.mask));
-        if prover.can_probe(arch) && (native || has_entry) {
-            obs.proofs.insert(arch.qemu, prover.prove(arch));
-        }
-    }
-    let mut facts = BTreeMap::new();
-    for e in &obs.entries {
-        facts
-            .entry(e.interpreter.clone())
-            .or_insert_with(|| interpreter_facts(prover, &e.interpreter));
-    }
-    obs.interpreters = facts;
+        .filter(|a| {
+            let native = obs.native.iter().any(|n| n.qemu == a.qemu);
+            let entry = obs
+                .entries
+                .iter()
+                .any(|e| e.enabled && e.same_format_as(a.magic, a.mask));
+            prover.can_probe(a) && (native || entry)
+        })
+        .collect();
+    let proofs = crate::par::map(&to_prove, |a| prover.prove(a));
+    obs.proofs = to_prove.iter().map(|a| a.qemu).zip(proofs).collect();
+    let mut paths: Vec<PathBuf> = obs.entries.iter().map(|e| e.interpreter.clone()).collect();
+    paths.sort();
+    paths.dedup();
+    let facts = crate::par::map(&paths, |p| interpreter_facts(prover, sums, p));
+    sums.save();
+    obs.interpreters = paths.into_iter().zip(facts).collect();
     obs
 }
 
-fn interpreter_facts(prover: &dyn Prover, path: &Path) -> InterpreterFacts {
+fn interpreter_facts(prover: &dyn Prover, sums: &Sums, path: &Path) -> InterpreterFacts {
     if !path.is_file() {
         return InterpreterFacts::default();
     }
     InterpreterFacts {
         present: true,
-        sha256: crate::interp::sha256_file(path).ok().map(|(h, _)| h),
+        sha256: sums.sha256(path).ok().map(|(h, _)| h),
         qemu_version: prover.qemu_version(path),
     }
 }
@@ -106,8 +122,11 @@ fn exit_for(s: &Status) -> Exit {
 }
 
 pub fn run(root: &Path, args: StatusArgs) -> anyhow::Result<Exit> {
-    let prover = common::prover(&args.probe);
-    let s = status::build(crate::arch::host(), &observe(root, prover.as_ref(), None));
+    let prover = common::prover(&args.probe, &args.cache);
+    let s = status::build(
+        crate::arch::host(),
+        &observe(root, prover.as_ref(), &args.cache.sums(), None),
+    );
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
@@ -118,10 +137,10 @@ pub fn run(root: &Path, args: StatusArgs) -> anyhow::Result<Exit> {
 
 pub fn selftest(root: &Path, args: SelftestArgs) -> anyhow::Result<Exit> {
     let only = args.arch.as_deref().map(common::arches).transpose()?;
-    let prover = common::prover(&args.probe);
+    let prover = common::prover(&args.probe, &args.cache);
     let s = status::build(
         crate::arch::host(),
-        &observe(root, prover.as_ref(), only.as_deref()),
+        &observe(root, prover.as_ref(), &args.cache.sums(), only.as_deref()),
     );
     let rows: Vec<&status::Format> = s
         .formats

@@ -126,6 +126,15 @@ pub(crate) fn hex(b: &[u8]) -> String {
 
 /// Every check, in order: permissions (on the resolved path), ELF for the host, static; then hash.
 pub fn check_interpreter(path: &Path, host: &Arch) -> Result<InterpreterInfo, InterpError> {
+    check_interpreter_with(path, host, &super::Sums::default())
+}
+
+/// As `check_interpreter`, taking the sha256 from `sums` when the file is unchanged.
+pub fn check_interpreter_with(
+    path: &Path,
+    host: &Arch,
+    sums: &super::Sums,
+) -> Result<InterpreterInfo, InterpError> {
     let real = check_permissions(path)?;
     let io = |what: String| InterpError::Io {
         path: real.clone(),
@@ -136,7 +145,9 @@ pub fn check_interpreter(path: &Path, host: &Arch) -> Result<InterpreterInfo, In
         .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
         .map_err(|e| io(format!("cannot read: {e}")))?;
     check_elf(&real, &head, host)?;
-    let (sha256, size) = sha256_file(&real).map_err(|e| io(format!("cannot read: {e}")))?;
+    let (sha256, size) = sums
+        .sha256(&real)
+        .map_err(|e| io(format!("cannot read: {e}")))?;
     Ok(InterpreterInfo {
         path: real,
         sha256,

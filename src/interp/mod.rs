@@ -7,10 +7,14 @@
 //! foreign-arch process on the node).
 
 mod checks;
+mod hashes;
 
 use std::path::{Path, PathBuf};
 
-pub use checks::{check_elf, check_interpreter, check_permissions, sha256_file};
+pub use checks::{
+    check_elf, check_interpreter, check_interpreter_with, check_permissions, sha256_file,
+};
+pub use hashes::Sums;
 
 use crate::arch::Arch;
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::{BinfmtMiscInfo, Format, Host, State, Status, Summary, SCHEMA};
 use crate::arch::{Arch, ARCHES};
 use crate::entry::{Entry, OWN_PREFIX};
-use crate::prover::{Argv0, Proof};
+use crate::prover::{Argv0Mode, ProbeResult};
 
 /// What is known about an interpreter file named by an entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub struct Observed {
     pub native: Vec<&'static Arch>,
     pub entries: Vec<Entry>,
     /// Probe results by qemu arch name, for formats that have an enabled entry or are native.
-    pub proofs: BTreeMap<&'static str, Proof>,
+    pub proofs: BTreeMap<&'static str, ProbeResult>,
     pub interpreters: BTreeMap<PathBuf, InterpreterFacts>,
 }
 
@@ -118,7 +118,7 @@ fn judge(
     arch: &Arch,
     native: bool,
     entry: Option<&Entry>,
-    proof: Option<&Proof>,
+    proof: Option<&ProbeResult>,
     facts: Option<&InterpreterFacts>,
 ) -> Judgement {
     let install = format!("run `binfmtd install --arch {}`", arch.qemu);
@@ -160,7 +160,7 @@ fn judge(
             Some("binfmtd has no probe program for this arch".into()),
             None,
         ),
-        Some(p) if p.working() => {
+        Some(p) if p.ok => {
             let state = if foreign {
                 State::Foreign
             } else {
@@ -173,7 +173,7 @@ fn judge(
             (state, warn, None)
         }
         Some(p) => {
-            let mut why = if p.argv0 == Some(Argv0::Shifted) {
+            let mut why = if p.argv0 == Some(Argv0Mode::Shifted) {
                 "flag P is set but the interpreter does not understand it: arguments arrive shifted by one".to_string()
             } else {
                 format!("probe failed: {}", p.detail)

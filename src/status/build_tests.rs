@@ -17,9 +17,9 @@ fn entry(name: &str, arch: &str, flags: &str, enabled: bool) -> Entry {
     }
 }
 
-fn proof(ran: bool, argv0: Option<Argv0>) -> Proof {
-    Proof {
-        ran,
+fn proof(ran: bool, argv0: Option<Argv0Mode>) -> ProbeResult {
+    ProbeResult {
+        ok: ran && argv0 != Some(Argv0Mode::Shifted),
         argv0,
         detail: if ran {
             "ok".into()
@@ -50,13 +50,13 @@ fn states_follow_entries_and_proofs() {
         ..Default::default()
     };
     obs.proofs
-        .insert("aarch64", proof(true, Some(Argv0::Preserved)));
+        .insert("aarch64", proof(true, Some(Argv0Mode::Preserved)));
     obs.proofs
-        .insert("riscv64", proof(true, Some(Argv0::Preserved)));
+        .insert("riscv64", proof(true, Some(Argv0Mode::Preserved)));
     obs.proofs
-        .insert("s390x", proof(true, Some(Argv0::Shifted)));
+        .insert("s390x", proof(true, Some(Argv0Mode::Shifted)));
     obs.proofs
-        .insert("i386", proof(true, Some(Argv0::Replaced)));
+        .insert("i386", proof(true, Some(Argv0Mode::Replaced)));
     let s = build(lookup("x86_64").unwrap(), &obs);
     let cases = [
         ("x86_64", State::Native, None),

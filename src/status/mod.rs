@@ -18,7 +18,8 @@
 //!       "enabled": true | null, "flags": "PF" | null, "interpreter": "/path" | null,
 //!       "interpreter_present": true | null,   // false: F pinned a file this mount namespace lacks
 //!       "sha256": "hex" | null, "qemu_version": "7.2.0 (...)" | null,
-//!       "probe": { "ran": true, "argv0": "preserved"|"replaced"|"shifted"|null, "detail": "ok", "millis": 3 } | null,
+//!       "probe": { "ok": true, "argv0": "preserved"|"replaced"|"shifted"|"unexpected"|null,
+//!                  "detail": "ran; argv[0] preserved", "millis": 3 } | null,
 //!       "reason": null | "why it does not work", "hint": null | "what to do" } ],
 //!   "summary": { "working": ["aarch64", ...], "failing": ["riscv64", ...], "unproven": ["alpha"] } }
 //! ```
@@ -31,7 +32,7 @@ pub use render::table;
 
 use serde::Serialize;
 
-use crate::prover::Proof;
+use crate::prover::ProbeResult;
 
 pub const SCHEMA: &str = "binfmtd.status/v1";
 
@@ -109,7 +110,7 @@ pub struct Format {
     pub interpreter_present: Option<bool>,
     pub sha256: Option<String>,
     pub qemu_version: Option<String>,
-    pub probe: Option<Proof>,
+    pub probe: Option<ProbeResult>,
     pub reason: Option<String>,
     pub hint: Option<String>,
 }

@@ -39,3 +39,15 @@ mkrootfs() {
 entries() {
     ls /proc/sys/fs/binfmt_misc | grep -vx -e register -e status | sort || true
 }
+
+# section NAME: start a named block of output (split apart by common::sections).
+section() {
+    echo "=== $1"
+}
+
+# code CMD...: run CMD, then print "exit=N" whatever N is (set -e stays on for the rest).
+code() {
+    _rc=0
+    "$@" || _rc=$?
+    echo "exit=$_rc"
+}

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use super::sandbox::Sandbox;
 
 static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+static VISIBLE: OnceLock<Result<(), String>> = OnceLock::new();
 
 /// `Some(())` when sandboxes work. Otherwise prints the reason and returns None, or panics
 /// under CI=true.
@@ -18,15 +19,37 @@ pub fn require() -> Option<()> {
         nix::unistd::geteuid().is_root(),
         "the kernel tests create namespaces and write uid maps as real root: run them as root (tests/run.sh)"
     );
-    match PROBE.get_or_init(probe) {
-        Ok(()) => Some(()),
-        Err(reason) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true and the kernel sandbox is unavailable, so this test cannot be skipped: {reason}")
+    let ci = std::env::var("CI").ok();
+    match verdict(PROBE.get_or_init(probe), ci.as_deref()) {
+        Verdict::Run => {
+            if let Err(e) = VISIBLE.get_or_init(visible) {
+                panic!("{e}");
+            }
+            Some(())
         }
-        Err(reason) => {
+        Verdict::Skip(reason) => {
             eprintln!("SKIPPED: {reason}");
             None
         }
+        Verdict::Fail(reason) => panic!("{reason}"),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Run,
+    Skip(String),
+    Fail(String),
+}
+
+/// What a test does given the probe result and the CI variable.
+pub fn verdict(probe: &Result<(), String>, ci: Option<&str>) -> Verdict {
+    match (probe, ci) {
+        (Ok(()), _) => Verdict::Run,
+        (Err(reason), Some("true")) => Verdict::Fail(format!(
+            "CI=true and the kernel sandbox is unavailable, so this test may not skip: {reason}"
+        )),
+        (Err(reason), _) => Verdict::Skip(reason.clone()),
     }
 }
 
@@ -48,4 +71,20 @@ fn probe() -> Result<(), String> {
         kernel,
         run.stderr.trim()
     ))
+}
+
+/// The sandbox runs as host uid 100000: the built binary and the fixtures must be reachable
+/// by it, which fails when the checkout sits under a private directory such as /root.
+fn visible() -> Result<(), String> {
+    let run = Sandbox::unchecked()
+        .run_script("for p in \"$BINFMTD\" \"$FIXTURES\"; do [ -r \"$p\" ] || echo \"$p\"; done");
+    match run.stdout.trim() {
+        "" if run.status.success() => Ok(()),
+        unreadable => Err(format!(
+            "the sandbox (host uid {}) cannot read {unreadable}. Hint: make the checkout and its parent \
+             directories world-readable (chmod o+rx), or move it (e.g. under /srv); {}",
+            super::sandbox::HOST_ID,
+            run.stderr.trim()
+        )),
+    }
 }
