@@ -42,13 +42,18 @@ impl Out {
 }
 
 /// Run the binary. binfmt_misc is pointed at an empty directory, so every run sees the
-/// same "binfmt_misc unavailable" node whatever the host has registered.
+/// same "binfmt_misc unavailable" node whatever the host has registered. Native arches are
+/// detected by the real probes (i386 must prove native on this x86_64 machine).
 fn explain(args: &[&str]) -> Out {
     let nowhere = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_binfmtd"))
         .arg("explain")
         .arg("--binfmt-misc")
         .arg(nowhere.path())
+        // Native-arch probes run in a scratch directory of the test's own.
+        .arg("--cache-dir")
+        .arg(state.path())
         .args(args)
         .output()
         .unwrap();

@@ -5,11 +5,11 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use super::common::{self, CacheArgs, ProbeArgs};
 use crate::arch;
 use crate::exit::{Exit, Failure};
 use crate::explain::fs::{observe_node, walk, Explainer, Root};
 use crate::explain::report::Reporter;
-use crate::explain::Node;
 
 #[derive(Debug, clap::Args)]
 pub struct ExplainArgs {
@@ -31,21 +31,29 @@ pub struct ExplainArgs {
     pub json: bool,
 
     /// Arches this CPU executes without emulation, comma-separated. Default: the host arch
-    /// plus its usual compat arch (i386 on x86_64, arm on aarch64).
+    /// plus the compat arches a native probe proves (i386 on x86_64, arm on some arm64).
     #[arg(long, value_name = "ARCHES")]
     pub native: Option<String>,
+
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 pub fn run(binfmt_misc: &Path, args: ExplainArgs) -> anyhow::Result<Exit> {
     check_paths(&args)?;
     let host = arch::host();
+    let prover = common::prover(&args.probe, &args.cache);
     let native = match &args.native {
         Some(list) => arch::lookup_list(list)
             .map_err(|e| Failure::new(Exit::Usage, format!("--native: {e}")))?,
-        None => Node::default_native(host),
+        None => crate::prover::native_arches(prover.as_ref()),
     };
     let root = Root::new(args.root.clone().unwrap_or_else(|| PathBuf::from("/")));
-    let explainer = Explainer::new(observe_node(binfmt_misc, &root, native), root);
+    let node = observe_node(binfmt_misc, &root, native);
+    let explainer = Explainer::new(node, root, prover.as_ref());
     let stdout = io::stdout().lock();
     let mut report = Reporter::new(
         io::BufWriter::new(stdout),

@@ -9,7 +9,6 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use object::{ReadCache, ReadRef};
 
@@ -17,6 +16,7 @@ use super::verdict::{Binfmt, Facts, Libc, Node, NodeEntry, ScriptTarget};
 use super::{inspect, verdict, FileInfo, Problem, Verdict, HEAD_LEN};
 use crate::arch::Arch;
 use crate::kernel::{BinfmtFs, BinfmtMisc};
+use crate::prover::Prover;
 
 /// The kernel follows at most this many symlinks in one lookup (MAXSYMLINKS).
 const MAX_SYMLINKS: usize = 40;
@@ -210,18 +210,21 @@ pub struct Explained {
 }
 
 /// Explains files against one node, caching what repeats (loader lookups, qemu versions).
-pub struct Explainer {
+/// The prover asks emulators their version (with a timeout).
+pub struct Explainer<'p> {
     pub node: Node,
     root: Root,
+    prover: &'p dyn Prover,
     loaders: RefCell<HashMap<String, bool>>,
     versions: RefCell<HashMap<PathBuf, Option<String>>>,
 }
 
-impl Explainer {
-    pub fn new(node: Node, root: Root) -> Explainer {
+impl<'p> Explainer<'p> {
+    pub fn new(node: Node, root: Root, prover: &'p dyn Prover) -> Explainer<'p> {
         Explainer {
             node,
             root,
+            prover,
             loaders: RefCell::default(),
             versions: RefCell::default(),
         }
@@ -318,24 +321,16 @@ impl Explainer {
         }
     }
 
-    /// `<interpreter> --version`'s first line, for interpreters that are qemu. With F the
-    /// kernel runs the file opened at registration, which may differ from today's file.
+    /// The emulator's version, for interpreters that are qemu. With F the kernel runs the
+    /// file opened at registration, which may differ from the file there today.
     fn qemu_version(&self, interpreter: &Path) -> Option<String> {
         if !interpreter.to_string_lossy().contains("qemu") {
             return None;
         }
         let mut cache = self.versions.borrow_mut();
-        let v = cache.entry(interpreter.to_path_buf()).or_insert_with(|| {
-            let out = Command::new(interpreter)
-                .arg("--version")
-                .stdin(Stdio::null())
-                .stderr(Stdio::null())
-                .output()
-                .ok()
-                .filter(|o| o.status.success())?;
-            let text = String::from_utf8_lossy(&out.stdout);
-            text.lines().next().map(|l| l.trim().to_string())
-        });
+        let v = cache
+            .entry(interpreter.to_path_buf())
+            .or_insert_with(|| self.prover.qemu_version(interpreter));
         v.clone()
     }
 }

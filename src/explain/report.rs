@@ -92,7 +92,10 @@ pub fn summary(v: &Verdict) -> String {
         Outcome::Emulated => match &v.entry {
             Some(e) => {
                 let flags = if e.flags.is_empty() { "none" } else { &e.flags };
-                let qemu = e.qemu_version.as_deref().unwrap_or("version unknown");
+                let qemu = match &e.qemu_version {
+                    Some(v) => format!("qemu {v}"),
+                    None => "qemu version unknown".into(),
+                };
                 let hijack = match e.hijacks_native {
                     true => "; it hijacks a format this CPU runs natively",
                     false => "",

@@ -118,7 +118,7 @@ pub struct EntryUse {
     pub name: String,
     pub flags: String,
     pub interpreter: PathBuf,
-    /// `qemu-aarch64 version 7.2.19 (...)`, filled in by the edge; null when unknown.
+    /// `7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)`, filled in by the edge; null when unknown.
     pub qemu_version: Option<String>,
     /// The entry claims a format this CPU runs natively: binfmt_misc is consulted before
     /// the native loader, so the file is emulated anyway.
