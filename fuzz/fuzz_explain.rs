@@ -7,7 +7,8 @@
 //! ```text
 //! cargo run --release --example fuzz_explain -- [--seconds 60] [--seed N] [SEED_FILE...]
 //! ```
-//! Default seed files: the ELF fixtures fetched by tests/fixtures/fetch.sh.
+//! Default seed files: the ELF fixtures fetched by tests/fixtures/fetch.sh (in $FIXTURES, or
+//! target/fixtures).
 //! A crashing input is written to target/fuzz-crashes/ and the exit status is 1.
 
 #[path = "mutate.rs"]
@@ -59,7 +60,9 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     if a.files.is_empty() {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/fixtures");
+        let dir = std::env::var_os("FIXTURES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/fixtures"));
         a.files = DEFAULT_SEEDS.iter().map(|s| dir.join(s)).collect();
     }
     Ok(a)
