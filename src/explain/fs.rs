@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use object::{ReadCache, ReadRef};
 
 use super::verdict::{Binfmt, Facts, Libc, Node, NodeEntry, ScriptTarget};
-use super::{inspect, verdict, FileInfo, Problem, Verdict, HEAD_LEN};
+use super::{inspect, verdict, FileInfo, GlibcVersion, Problem, Verdict, HEAD_LEN};
 use crate::arch::Arch;
 use crate::kernel::{BinfmtFs, BinfmtMisc};
 use crate::prover::Prover;
@@ -109,7 +109,11 @@ impl Root {
                     continue;
                 }
                 seen.push(host.clone());
-                if let Some(libc) = read_libc(&host, &inside) {
+                // Old glibc ships libc.so.6 as a link to libc-2.xx.so: the name is a fallback.
+                let link =
+                    fs::read_link(self.dir.join(inside.strip_prefix("/").unwrap_or(&inside)));
+                let named = link.ok().and_then(|l| version_from_name(&l));
+                if let Some(libc) = read_libc(&host, &inside, named) {
                     out.push(libc);
                 }
             }
@@ -138,7 +142,13 @@ fn components(p: &Path) -> VecDeque<OsString> {
         .collect()
 }
 
-fn read_libc(host: &Path, inside: &Path) -> Option<Libc> {
+/// `libc-2.31.so` -> 2.31.
+fn version_from_name(link: &Path) -> Option<GlibcVersion> {
+    let name = link.file_name()?.to_str()?;
+    GlibcVersion::parse(name.strip_prefix("libc-")?.strip_suffix(".so")?)
+}
+
+fn read_libc(host: &Path, inside: &Path, named: Option<GlibcVersion>) -> Option<Libc> {
     let (info, _, _) = read_file(host).ok()?;
     let Ok(FileInfo::Elf(elf)) = info else {
         return None;
@@ -148,14 +158,14 @@ fn read_libc(host: &Path, inside: &Path) -> Option<Libc> {
         machine: elf.machine,
         class: elf.class,
         endian: elf.endian,
-        version: elf.glibc_defined?,
+        version: elf.glibc_defined.or(named)?,
     })
 }
 
-type Read = (Result<FileInfo, super::ExplainError>, Vec<u8>, bool);
+type Inspected = (Result<FileInfo, super::ExplainError>, Vec<u8>, bool);
 
 /// Open and inspect one file: its info, its first bytes, and whether an x bit is set.
-pub fn read_file(path: &Path) -> io::Result<Read> {
+pub fn read_file(path: &Path) -> io::Result<Inspected> {
     let file = File::open(path)?;
     let executable = file.metadata()?.permissions().mode() & 0o111 != 0;
     let cache = ReadCache::new(file);
@@ -363,3 +373,7 @@ pub fn walk(dir: &Path, on_file: &mut dyn FnMut(Result<PathBuf, (PathBuf, io::Er
         stack.extend(subdirs.into_iter().rev());
     }
 }
+
+#[cfg(test)]
+#[path = "fs_tests.rs"]
+mod tests;
