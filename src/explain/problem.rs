@@ -24,7 +24,7 @@ pub enum Problem {
     BinfmtUnavailable { arch: String, reason: String },
     #[error("no emulator for arch {arch}: binfmt_misc at {binfmt_misc} is disabled as a whole (`echo 1 > {}/status`)", binfmt_misc.display())]
     BinfmtDisabled { arch: String, binfmt_misc: PathBuf },
-    #[error("ELF machine {machine} ({class:?}, {endian:?}) is not a CPU binfmtd knows; no binfmt_misc entry matches it")]
+    #[error("ELF machine {machine} ({}) is not a format binfmtd knows; no binfmt_misc entry matches it", shape(*class, *endian))]
     UnknownMachine {
         machine: u16,
         class: ElfClass,
@@ -68,4 +68,17 @@ fn disabled_note(disabled: &[String]) -> String {
 fn join(problems: &[Problem]) -> String {
     let all: Vec<String> = problems.iter().map(Problem::to_string).collect();
     all.join("; ")
+}
+
+/// `32-bit little-endian`.
+fn shape(class: ElfClass, endian: Endian) -> String {
+    let bits = match class {
+        ElfClass::Elf32 => 32,
+        ElfClass::Elf64 => 64,
+    };
+    let order = match endian {
+        Endian::Little => "little",
+        Endian::Big => "big",
+    };
+    format!("{bits}-bit {order}-endian")
 }
