@@ -11,7 +11,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 apt-get update -q >/dev/null
 apt-get install -y -q --no-install-recommends \
-    qemu-user-static binutils-multiarch util-linux file crun runc containerd umoci xz-utils zstd curl >/dev/null
+    qemu-user-static binutils-multiarch util-linux file crun runc containerd umoci xz-utils zstd >/dev/null
+# Release artifacts (tests/release.rs builds them with packaging/dist.sh; tests/release.sh lists the same).
+apt-get install -y -q --no-install-recommends \
+    musl-tools dpkg-dev rpm rpm2cpio cpio skopeo jq cloud-init curl wget systemd systemd-container \
+    shellcheck >/dev/null
+rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null 2>&1
 
 # The kernel tests run the built binary and read fixtures as an unprivileged uid (the
 # sandbox's root maps to host uid 100000). A checkout under a private directory (mode 0700
@@ -34,3 +39,4 @@ fi
 
 bash tests/fixtures/fetch.sh "${FIXTURES:-target/fixtures}"
 cargo test --all-targets
+bash tests/release.sh

@@ -1,0 +1,84 @@
+//! Why a file cannot run: one variant per cause, each message naming the object, the
+//! failure and the fix. Serialized with a `code` tag (the JSON schema's problem codes).
+
+use std::path::PathBuf;
+
+use super::glibc::GlibcVersion;
+use crate::arch::{ElfClass, Endian};
+
+/// Why a file cannot run. `message` (Display) names the object, the failure and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, thiserror::Error)]
+#[serde(tag = "code", rename_all = "kebab-case")]
+pub enum Problem {
+    #[error("{error}")]
+    BadFile { error: String },
+    #[error("cannot read it: {error}")]
+    Unreadable { error: String },
+    #[error("no emulator for arch {arch}: no enabled binfmt_misc entry in {binfmt_misc} matches it{}. Fix: `binfmtd install --arch {arch}`", disabled_note(disabled))]
+    NoEmulator {
+        arch: String,
+        binfmt_misc: PathBuf,
+        disabled: Vec<String>,
+    },
+    #[error("no emulator for arch {arch}: {reason}. Fix: `binfmtd install --arch {arch}`")]
+    BinfmtUnavailable { arch: String, reason: String },
+    #[error("no emulator for arch {arch}: binfmt_misc at {binfmt_misc} is disabled as a whole (`echo 1 > {}/status`)", binfmt_misc.display())]
+    BinfmtDisabled { arch: String, binfmt_misc: PathBuf },
+    #[error("ELF machine {machine} ({}) is not a format binfmtd knows; no binfmt_misc entry matches it", shape(*class, *endian))]
+    UnknownMachine {
+        machine: u16,
+        class: ElfClass,
+        endian: Endian,
+    },
+    #[error("binfmt_misc entry {entry} has no F flag and its interpreter {} does not exist in root {}: re-register it with F (`binfmtd install --arch ...`)", interpreter.display(), root.display())]
+    EntryInterpreterMissing {
+        entry: String,
+        interpreter: PathBuf,
+        root: PathBuf,
+    },
+    #[error("its dynamic loader {loader} is missing in root {}: install that arch's libc6 there", root.display())]
+    LoaderMissing { loader: String, root: PathBuf },
+    #[error("it needs glibc {needed} but root {} has no libc.so.6 for its CPU", root.display())]
+    LibcMissing { needed: GlibcVersion, root: PathBuf },
+    #[error("needs glibc {needed} but root {} has {available} ({libc}): use a root with glibc >= {needed}, or a build for glibc {available}", root.display())]
+    GlibcTooOld {
+        needed: GlibcVersion,
+        available: GlibcVersion,
+        libc: String,
+        root: PathBuf,
+    },
+    #[error("its interpreter {interpreter} does not exist in root {}", root.display())]
+    InterpreterMissing { interpreter: String, root: PathBuf },
+    #[error("`env` finds no {command} in root {}'s PATH (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)", root.display())]
+    EnvCommandMissing { command: String, root: PathBuf },
+    #[error("its interpreter {interpreter} cannot run: {}", join(problems))]
+    InterpreterCannotRun {
+        interpreter: String,
+        problems: Vec<Problem>,
+    },
+}
+
+fn disabled_note(disabled: &[String]) -> String {
+    match disabled.is_empty() {
+        true => String::new(),
+        false => format!(" (matching but disabled: {})", disabled.join(", ")),
+    }
+}
+
+fn join(problems: &[Problem]) -> String {
+    let all: Vec<String> = problems.iter().map(Problem::to_string).collect();
+    all.join("; ")
+}
+
+/// `32-bit little-endian`.
+fn shape(class: ElfClass, endian: Endian) -> String {
+    let bits = match class {
+        ElfClass::Elf32 => 32,
+        ElfClass::Elf64 => 64,
+    };
+    let order = match endian {
+        Endian::Little => "little",
+        Endian::Big => "big",
+    };
+    format!("{bits}-bit {order}-endian")
+}
