@@ -11,6 +11,7 @@
 #   binfmtd-V-oci.tar              OCI image layout, one index for linux/amd64 + linux/arm64
 #   SHA256SUMS                     over all of the above (install.sh verifies against it)
 # Needs: rustup targets x86_64-unknown-linux-musl aarch64-unknown-linux-musl; musl-tools (x86_64 link);
+# gcc-aarch64-linux-gnu + libc6-dev-arm64-cross (ring's C for aarch64, see .cargo/config.toml);
 # dpkg-dev, rpm, umoci, jq for the packages. aarch64 links with rustc's rust-lld (.cargo/config.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -13,8 +13,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 # Kept in step with tests/run.sh, which installs the same before `cargo test --all-targets`.
 apt-get install -y -q --no-install-recommends \
-    musl-tools qemu-user-static file dpkg-dev rpm rpm2cpio cpio umoci skopeo jq cloud-init curl \
-    wget systemd systemd-container shellcheck >/dev/null
+    musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static file dpkg-dev rpm rpm2cpio \
+    cpio umoci skopeo jq cloud-init curl wget systemd systemd-container shellcheck >/dev/null
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null 2>&1
 
 step() { # LABEL CMD...

@@ -14,7 +14,8 @@ apt-get install -y -q --no-install-recommends \
     qemu-user-static binutils-multiarch util-linux file crun runc containerd umoci xz-utils zstd >/dev/null
 # Release artifacts (tests/release.rs builds them with packaging/dist.sh; tests/release.sh lists the same).
 apt-get install -y -q --no-install-recommends \
-    musl-tools dpkg-dev rpm rpm2cpio cpio skopeo jq cloud-init curl wget systemd systemd-container \
+    musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross dpkg-dev rpm rpm2cpio cpio skopeo jq cloud-init curl \
+    wget systemd systemd-container \
     shellcheck >/dev/null
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null 2>&1
 
