@@ -1,5 +1,5 @@
-//! `binfmtd fetch` and `binfmtd gc` end to end: re-pinning an arch leaves the old
-//! interpreter unreferenced, and gc removes exactly that.
+//! `binfmtd fetch` and `binfmtd gc` end to end through the binary: gc after a re-pin,
+//! and downloads through the proxy named in the environment.
 
 mod support;
 
@@ -72,4 +72,45 @@ fn gc_drops_the_interpreter_a_new_pin_replaced() {
     assert!(binfmtd(&["gc"], &cache)
         .trim_end()
         .ends_with("freed\t0 bytes"));
+}
+
+/// HTTPS_PROXY is honoured: the download tunnels through a CONNECT proxy on loopback,
+/// and TLS is still verified against the configured CA end to end.
+#[test]
+fn downloads_go_through_the_proxy_from_the_environment() {
+    let server = support::server::Server::start();
+    let proxy = support::proxy::Proxy::start();
+    let qemu = real("/usr/bin/qemu-riscv64-static");
+    server.route("/q", vec![support::server::Behavior::Serve(qemu.clone())]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    let text = format!(
+        "embedded-default = false\n[download]\nextra-ca-bundle = \"{}\"\n[[source]]\nkind = \"raw\"\nhost = \"{}\"\ntargets = [\"riscv64\"]\nurls = [\"{}\"]\nsha256 = \"{}\"\n",
+        server.ca_file.display(),
+        binfmtd::arch::host().qemu,
+        server.url("/q"),
+        sha256(&qemu)
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_binfmtd"))
+        .args(["fetch", "--arch", "riscv64", "--config"])
+        .arg(&config)
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .env("HTTPS_PROXY", format!("http://127.0.0.1:{}", proxy.port))
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        *proxy.tunnels.lock().unwrap(),
+        vec![format!("127.0.0.1:{}", server.port)]
+    );
+    assert_eq!(server.hits_for("/q"), 1);
 }
