@@ -79,9 +79,16 @@ pub fn run_fetch(args: FetchArgs) -> anyhow::Result<Exit> {
     Ok(code)
 }
 
+/// Drop cached files that neither the index nor a registered entry references.
+pub fn collect_garbage(
+    binfmt_misc: &Path,
+    cache_dir: &Path,
+) -> Result<crate::cache::GcReport, crate::cache::CacheError> {
+    supply::gc(cache_dir, &registered_objects(binfmt_misc, cache_dir))
+}
+
 pub fn run_gc(binfmt_misc: &Path, args: GcArgs) -> anyhow::Result<Exit> {
-    let in_use = registered_objects(binfmt_misc, &args.supply.cache.cache_dir);
-    let report = supply::gc(&args.supply.cache.cache_dir, &in_use)
+    let report = collect_garbage(binfmt_misc, &args.supply.cache.cache_dir)
         .map_err(|e| Failure::new(Exit::Environment, e.to_string()))?;
     for path in &report.removed {
         println!("removed\t{}", path.display());

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use crate::arch::Arch;
 use crate::entry::Flags;
 use crate::exit::{Exit, Failure};
-use crate::install::{self, failed_arch, Outcome};
-use crate::interp::{self, Source};
-use crate::plan::Desired;
+use crate::install::{self, Outcome};
+use crate::interp::Source;
 
-use super::common::{self, CacheArgs, ProbeArgs};
+use super::common::{self, ProbeArgs};
+use super::fetch::SupplyArgs;
+use super::interpreters;
 
 #[derive(Debug, clap::Args)]
 pub struct InstallArgs {
@@ -20,11 +21,13 @@ pub struct InstallArgs {
     pub arch: String,
 
     /// The qemu-user interpreter to register (one arch, or a file named qemu-<arch>[-static]).
+    /// Without --interpreter or --interpreter-dir, interpreters come from the sources in
+    /// --config (default: the embedded pinned Debian trixie qemu-user package), via the cache.
     #[arg(long, value_name = "FILE", conflicts_with = "interpreter_dir")]
     pub interpreter: Option<PathBuf>,
 
     /// Directory holding qemu-<arch> (trixie qemu-user) or qemu-<arch>-static (Debian
-    /// qemu-user-static) binaries. Default: /usr/bin, /usr/local/bin, /usr/libexec/qemu-binfmt.
+    /// qemu-user-static) binaries, e.g. /usr/bin.
     #[arg(long, value_name = "DIR")]
     pub interpreter_dir: Option<PathBuf>,
 
@@ -55,7 +58,7 @@ pub struct InstallArgs {
     pub probe: ProbeArgs,
 
     #[command(flatten)]
-    pub cache: CacheArgs,
+    pub supply: SupplyArgs,
 }
 
 pub fn run(root: &Path, args: InstallArgs) -> anyhow::Result<Exit> {
@@ -65,7 +68,7 @@ pub fn run(root: &Path, args: InstallArgs) -> anyhow::Result<Exit> {
         .split(',')
         .any(|p| p.trim().eq_ignore_ascii_case("all"));
     common::require_admin("install")?;
-    let prover = common::prover(&args.probe, &args.cache);
+    let prover = common::prover(&args.probe, &args.supply.cache);
     let native = crate::prover::native_arches(prover.as_ref());
     let is_native = |a: &Arch| native.iter().any(|n| n.qemu == a.qemu);
     let named_native: Vec<&str> = requested
@@ -85,41 +88,11 @@ pub fn run(root: &Path, args: InstallArgs) -> anyhow::Result<Exit> {
     }
     let foreign: Vec<&'static Arch> = requested.into_iter().filter(|a| !is_native(a)).collect();
     let fs = common::open_kernel(root, true)?;
-    let sums = args.cache.sums();
-    let (desired, mut outcomes, missing) = desired(&foreign, &args, explicit_all, &sums);
-    sums.save();
-    let applied = install::install(
-        &fs,
-        prover.as_ref(),
-        &desired,
-        install::Options {
-            replace_foreign: args.replace_foreign,
-        },
-    )
-    .map_err(common::kernel_failure)?;
-    outcomes.extend(applied);
-    outcomes.sort_by_key(|o| foreign.iter().position(|a| a.qemu == o.arch));
-    print(&outcomes, &named_native, &missing, args.json)?;
-    Ok(if outcomes.iter().all(|o| o.working) {
-        Exit::Ok
-    } else {
-        Exit::NotWorking
-    })
-}
-
-/// Locate and check every interpreter; arches that fail a check become failed outcomes
-/// right away and are never registered. With `all`, arches with no interpreter at all are
-/// listed as skipped rather than failed: `all` means "everything that is available".
-fn desired(
-    arches: &[&'static Arch],
-    args: &InstallArgs,
-    all: bool,
-    sums: &interp::Sums,
-) -> (Vec<Desired>, Vec<Outcome>, Vec<&'static str>) {
-    let source = match (&args.interpreter, &args.interpreter_dir) {
-        (Some(f), _) => Source::File(f.clone()),
-        (None, Some(d)) => Source::Dir(d.clone()),
-        (None, None) => Source::System,
+    let sums = args.supply.cache.sums();
+    let local = match (&args.interpreter, &args.interpreter_dir) {
+        (Some(f), _) => Some(Source::File(f.clone())),
+        (None, Some(d)) => Some(Source::Dir(d.clone())),
+        (None, None) => None,
     };
     let flags = Flags {
         preserve_argv0: false,
@@ -127,24 +100,33 @@ fn desired(
         credentials: args.credentials,
         fix_binary: true,
     };
-    let host = crate::arch::host();
-    let (mut ok, mut bad, mut missing) = (Vec::new(), Vec::new(), Vec::new());
-    let checked = crate::par::map(arches, |&arch| {
-        interp::locate(arch, &source, arches.len())
-            .and_then(|p| interp::check_interpreter_with(&p, host, sums))
-    });
-    for (&arch, checked) in arches.iter().zip(checked) {
-        match checked {
-            Ok(info) => ok.push(Desired {
-                arch,
-                interpreter: info.path,
-                flags,
-            }),
-            Err(interp::InterpError::NotFound { .. }) if all => missing.push(arch.qemu),
-            Err(e) => bad.push(failed_arch(arch, "-", None, e.to_string())),
+    let resolved =
+        interpreters::resolve(&foreign, local, &args.supply, flags, explicit_all, &sums)?;
+    sums.save();
+    let (mut outcomes, missing) = (resolved.failed, resolved.missing);
+    let applied = install::install(
+        &fs,
+        prover.as_ref(),
+        &resolved.desired,
+        install::Options {
+            replace_foreign: args.replace_foreign,
+        },
+    )
+    .map_err(common::kernel_failure)?;
+    outcomes.extend(applied);
+    outcomes.sort_by_key(|o| foreign.iter().position(|a| a.qemu == o.arch));
+    if resolved.from_cache {
+        // Interpreters nothing references any more (an old pin, a dropped arch) go now.
+        if let Err(e) = super::fetch::collect_garbage(root, &args.supply.cache.cache_dir) {
+            tracing::warn!(error = %e, "cache gc after install failed");
         }
     }
-    (ok, bad, missing)
+    print(&outcomes, &named_native, &missing, args.json)?;
+    Ok(if outcomes.iter().all(|o| o.working) {
+        Exit::Ok
+    } else {
+        Exit::NotWorking
+    })
 }
 
 fn print(

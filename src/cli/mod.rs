@@ -11,6 +11,7 @@ mod common;
 mod explain;
 mod fetch;
 mod install;
+mod interpreters;
 mod status;
 mod uninstall;
 

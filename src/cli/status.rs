@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::arch::{Arch, ARCHES};
+use crate::cache::IndexEntry;
 use crate::exit::Exit;
 use crate::interp::Sums;
 use crate::kernel::{BinfmtFs, BinfmtMisc};
@@ -46,6 +47,7 @@ pub fn observe(
     root: &Path,
     prover: &dyn Prover,
     sums: &Sums,
+    cache_dir: Option<&Path>,
     only: Option<&[&'static Arch]>,
 ) -> Observed {
     let mut obs = Observed {
@@ -94,20 +96,35 @@ pub fn observe(
     let mut paths: Vec<PathBuf> = obs.entries.iter().map(|e| e.interpreter.clone()).collect();
     paths.sort();
     paths.dedup();
-    let facts = crate::par::map(&paths, |p| interpreter_facts(prover, sums, p));
+    let index = cache_dir
+        .map(|d| crate::cache::read_index(d).unwrap_or_default())
+        .unwrap_or_default();
+    let facts = crate::par::map(&paths, |p| interpreter_facts(prover, sums, &index, p));
     sums.save();
     obs.interpreters = paths.into_iter().zip(facts).collect();
     obs
 }
 
-fn interpreter_facts(prover: &dyn Prover, sums: &Sums, path: &Path) -> InterpreterFacts {
+/// Facts about an entry's interpreter. For files from binfmtd's cache, the index says where
+/// they came from and which qemu they are, without running them.
+fn interpreter_facts(
+    prover: &dyn Prover,
+    sums: &Sums,
+    index: &[IndexEntry],
+    path: &Path,
+) -> InterpreterFacts {
     if !path.is_file() {
         return InterpreterFacts::default();
     }
+    let sha256 = sums.sha256(path).ok().map(|(h, _)| h);
+    let indexed = index.iter().find(|e| Some(&e.sha256) == sha256.as_ref());
     InterpreterFacts {
         present: true,
-        sha256: sums.sha256(path).ok().map(|(h, _)| h),
-        qemu_version: prover.qemu_version(path),
+        qemu_version: indexed
+            .and_then(|e| e.version.clone())
+            .or_else(|| prover.qemu_version(path)),
+        source: indexed.map(|e| e.source.clone()),
+        sha256,
     }
 }
 
@@ -125,7 +142,13 @@ pub fn run(root: &Path, args: StatusArgs) -> anyhow::Result<Exit> {
     let prover = common::prover(&args.probe, &args.cache);
     let s = status::build(
         crate::arch::host(),
-        &observe(root, prover.as_ref(), &args.cache.sums(), None),
+        &observe(
+            root,
+            prover.as_ref(),
+            &args.cache.sums(),
+            Some(&args.cache.cache_dir),
+            None,
+        ),
     );
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
@@ -140,7 +163,13 @@ pub fn selftest(root: &Path, args: SelftestArgs) -> anyhow::Result<Exit> {
     let prover = common::prover(&args.probe, &args.cache);
     let s = status::build(
         crate::arch::host(),
-        &observe(root, prover.as_ref(), &args.cache.sums(), only.as_deref()),
+        &observe(
+            root,
+            prover.as_ref(),
+            &args.cache.sums(),
+            Some(&args.cache.cache_dir),
+            only.as_deref(),
+        ),
     );
     let rows: Vec<&status::Format> = s
         .formats

@@ -14,6 +14,8 @@ pub struct InterpreterFacts {
     pub present: bool,
     pub sha256: Option<String>,
     pub qemu_version: Option<String>,
+    /// Where binfmtd's cache got it from (config source), when it came from the cache.
+    pub source: Option<String>,
 }
 
 /// Everything the report is built from.
@@ -106,6 +108,7 @@ fn format_row(arch: &'static Arch, obs: &Observed) -> Format {
         interpreter_present: facts.map(|f| f.present),
         sha256: facts.and_then(|f| f.sha256.clone()),
         qemu_version: facts.and_then(|f| f.qemu_version.clone()),
+        source: facts.and_then(|f| f.source.clone()),
         probe: proof,
         reason,
         hint,

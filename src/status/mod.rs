@@ -18,6 +18,7 @@
 //!       "enabled": true | null, "flags": "PF" | null, "interpreter": "/path" | null,
 //!       "interpreter_present": true | null,   // false: F pinned a file this mount namespace lacks
 //!       "sha256": "hex" | null, "qemu_version": "7.2.0 (...)" | null,
+//!       "source": "debian-trixie-qemu-user (deb https://...)" | null,  // from binfmtd's cache index
 //!       "probe": { "ok": true, "argv0": "preserved"|"replaced"|"shifted"|"unexpected"|null,
 //!                  "detail": "ran; argv[0] preserved", "millis": 3 } | null,
 //!       "reason": null | "why it does not work", "hint": null | "what to do" } ],
@@ -110,6 +111,7 @@ pub struct Format {
     pub interpreter_present: Option<bool>,
     pub sha256: Option<String>,
     pub qemu_version: Option<String>,
+    pub source: Option<String>,
     pub probe: Option<ProbeResult>,
     pub reason: Option<String>,
     pub hint: Option<String>,
