@@ -58,10 +58,9 @@ fn compat_candidates(host: &Arch) -> Vec<&'static Arch> {
 
 /// The prover that runs real probe programs from private directories under `scratch`.
 pub fn exec_prover(scratch: PathBuf, timeout: Duration) -> Box<dyn Prover> {
-    Box::new(ExecProver {
-        runner: ExecRunner::new(scratch),
-        timeout,
-    })
+    let runner = ExecRunner::new(scratch);
+    runner.sweep_stale();
+    Box::new(ExecProver { runner, timeout })
 }
 
 struct ExecProver {

@@ -55,6 +55,35 @@ impl ExecRunner {
     pub fn scratch_parent(&self) -> &Path {
         &self.scratch_parent
     }
+
+    /// Remove probe directories left by binfmtd processes that died mid-probe (SIGKILL
+    /// skips every cleanup). A directory is named after the pid that made it; one whose
+    /// process still runs (a concurrent `status`) is left alone. Returns how many went.
+    pub fn sweep_stale(&self) -> usize {
+        let Ok(dir) = fs::read_dir(&self.scratch_parent) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for e in dir.flatten() {
+            let name = e.file_name();
+            let Some(pid) = stale_owner(&name.to_string_lossy()) else {
+                continue;
+            };
+            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+            if !alive && fs::remove_dir_all(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
+/// The pid in a scratch directory name `binfmtd-probe.<pid>.<seq>`.
+fn stale_owner(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix("binfmtd-probe.")?;
+    let (pid, seq) = rest.split_once('.')?;
+    seq.parse::<u64>().ok()?;
+    pid.parse().ok().filter(|p| *p > 0)
 }
 
 impl Runner for ExecRunner {
@@ -303,6 +332,25 @@ mod tests {
 
     fn mode(p: &Path) -> u32 {
         fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn sweep_removes_only_dead_owners_directories() {
+        let parent = tempfile::tempdir().unwrap();
+        // pid_max is at most 2^22, so this pid cannot be running.
+        let dead = parent.path().join("binfmtd-probe.99999999.0");
+        let live = parent
+            .path()
+            .join(format!("binfmtd-probe.{}.7", std::process::id()));
+        let other = parent.path().join("unrelated");
+        for d in [&dead, &live, &other] {
+            fs::create_dir(d).unwrap();
+        }
+        fs::write(dead.join("probe"), b"x").unwrap();
+        assert_eq!(ExecRunner::new(parent.path().into()).sweep_stale(), 1);
+        assert!(!dead.exists() && live.exists() && other.exists());
+        assert_eq!(super::stale_owner("binfmtd-probe.12.3"), Some(12));
+        assert_eq!(super::stale_owner("binfmtd-probe.x.3"), None);
     }
 
     #[test]
