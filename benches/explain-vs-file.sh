@@ -2,7 +2,7 @@
 # Benchmark: `binfmtd explain --recursive DIR` against `file` over the same regular files
 # (find -type f: symlinks not followed, as explain walks), in the same run.
 #
-# Usage: bench/explain-vs-file.sh [DIR] [ROUNDS]   (defaults: /usr, 2)
+# Usage: benches/explain-vs-file.sh [DIR] [ROUNDS]   (defaults: /usr, 2)
 # Each round times both tools once, alternating, so page-cache state and machine load hit
 # both alike; round 1 also warms the cache. Prints one line per round and the ratio of the
 # best times (file / explain: above 1 means explain is faster).
