@@ -11,11 +11,14 @@ use std::sync::Arc;
 use binfmtd::config::{Config, DownloadOptions, Origin, Remote, Source};
 use sha2::{Digest, Sha256};
 
-/// A fixture fetched by tests/fixtures/fetch.sh. Missing fixtures are a setup error.
+/// A fixture fetched by tests/fixtures/fetch.sh into $FIXTURES (tests/run.sh sets it when
+/// the checkout is not readable by the sandbox uid) or target/fixtures. Missing fixtures
+/// are a setup error.
 pub fn fixture(rel: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/fixtures")
-        .join(rel);
+    let dir = std::env::var_os("FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixtures"));
+    let p = dir.join(rel);
     assert!(
         p.exists(),
         "missing fixture {}: run `bash tests/fixtures/fetch.sh` first (tests/run.sh does)",
