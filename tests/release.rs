@@ -240,3 +240,17 @@ fn sha256sums_cover_every_artifact() {
         .current_dir(dist()));
     assert_success("sha256sum --check SHA256SUMS", &check);
 }
+
+/// The host's binfmt_misc entry names (empty when it is not mounted): packaging and the
+/// booted systemd must leave them exactly as they were.
+pub fn host_binfmt_entries() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/proc/sys/fs/binfmt_misc")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}

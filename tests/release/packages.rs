@@ -94,18 +94,6 @@ fn dpkg(root: &Path, args: &[&str]) -> String {
     assert_success(&format!("dpkg {args:?}"), &out)
 }
 
-fn host_binfmt_entries() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir("/proc/sys/fs/binfmt_misc")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
 #[test]
 fn deb_installs_upgrades_and_removes_in_a_test_root() {
     let root = tempfile::tempdir().unwrap();
@@ -117,7 +105,7 @@ fn deb_installs_upgrades_and_removes_in_a_test_root() {
         std::fs::create_dir_all(root.path().join(dir)).unwrap();
     }
     std::fs::write(root.path().join("var/lib/dpkg/status"), "").unwrap();
-    let host_entries = host_binfmt_entries();
+    let host_entries = super::host_binfmt_entries();
     let deb = dist().join(format!("binfmtd_{VERSION}_amd64.deb"));
     let deb = deb.to_str().unwrap();
     let wants = root
@@ -166,7 +154,7 @@ fn deb_installs_upgrades_and_removes_in_a_test_root() {
         "purge left the conffile"
     );
     assert_eq!(
-        host_binfmt_entries(),
+        super::host_binfmt_entries(),
         host_entries,
         "the package cycle changed the host's binfmt_misc entries"
     );

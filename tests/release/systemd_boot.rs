@@ -61,18 +61,6 @@ fn remove_cgroup(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
-fn host_binfmt_entries() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir("/proc/sys/fs/binfmt_misc")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
 /// The release host bound at /srv/release: the dist under v<version>/, the driver, an arm64 busybox.
 fn stage_release() -> tempfile::TempDir {
     let release = tempfile::tempdir().unwrap();
@@ -202,7 +190,7 @@ fn install_sh_enables_and_starts_the_unit_under_a_running_systemd() {
     }
     let release = stage_release();
     let results = tempfile::tempdir().unwrap();
-    let host_entries = host_binfmt_entries();
+    let host_entries = super::host_binfmt_entries();
     boot(release.path(), results.path());
     let mut r = Recorded {
         dir: results.path(),
@@ -234,7 +222,7 @@ fn install_sh_enables_and_starts_the_unit_under_a_running_systemd() {
         r.context
     );
     assert_eq!(
-        host_binfmt_entries(),
+        super::host_binfmt_entries(),
         host_entries,
         "booting the container changed the host's binfmt_misc entries"
     );
