@@ -8,6 +8,8 @@
 //! rpm, umoci, skopeo, jq, cloud-init, curl, systemd (systemctl, systemd-analyze), systemd-container (nspawn); tests/release.sh
 //! installs them. Runs as root (chroot, dpkg --root).
 
+mod common;
+
 #[path = "release/cloud_init.rs"]
 mod cloud_init;
 #[path = "release/http.rs"]
@@ -239,18 +241,4 @@ fn sha256sums_cover_every_artifact() {
         .arg("SHA256SUMS")
         .current_dir(dist()));
     assert_success("sha256sum --check SHA256SUMS", &check);
-}
-
-/// The host's binfmt_misc entry names (empty when it is not mounted): packaging and the
-/// booted systemd must leave them exactly as they were.
-pub fn host_binfmt_entries() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir("/proc/sys/fs/binfmt_misc")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }

@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub const HOST_BINFMT: &str = "/proc/sys/fs/binfmt_misc";
-/// statfs f_type of binfmt_misc ("BINM").
-const BINFMTFS_MAGIC: i64 = 0x4249_4e4d;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Snapshot {
@@ -40,10 +38,7 @@ pub fn snapshot() -> Snapshot {
     Snapshot::Mounted(files)
 }
 
-// f_type's integer type differs between libcs (i64 on glibc, c_ulong on musl): keep the cast.
-#[allow(clippy::unnecessary_cast)]
+/// Is binfmt_misc mounted at `path`? (binfmtd's own check: statfs says binfmt_misc.)
 pub fn is_binfmt_misc(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path)
-        .map(|s| s.filesystem_type().0 as i64 == BINFMTFS_MAGIC)
-        .unwrap_or(false)
+    binfmtd::kernel::BinfmtFs::open(path).is_ok()
 }

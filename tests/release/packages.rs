@@ -105,7 +105,7 @@ fn deb_installs_upgrades_and_removes_in_a_test_root() {
         std::fs::create_dir_all(root.path().join(dir)).unwrap();
     }
     std::fs::write(root.path().join("var/lib/dpkg/status"), "").unwrap();
-    let host_entries = super::host_binfmt_entries();
+    let host_entries = super::common::host::snapshot();
     let deb = dist().join(format!("binfmtd_{VERSION}_amd64.deb"));
     let deb = deb.to_str().unwrap();
     let wants = root
@@ -154,7 +154,7 @@ fn deb_installs_upgrades_and_removes_in_a_test_root() {
         "purge left the conffile"
     );
     assert_eq!(
-        super::host_binfmt_entries(),
+        super::common::host::snapshot(),
         host_entries,
         "the package cycle changed the host's binfmt_misc entries"
     );
