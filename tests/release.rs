@@ -5,8 +5,8 @@
 //! The artifacts come from `packaging/dist.sh`, run once per test process into <target>/tmp/release-dist
 //! (cargo makes it a no-op when nothing changed), or from BINFMTD_DIST when a CI step already built them.
 //! Needs: rustup targets x86_64/aarch64-unknown-linux-musl, musl-tools, qemu-user-static, file, dpkg-dev,
-//! rpm, umoci, skopeo, jq, cloud-init, curl, systemd (systemctl, systemd-analyze), systemd-container (nspawn); tests/release.sh
-//! installs them. Runs as root (chroot, dpkg --root).
+//! rpm, umoci, skopeo, jq, cloud-init, curl, systemd (systemctl, systemd-analyze), systemd-container (nspawn);
+//! tests/deps.sh installs them. Runs as root (chroot, dpkg --root).
 
 mod common;
 
@@ -66,7 +66,7 @@ pub fn artifact(arch: &str) -> PathBuf {
 /// Run a command, returning its output; panics only when it cannot be started at all.
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap_or_else(|e| {
-        panic!("could not start {cmd:?}: {e}; is the program installed (tests/release.sh)?")
+        panic!("could not start {cmd:?}: {e}; is the program installed (tests/deps.sh)?")
     })
 }
 

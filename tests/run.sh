@@ -4,20 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export DEBIAN_FRONTEND=noninteractive
 if [ "$(id -u)" -ne 0 ]; then
     echo "tests/run.sh: run as root (it installs packages and the tests create kernel sandboxes)" >&2
     exit 2
 fi
-apt-get update -q >/dev/null
-apt-get install -y -q --no-install-recommends \
-    qemu-user-static binutils-multiarch util-linux file crun runc containerd umoci xz-utils zstd >/dev/null
-# Release artifacts (tests/release.rs builds them with packaging/dist.sh; tests/release.sh lists the same).
-apt-get install -y -q --no-install-recommends \
-    musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross dpkg-dev rpm rpm2cpio cpio skopeo jq cloud-init curl \
-    wget systemd systemd-container \
-    shellcheck >/dev/null
-rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null 2>&1
+bash tests/deps.sh
 
 # The kernel tests run the built binary and read fixtures as an unprivileged uid (the
 # sandbox's root maps to host uid 100000). A checkout under a private directory (mode 0700
@@ -39,5 +30,7 @@ if ! reachable .; then
 fi
 
 bash tests/fixtures/fetch.sh "${FIXTURES:-target/fixtures}"
-cargo test --all-targets
-bash tests/release.sh
+# Release artifacts first (static binaries, packages, image; aarch64 unit tests under qemu), so
+# that tests/release.rs, inside the full `cargo test`, tests exactly those.
+BINFMTD_DEPS_INSTALLED=1 bash tests/release.sh
+BINFMTD_DIST="$PWD/target/dist" cargo test --all-targets

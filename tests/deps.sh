@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything the test suite and the release checks use, on a fresh Debian machine:
+# tests/run.sh and tests/release.sh both run it, so the list lives in one place.
+# Re-running it installs nothing new. Needs root.
+set -euo pipefail
+
+packages=(
+    # kernel tests: foreign CPUs, the sandbox (setpriv, unshare), disassembly, ELF tools
+    qemu-user-static util-linux binutils binutils-multiarch file
+    # container runtimes run in the sandbox
+    crun runc containerd umoci
+    # supply-chain tests: archives
+    xz-utils zstd
+    # release artifacts: musl builds (ring needs an aarch64 C compiler), packages, image
+    musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross dpkg-dev rpm rpm2cpio cpio skopeo jq
+    # install.sh, the unit under a booted systemd, cloud-init, shell lint
+    curl wget systemd systemd-container cloud-init shellcheck
+)
+
+# tests/run.sh installs first and then runs tests/release.sh: no second apt round.
+[ "${BINFMTD_DEPS_INSTALLED:-}" = 1 ] && exit 0
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${packages[@]}" >/dev/null
+rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null
