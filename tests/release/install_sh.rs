@@ -259,7 +259,7 @@ fn falls_back_to_wget_without_curl() {
         let real = String::from_utf8(real.stdout).unwrap();
         assert!(
             !real.trim().is_empty(),
-            "{tool} is not installed (tests/release.sh installs it)"
+            "{tool} is not installed (tests/deps.sh installs it)"
         );
         std::os::unix::fs::symlink(real.trim(), tools.path().join(tool)).unwrap();
     }
