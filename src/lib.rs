@@ -9,6 +9,7 @@
 //! | `plan`    | the reconcile diff: desired vs observed entries -> per-arch actions           | none    |
 //! | `status`  | the status schema (data), built from observations; table rendering            | none    |
 //! | `explain` | file facts (ELF, #!) and the run-here verdict; file reads in `explain::fs`    | files   |
+//! | `exec`    | running a child with a deadline (probes, `--version`)                         | exec    |
 //! | `exit`    | documented exit codes and the error type that carries one                     | none    |
 //! | `interp`  | locating interpreters; ELF/static/ownership checks; sha256                    | files   |
 //! | `kernel`  | the binfmt_misc filesystem behind the `BinfmtMisc` trait, rooted at a path    | kernel  |
@@ -29,6 +30,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod entry;
+pub mod exec;
 pub mod exit;
 pub mod explain;
 pub mod fetch;

@@ -1,10 +1,8 @@
 //! Proof that a format runs, behind a trait: the real one executes probe programs
 //! (`probe` module); tests of the orchestration may script one.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::arch::Arch;
 use crate::probe::ExecRunner;
@@ -82,37 +80,6 @@ impl Prover for ExecProver {
     }
 
     fn qemu_version(&self, interpreter: &Path) -> Option<String> {
-        let out = run_with_timeout(Command::new(interpreter).arg("--version"), self.timeout)?;
-        crate::interp::parse_version(&String::from_utf8_lossy(&out))
+        crate::interp::qemu_version(interpreter, self.timeout)
     }
-}
-
-/// Run a command, killing it after `timeout`; its stdout if it exited 0.
-fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Option<Vec<u8>> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let mut stdout = child.stdout.take()?;
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut (&mut stdout).take(64 * 1024), &mut buf);
-        buf
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
-    };
-    let out = reader.join().ok()?;
-    status.success().then_some(out)
 }

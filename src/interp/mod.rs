@@ -116,6 +116,15 @@ pub fn locate(arch: &Arch, source: &Source, requested: usize) -> Result<PathBuf,
         })
 }
 
+/// Run `interpreter --version` (at most `timeout`) and parse what it prints.
+pub fn qemu_version(interpreter: &Path, timeout: std::time::Duration) -> Option<String> {
+    let out = crate::exec::stdout_within(
+        std::process::Command::new(interpreter).arg("--version"),
+        timeout,
+    )?;
+    parse_version(&String::from_utf8_lossy(&out))
+}
+
 /// `qemu-x --version` prints "qemu-x version 7.2.0 (Debian 1:7.2+dfsg-7)"; keep what follows "version".
 pub fn parse_version(stdout: &str) -> Option<String> {
     let line = stdout.lines().next()?;

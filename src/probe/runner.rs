@@ -127,9 +127,11 @@ fn run_in(
         // Its own process group, so a timeout kills anything it started too.
         .process_group(0);
     let mut child = spawn(&mut cmd, &exe)?;
-    let status = wait_with_timeout(&mut child, timeout).map_err(|source| ProbeError::Wait {
-        program: exe.clone(),
-        source,
+    let status = crate::exec::wait_with_timeout(&mut child, timeout, true).map_err(|source| {
+        ProbeError::Wait {
+            program: exe.clone(),
+            source,
+        }
     })?;
     let status = status.ok_or(ProbeError::TimedOut { after: timeout })?;
     Ok(RunOutput {
@@ -184,28 +186,6 @@ fn spawn(cmd: &mut Command, exe: &Path) -> Result<Child, ProbeError> {
             }
             Err(e) => return Err(ProbeError::exec(exe, e)),
         }
-    }
-}
-
-/// The exit status, or None after killing (and reaping) a program that ran too long.
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> io::Result<Option<ExitStatus>> {
-    let start = Instant::now();
-    let mut nap = Duration::from_millis(1);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        let elapsed = start.elapsed();
-        if elapsed >= timeout {
-            // The child leads its own process group (process_group(0) above).
-            // SAFETY: kill(2) with a negative pid signals that group; no memory involved.
-            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
-            let _ = child.kill();
-            child.wait()?;
-            return Ok(None);
-        }
-        sleep(nap.min(timeout - elapsed));
-        nap = (nap * 2).min(Duration::from_millis(25));
     }
 }
 

@@ -1,43 +1,24 @@
 //! qemu's version, for `status`: run the (host-native) interpreter with `--version`.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// `qemu-riscv64 version 10.0.13 (Debian 1:10.0.13+ds-0+deb13u1)` -> `10.0.13`. Pure.
+/// `qemu-riscv64 version 10.0.13 (Debian 1:10.0.13+ds-0+deb13u1)` -> `10.0.13`: the first
+/// word of the core's parse, when it is a version number. Pure.
 pub fn parse_qemu_version(stdout: &str) -> Option<String> {
-    let first = stdout.lines().next()?;
-    let rest = first.split_once(" version ")?.1;
-    let v = rest.split_whitespace().next()?;
-    v.chars()
-        .next()
-        .filter(char::is_ascii_digit)
-        .map(|_| v.to_string())
+    short(&crate::interp::parse_version(stdout)?)
 }
 
-/// Run `path --version` for at most 5 s. Failing to learn the version is not an error:
-/// the interpreter already passed its checks, and its probe decides whether it works.
+fn short(full: &str) -> Option<String> {
+    let v = full.split_whitespace().next()?;
+    v.starts_with(|c: char| c.is_ascii_digit())
+        .then(|| v.to_string())
+}
+
+/// `path --version` within 5 s. Failing to learn the version is not an error: the
+/// interpreter already passed its checks, and its probe decides whether it works.
 pub fn read(path: &Path) -> Option<String> {
-    let mut child = Command::new(path)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| tracing::debug!(path = %path.display(), %e, "cannot run --version"))
-        .ok()?;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while child.try_wait().ok()?.is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            tracing::debug!(path = %path.display(), "--version did not finish in 5 s");
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().ok()?;
-    parse_qemu_version(&String::from_utf8_lossy(&out.stdout))
+    short(&crate::interp::qemu_version(path, Duration::from_secs(5))?)
 }
 
 #[cfg(test)]
