@@ -46,14 +46,7 @@ fn inner_register(dir: &Path, hash: bool) {
     let host = arch::host();
     for a in foreign() {
         let path = interp::locate(a, &Source::Dir(dir.into()), 2).unwrap();
-        let real = interp::check_permissions(&path).unwrap();
-        let mut head = Vec::new();
-        std::io::Read::read_to_end(
-            &mut std::io::Read::take(std::fs::File::open(&real).unwrap(), 64 * 1024),
-            &mut head,
-        )
-        .unwrap();
-        interp::check_elf(&real, &head, host).unwrap();
+        let real = interp::check_file(&path, host).unwrap();
         if hash {
             interp::sha256_file(&real).unwrap();
         }

@@ -124,6 +124,22 @@ pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Every check but the hash: permissions (on the resolved path), then an ELF for the host,
+/// static, judged from the first 64 KiB (enough for the program headers). Returns the
+/// resolved path.
+pub fn check_file(path: &Path, host: &Arch) -> Result<PathBuf, InterpError> {
+    let real = check_permissions(path)?;
+    let mut head = Vec::with_capacity(4096);
+    File::open(&real)
+        .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
+        .map_err(|e| InterpError::Io {
+            path: real.clone(),
+            what: format!("cannot read: {e}"),
+        })?;
+    check_elf(&real, &head, host)?;
+    Ok(real)
+}
+
 /// Every check, in order: permissions (on the resolved path), ELF for the host, static; then hash.
 pub fn check_interpreter(path: &Path, host: &Arch) -> Result<InterpreterInfo, InterpError> {
     check_interpreter_with(path, host, &super::Sums::default())
@@ -135,19 +151,11 @@ pub fn check_interpreter_with(
     host: &Arch,
     sums: &super::Sums,
 ) -> Result<InterpreterInfo, InterpError> {
-    let real = check_permissions(path)?;
-    let io = |what: String| InterpError::Io {
+    let real = check_file(path, host)?;
+    let (sha256, size) = sums.sha256(&real).map_err(|e| InterpError::Io {
         path: real.clone(),
-        what,
-    };
-    let mut head = Vec::with_capacity(4096);
-    File::open(&real)
-        .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
-        .map_err(|e| io(format!("cannot read: {e}")))?;
-    check_elf(&real, &head, host)?;
-    let (sha256, size) = sums
-        .sha256(&real)
-        .map_err(|e| io(format!("cannot read: {e}")))?;
+        what: format!("cannot read: {e}"),
+    })?;
     Ok(InterpreterInfo {
         path: real,
         sha256,

@@ -12,7 +12,8 @@ mod hashes;
 use std::path::{Path, PathBuf};
 
 pub use checks::{
-    check_elf, check_interpreter, check_interpreter_with, check_permissions, sha256_file,
+    check_elf, check_file, check_interpreter, check_interpreter_with, check_permissions,
+    sha256_file,
 };
 pub use hashes::Sums;
 
