@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use crate::arch::Arch;
-use crate::entry::{Entry, Registration};
+use crate::entry::{Entry, Flags, Registration};
 use crate::kernel::{BinfmtMisc, KernelError};
 use crate::plan::{plan, Action, ArchPlan, Desired};
 use crate::prover::{Argv0Mode, ProbeResult, Prover};
@@ -54,7 +54,7 @@ pub fn install(
     let working = prove_foreign(prover, desired, &observed);
     let plans = plan(desired, &observed, &working, opts.replace_foreign);
     // Each arch has its own entry, so arches are applied side by side.
-    let results = crate::par::map(&plans, |p| apply(fs, prover, p));
+    let results = crate::par::map(&plans, |p| apply(fs, prover, p, &observed));
     let mut out = Vec::new();
     for (p, r) in plans.iter().zip(results) {
         match r {
@@ -88,6 +88,7 @@ fn apply(
     fs: &(dyn BinfmtMisc + Sync),
     prover: &dyn Prover,
     p: &ArchPlan,
+    observed: &[Entry],
 ) -> Result<Outcome, KernelError> {
     let d = &p.desired;
     for name in &p.remove_foreign {
@@ -122,29 +123,32 @@ fn apply(
                     d,
                     verb,
                     Some(entry.clone()),
-                    flags_of(fs, entry),
+                    observed
+                        .iter()
+                        .find(|e| &e.name == entry)
+                        .map(|e| e.flags.to_string()),
                     proof,
                 ));
             }
             // Ours but not working (a later entry shadows it, or its pinned file is broken):
             // registering it again makes it the newest, so the kernel consults it first.
             fs.remove(entry)?;
-            register_proven(fs, prover, d, &own, "re-registered")
+            Ok(register_proven(fs, prover, d, &own, "re-registered")?.0)
         }
-        Action::Register => register_proven(fs, prover, d, &own, "registered"),
+        Action::Register => Ok(register_proven(fs, prover, d, &own, "registered")?.0),
         Action::Replace { old } => replace(fs, prover, d, old),
     }
 }
 
 /// Register `d` under `name`, prove it, drop P if the interpreter shifts arguments, and
-/// remove it again if it does not work.
+/// remove it again if it does not work. Also returns the flags it settled on.
 fn register_proven(
     fs: &(dyn BinfmtMisc + Sync),
     prover: &dyn Prover,
     d: &Desired,
     name: &str,
     verb: &str,
-) -> Result<Outcome, KernelError> {
+) -> Result<(Outcome, Flags), KernelError> {
     let mut r = Registration {
         name: name.to_string(),
         ..d.registration()
@@ -163,7 +167,7 @@ fn register_proven(
         );
         o.reason =
             Some("registered without proof: binfmtd has no probe program for this arch".into());
-        return Ok(o);
+        return Ok((o, r.flags));
     }
     fs.register(&r)?;
     let mut proof = prover.prove(d.arch);
@@ -178,20 +182,21 @@ fn register_proven(
         proof = prover.prove(d.arch);
     }
     if proof.ok {
-        return Ok(outcome(
+        let o = outcome(
             d,
             verb,
             Some(r.name.clone()),
             Some(r.flags.to_string()),
             Some(proof),
-        ));
+        );
+        return Ok((o, r.flags));
     }
     fs.remove(&r.name)?;
     let why = format!(
         "probe failed ({}); the registration was removed again",
         proof.detail
     );
-    Ok(failed(d, Some(proof), why))
+    Ok((failed(d, Some(proof), why), r.flags))
 }
 
 /// Register the new interpreter beside the old entry, prove it, and only then swap.
@@ -201,11 +206,9 @@ fn replace(
     d: &Desired,
     old: &str,
 ) -> Result<Outcome, KernelError> {
+    // `install` has already dropped any candidate an interrupted replacement left behind.
     let candidate = format!("{old}.next");
-    if fs.entries()?.iter().any(|e| e.name == candidate) {
-        fs.remove(&candidate)?; // left over from an interrupted replacement
-    }
-    let trial = register_proven(fs, prover, d, &candidate, "replaced")?;
+    let (trial, flags) = register_proven(fs, prover, d, &candidate, "replaced")?;
     if !trial.working {
         let mut o = trial;
         o.action = "kept previous".into();
@@ -218,12 +221,11 @@ fn replace(
         return Ok(o);
     }
     fs.remove(old)?;
-    let mut final_reg = Registration {
+    let final_reg = Registration {
         name: old.to_string(),
+        flags,
         ..d.registration()
     };
-    final_reg.flags =
-        crate::entry::Flags::parse(trial.flags.as_deref().unwrap_or("F")).unwrap_or(d.flags);
     fs.register(&final_reg)?;
     fs.remove(&candidate)?;
     let proof = prover.can_probe(d.arch).then(|| prover.prove(d.arch));
@@ -234,14 +236,6 @@ fn replace(
         Some(final_reg.flags.to_string()),
         proof,
     ))
-}
-
-fn flags_of(fs: &(dyn BinfmtMisc + Sync), name: &str) -> Option<String> {
-    fs.entries()
-        .ok()?
-        .into_iter()
-        .find(|e| e.name == name)
-        .map(|e| e.flags.to_string())
 }
 
 fn outcome(
