@@ -331,12 +331,11 @@ impl<'p> Explainer<'p> {
         }
     }
 
-    /// The emulator's version, for interpreters that are qemu. With F the kernel runs the
-    /// file opened at registration, which may differ from the file there today.
+    /// The emulator's version, asked of the file the entry names (binfmtd's own cache names
+    /// interpreters by hash, so the name says nothing; a non-qemu interpreter prints no qemu
+    /// banner and gives None). With F the kernel runs the file opened at registration, which
+    /// may differ from the file there today.
     fn qemu_version(&self, interpreter: &Path) -> Option<String> {
-        if !interpreter.to_string_lossy().contains("qemu") {
-            return None;
-        }
         let mut cache = self.versions.borrow_mut();
         let v = cache
             .entry(interpreter.to_path_buf())
