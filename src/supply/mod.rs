@@ -221,21 +221,12 @@ impl Supplier<'_> {
     }
 }
 
-/// `qemu --version` of every newly committed interpreter, all at once: each is a process
+/// `qemu --version` of every newly committed interpreter, side by side: each is a process
 /// start, and sequentially they cost more than the rest of a local install.
 fn new_versions(done: &[(&'static Arch, Result<Done, SupplyError>)]) -> Vec<Option<String>> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = done
-            .iter()
-            .map(|(_, r)| match r {
-                Ok(Done::New(e)) => Some(scope.spawn(|| version::read(&e.path))),
-                _ => None,
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.and_then(|h| h.join().ok().flatten()))
-            .collect()
+    crate::par::map(done, |(_, r)| match r {
+        Ok(Done::New(e)) => version::read(&e.path),
+        _ => None,
     })
 }
 
