@@ -46,10 +46,10 @@ pub struct SelftestArgs {
 pub fn observe(
     root: &Path,
     prover: &dyn Prover,
-    sums: &Sums,
-    cache_dir: Option<&Path>,
+    cache: &CacheArgs,
     only: Option<&[&'static Arch]>,
 ) -> Observed {
+    let sums = cache.sums();
     let mut obs = Observed {
         native: crate::prover::native_arches(prover),
         ..Default::default()
@@ -96,10 +96,8 @@ pub fn observe(
     let mut paths: Vec<PathBuf> = obs.entries.iter().map(|e| e.interpreter.clone()).collect();
     paths.sort();
     paths.dedup();
-    let index = cache_dir
-        .map(|d| crate::cache::read_index(d).unwrap_or_default())
-        .unwrap_or_default();
-    let facts = crate::par::map(&paths, |p| interpreter_facts(prover, sums, &index, p));
+    let index = crate::cache::read_index(&cache.cache_dir).unwrap_or_default();
+    let facts = crate::par::map(&paths, |p| interpreter_facts(prover, &sums, &index, p));
     sums.save();
     obs.interpreters = paths.into_iter().zip(facts).collect();
     obs
@@ -142,13 +140,7 @@ pub fn run(root: &Path, args: StatusArgs) -> anyhow::Result<Exit> {
     let prover = common::prover(&args.probe, &args.cache);
     let s = status::build(
         crate::arch::host(),
-        &observe(
-            root,
-            prover.as_ref(),
-            &args.cache.sums(),
-            Some(&args.cache.cache_dir),
-            None,
-        ),
+        &observe(root, prover.as_ref(), &args.cache, None),
     );
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
@@ -163,13 +155,7 @@ pub fn selftest(root: &Path, args: SelftestArgs) -> anyhow::Result<Exit> {
     let prover = common::prover(&args.probe, &args.cache);
     let s = status::build(
         crate::arch::host(),
-        &observe(
-            root,
-            prover.as_ref(),
-            &args.cache.sums(),
-            Some(&args.cache.cache_dir),
-            only.as_deref(),
-        ),
+        &observe(root, prover.as_ref(), &args.cache, only.as_deref()),
     );
     let rows: Vec<&status::Format> = s
         .formats
