@@ -29,7 +29,7 @@ pub struct InterpreterInfo {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InterpError {
-    #[error("no interpreter for {arch}: looked for {looked}. Hint: install Debian's qemu-user-static (or trixie's qemu-user), or pass --interpreter FILE / --interpreter-dir DIR")]
+    #[error("no interpreter for {arch}: looked for {looked}. Hint: put qemu-<arch> (trixie's qemu-user) or qemu-<arch>-static (Debian's qemu-user-static) there, or leave out --interpreter/--interpreter-dir to use the pinned sources of the config")]
     NotFound { arch: String, looked: String },
     #[error("interpreter {path}: {what}")]
     Io { path: PathBuf, what: String },
@@ -54,12 +54,7 @@ pub enum Source {
     File(PathBuf),
     /// A directory holding `qemu-<cpu>` (trixie's qemu-user) or `qemu-<cpu>-static` (Debian's qemu-user-static).
     Dir(PathBuf),
-    /// The usual system locations, for when nothing was given.
-    System,
 }
-
-/// Directories searched when no interpreter source was given.
-pub const SYSTEM_DIRS: &[&str] = &["/usr/bin", "/usr/local/bin", "/usr/libexec/qemu-binfmt"];
 
 /// The candidate file names for an arch, in preference order.
 pub fn file_names(arch: &Arch) -> [String; 2] {
@@ -79,7 +74,7 @@ pub fn arch_of_file_name(path: &Path) -> Option<&'static Arch> {
 
 /// Find the interpreter file for `arch` from `source` (no checks yet).
 pub fn locate(arch: &Arch, source: &Source, requested: usize) -> Result<PathBuf, InterpError> {
-    let dirs: Vec<PathBuf> = match source {
+    let dir = match source {
         Source::File(f) => {
             return match arch_of_file_name(f) {
                 Some(a) if a.interpreter != arch.interpreter => Err(InterpError::NotFound {
@@ -96,13 +91,9 @@ pub fn locate(arch: &Arch, source: &Source, requested: usize) -> Result<PathBuf,
                 _ => Ok(f.clone()),
             };
         }
-        Source::Dir(d) => vec![d.clone()],
-        Source::System => SYSTEM_DIRS.iter().map(PathBuf::from).collect(),
+        Source::Dir(d) => d,
     };
-    let candidates: Vec<PathBuf> = dirs
-        .iter()
-        .flat_map(|d| file_names(arch).map(|n| d.join(n)))
-        .collect();
+    let candidates = file_names(arch).map(|n| dir.join(n));
     candidates
         .iter()
         .find(|p| p.is_file())
