@@ -45,7 +45,6 @@ fn compat_candidates(host: &Arch) -> Vec<&'static Arch> {
         "sparc64" => &["sparc", "sparc32plus"],
         "mips64" => &["mips", "mipsn32"],
         "mips64el" => &["mipsel", "mipsn32el"],
-        "s390x" => &[],
         _ => &[],
     };
     names

@@ -52,6 +52,20 @@ pub fn native_program(arch: &Arch) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// The arches binfmtd always has a probe for (the ones a fleet meets); `supported()`
+/// adds every other row with one.
+pub const GUARANTEED: &[&str] = &[
+    "x86_64",
+    "i386",
+    "aarch64",
+    "arm",
+    "riscv64",
+    "ppc64le",
+    "s390x",
+    "mips64el",
+    "loongarch64",
+];
+
 /// The arch rows that have a probe.
 pub fn supported() -> impl Iterator<Item = &'static Arch> {
     ARCHES.iter().filter(|a| code::for_arch(a.qemu).is_some())
