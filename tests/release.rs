@@ -70,6 +70,21 @@ pub fn run(cmd: &mut Command) -> Output {
     })
 }
 
+/// `run` for a command that execs a file this process just wrote: another test thread that
+/// forks while the write is open holds the file until its child execs, and exec meanwhile
+/// fails with ETXTBSY ("Text file busy"). That passes in moments: retry for up to 2 s.
+pub fn run_fresh_copy(cmd: &mut Command) -> Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let out = run(cmd);
+        let busy = String::from_utf8_lossy(&out.stderr).contains("Text file busy");
+        if !busy || std::time::Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -181,11 +196,13 @@ fn binaries_run_version_and_status_in_an_empty_root() {
             prefix.push("/qemu");
         }
         let chroot = |args: &[&str]| {
-            run(Command::new("chroot")
-                .arg(root.path())
-                .args(&prefix)
-                .arg("/binfmtd")
-                .args(args))
+            run_fresh_copy(
+                Command::new("chroot")
+                    .arg(root.path())
+                    .args(&prefix)
+                    .arg("/binfmtd")
+                    .args(args),
+            )
         };
         let version = chroot(&["--version"]);
         let out = assert_success(
