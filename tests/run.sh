@@ -33,4 +33,10 @@ bash tests/fixtures/fetch.sh "${FIXTURES:-target/fixtures}"
 # Release artifacts first (static binaries, packages, image; aarch64 unit tests under qemu), so
 # that tests/release.rs, inside the full `cargo test`, tests exactly those.
 BINFMTD_DEPS_INSTALLED=1 bash tests/release.sh
-BINFMTD_DIST="$PWD/target/dist" cargo test --all-targets
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+BINFMTD_DIST="$PWD/target/dist" cargo test --all-targets 2>&1 | tee "$log"
+# cargo's last block belongs to whichever target ran last (often one with no tests of its
+# own); close with the total over every test binary.
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
