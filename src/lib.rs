@@ -8,6 +8,7 @@
 //! | `entry`   | register-string encoding, entry-file parsing, flags, ownership prefix         | none    |
 //! | `plan`    | the reconcile diff: desired vs observed entries -> per-arch actions           | none    |
 //! | `status`  | the status schema (data), built from observations; table rendering            | none    |
+//! | `labels`  | node labels implied by a status report; the merge patch from current to them  | none    |
 //! | `explain` | file facts (ELF, #!) and the run-here verdict; file reads in `explain::fs`    | files   |
 //! | `exec`    | running a child with a deadline (probes, `--version`)                         | exec    |
 //! | `exit`    | documented exit codes and the error type that carries one                     | none    |
@@ -37,6 +38,7 @@ pub mod fetch;
 pub mod install;
 pub mod interp;
 pub mod kernel;
+pub mod labels;
 pub mod par;
 pub mod plan;
 pub mod probe;
