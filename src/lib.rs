@@ -23,6 +23,7 @@
 //! | `fetch`   | downloads: mirrors, retries, size cap, streaming sha256 (`Transport`)         | network |
 //! | `cache`   | the content-addressed interpreter store: atomic commits, index, gc            | files   |
 //! | `supply`  | per-arch provisioning: source -> bytes -> verified cache object               | all     |
+//! | `nfd`     | the same labels as a Node Feature Discovery local-source feature file         | files   |
 //! | `kube`    | publishing labels to the Node object through kube-rs (`Labeller`, `Publisher`) | network |
 //! | `cli`     | argument parsing and one file per subcommand                                  | all     |
 
@@ -41,6 +42,7 @@ pub mod interp;
 pub mod kernel;
 pub mod kube;
 pub mod labels;
+pub mod nfd;
 pub mod par;
 pub mod plan;
 pub mod probe;
