@@ -7,6 +7,7 @@
 
 mod interpreters;
 mod lock;
+mod observe;
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,7 @@ use crate::prover::Prover;
 
 pub use interpreters::{resolve, Resolved};
 pub use lock::{ConvergeLock, InstanceLock, LockError};
+pub use observe::{kernel_view, observe, with_proofs};
 
 /// Where interpreters come from.
 #[derive(Debug, Clone)]
