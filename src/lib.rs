@@ -27,6 +27,7 @@
 //! | `trust`   | the trust rule: a file or directory root uses, and every directory above it   | files   |
 //! | `nfd`     | the same labels as a Node Feature Discovery local-source feature file         | files   |
 //! | `kube`    | publishing labels to the Node object through kube-rs (`Labeller`, `Publisher`) | network |
+//! | `publish` | the agent's entry point for labels: report in, Node labels or NFD file out    | all     |
 //! | `cli`     | argument parsing and one file per subcommand                                  | all     |
 
 pub mod arch;
@@ -50,6 +51,7 @@ pub mod par;
 pub mod plan;
 pub mod probe;
 pub mod prover;
+pub mod publish;
 pub mod status;
 pub mod supply;
 pub mod trust;

@@ -7,12 +7,16 @@ use crate::exit::Exit;
 use crate::status::{self, Status};
 
 use super::common::{self, CacheArgs, ProbeArgs};
+use super::labels::PrefixArg;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     /// Print the report as JSON (schema binfmtd.status/v1, documented in the README).
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub prefix: PrefixArg,
 
     #[command(flatten)]
     pub probe: ProbeArgs,
@@ -50,10 +54,11 @@ fn exit_for(s: &Status) -> Exit {
 
 pub fn run(root: &Path, args: StatusArgs) -> anyhow::Result<Exit> {
     let prover = common::prover(&args.probe, &args.cache);
-    let s = status::build(
+    let mut s = status::build(
         crate::arch::host(),
         &observe(root, prover.as_ref(), &args.cache.cache_dir, None),
     );
+    s.labels = crate::labels::desired(&s.formats, &args.prefix.label_prefix);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
