@@ -394,6 +394,44 @@ fn publisher_converges_restores_and_recovers_from_rbac_errors() {
     p.stop();
 }
 
+/// A projected service-account token is rotated by the kubelet in place; kube-rs re-reads
+/// the token file at least once a minute (after 50 s), so a revoked old token costs at most
+/// one failed round. Same `token_file` path as the in-cluster configuration.
+#[test]
+fn a_rotated_token_file_is_picked_up() {
+    let s = server(&[]);
+    s.add_token("rotated-token", SA);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let user = format!("    tokenFile: {}", token_file.display());
+    let kc = write_kubeconfig(dir.path(), &s, &user);
+    let rt = rt();
+    let loaded = Instant::now();
+    let mut l = rt
+        .block_on(Labeller::connect(target(kc, Some("n1"))))
+        .unwrap();
+    let want = labels(&[("binfmtd.io/arm64", "emulated")]);
+    rt.block_on(l.publish(&want)).unwrap();
+
+    std::fs::write(&token_file, "rotated-token").unwrap();
+    s.revoke_token(TOKEN);
+    l.forget();
+    let err = rt.block_on(l.publish(&want)).unwrap_err();
+    assert!(matches!(err, KubeError::Unauthorized { .. }), "{err:?}");
+
+    std::thread::sleep(Duration::from_secs(51).saturating_sub(loaded.elapsed()));
+    l.forget();
+    rt.block_on(l.publish(&want)).unwrap();
+    let tokens: Vec<Option<String>> = s.log().into_iter().map(|r| r.token).collect();
+    assert_eq!(tokens.first().unwrap().as_deref(), Some(TOKEN));
+    assert_eq!(
+        tokens.last().unwrap().as_deref(),
+        Some("rotated-token"),
+        "{tokens:?}"
+    );
+}
+
 fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

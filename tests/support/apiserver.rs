@@ -22,6 +22,8 @@ pub struct Logged {
     pub path: String,
     pub query: String,
     pub user: Option<String>,
+    /// The bearer token presented, if any.
+    pub token: Option<String>,
     pub content_type: Option<String>,
     pub body: String,
     pub code: u16,
@@ -137,6 +139,10 @@ impl ApiServer {
             .unwrap()
             .remove(key);
         node["metadata"]["resourceVersion"] = Value::String(rv);
+    }
+
+    pub fn revoke_token(&self, token: &str) {
+        self.state.lock().unwrap().tokens.remove(token);
     }
 
     pub fn deny(&self, user: &str, verb: &str) {
@@ -262,17 +268,19 @@ type Answer = (u16, String, Vec<u8>);
 
 fn handle(req: &Request, state: &Mutex<State>) -> Answer {
     let mut s = state.lock().unwrap();
-    let user = req
+    let token = req
         .headers
         .get("authorization")
         .and_then(|a| a.strip_prefix("Bearer "))
-        .and_then(|t| s.tokens.get(t).cloned());
+        .map(str::to_string);
+    let user = token.as_ref().and_then(|t| s.tokens.get(t).cloned());
     let answer = route(req, user.as_deref(), &mut s);
     s.log.push(Logged {
         method: req.method.clone(),
         path: req.path.clone(),
         query: req.query.clone(),
         user,
+        token,
         content_type: req.headers.get("content-type").cloned(),
         body: String::from_utf8_lossy(&req.body).into_owned(),
         code: answer.0,
