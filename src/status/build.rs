@@ -103,7 +103,7 @@ fn format_row(arch: &'static Arch, obs: &Observed) -> Format {
         entry: entry.map(|e| e.name.clone()),
         other_entries: others,
         enabled: entry.map(|e| e.enabled),
-        flags: entry.map(|e| e.flags.to_string()),
+        flags: entry.map(Entry::flag_letters),
         interpreter: entry.map(|e| e.interpreter.display().to_string()),
         interpreter_present: facts.map(|f| f.present),
         sha256: facts.and_then(|f| f.sha256.clone()),

@@ -9,6 +9,7 @@ fn entry(name: &str, arch: &str, flags: &str, enabled: bool) -> Entry {
         enabled,
         interpreter: format!("/q/qemu-{arch}").into(),
         flags: Flags::parse(flags).unwrap(),
+        unknown_flags: String::new(),
         matcher: Matcher::Magic {
             offset: 0,
             magic: a.magic.to_vec(),
