@@ -69,7 +69,8 @@ pub fn run(root: &Path, args: InstallArgs) -> anyhow::Result<Exit> {
         .any(|p| p.trim().eq_ignore_ascii_case("all"));
     common::require_admin("install")?;
     let prover = common::prover(&args.probe, &args.supply.cache);
-    let native = crate::prover::native_arches(prover.as_ref());
+    let survey = crate::prover::survey_native(prover.as_ref());
+    let native = &survey.native;
     let is_native = |a: &Arch| native.iter().any(|n| n.qemu == a.qemu);
     let named_native: Vec<&str> = requested
         .iter()
@@ -87,6 +88,7 @@ pub fn run(root: &Path, args: InstallArgs) -> anyhow::Result<Exit> {
         .into());
     }
     let foreign: Vec<&'static Arch> = requested.into_iter().filter(|a| !is_native(a)).collect();
+    let (foreign, undecided) = install::split_undecided(foreign, &survey);
     let fs = common::open_kernel(root, true)?;
     let sums = args.supply.cache.sums();
     let local = match (&args.interpreter, &args.interpreter_dir) {
@@ -114,6 +116,7 @@ pub fn run(root: &Path, args: InstallArgs) -> anyhow::Result<Exit> {
     )
     .map_err(common::kernel_failure)?;
     outcomes.extend(applied);
+    outcomes.extend(undecided);
     outcomes.sort_by_key(|o| foreign.iter().position(|a| a.qemu == o.arch));
     if resolved.from_cache {
         // Interpreters nothing references any more (an old pin, a dropped arch) go now.
@@ -122,7 +125,9 @@ pub fn run(root: &Path, args: InstallArgs) -> anyhow::Result<Exit> {
         }
     }
     print(&outcomes, &named_native, &missing, args.json)?;
-    Ok(if outcomes.iter().all(|o| o.working) {
+    // With `all`, an undecided compat format is skipped (reported); named, it fails.
+    let skipped = |o: &Outcome| explicit_all && o.action == install::UNDECIDED;
+    Ok(if outcomes.iter().all(|o| o.working || skipped(o)) {
         Exit::Ok
     } else {
         Exit::NotWorking
@@ -156,7 +161,11 @@ fn print(
             .as_ref()
             .map(|p| format!("; probe: {} ({} ms)", p.detail, p.millis))
             .unwrap_or_default();
-        let status = if o.working { "ok" } else { "NOT WORKING" };
+        let status = match (o.working, o.action == install::UNDECIDED) {
+            (true, _) => "ok",
+            (false, true) => "SKIPPED",
+            (false, false) => "NOT WORKING",
+        };
         println!("{}: {status}: {what}{proof}", o.arch);
         if let Some(r) = &o.reason {
             println!("  {}: {r}", o.arch);

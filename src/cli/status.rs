@@ -50,8 +50,10 @@ pub fn observe(
     only: Option<&[&'static Arch]>,
 ) -> Observed {
     let sums = cache.sums();
+    let survey = crate::prover::survey_native(prover);
     let mut obs = Observed {
-        native: crate::prover::native_arches(prover),
+        native: survey.native,
+        native_unknown: survey.unknown,
         ..Default::default()
     };
     let path = root.display().to_string();

@@ -23,6 +23,8 @@ pub struct InterpreterFacts {
 pub struct Observed {
     pub binfmt_misc: Option<BinfmtMiscInfo>,
     pub native: Vec<&'static Arch>,
+    /// Compat formats the native probe could not decide, with why (never registered).
+    pub native_unknown: Vec<(&'static Arch, String)>,
     pub entries: Vec<Entry>,
     /// Probe results by qemu arch name, for formats that have an enabled entry or are native.
     pub proofs: BTreeMap<&'static str, ProbeResult>,
@@ -59,6 +61,11 @@ pub fn build(host: &'static Arch, obs: &Observed) -> Status {
             arch: host.qemu,
             platform: host.platform(),
             native: obs.native.iter().map(|a| a.qemu).collect(),
+            native_unknown: obs
+                .native_unknown
+                .iter()
+                .map(|(a, why)| (a.qemu, why.clone()))
+                .collect(),
         },
         binfmt_misc: obs.binfmt_misc.clone().unwrap_or(BinfmtMiscInfo {
             path: String::new(),
@@ -85,7 +92,12 @@ fn format_row(arch: &'static Arch, obs: &Observed) -> Format {
     let facts = entry.and_then(|e| obs.interpreters.get(&e.interpreter));
     let proof = obs.proofs.get(arch.qemu).cloned();
     let native = obs.native.iter().any(|n| n.qemu == arch.qemu);
-    let (state, reason, hint) = judge(arch, native, entry, proof.as_ref(), facts);
+    let (state, mut reason, mut hint) = judge(arch, native, entry, proof.as_ref(), facts);
+    let undecided = obs.native_unknown.iter().find(|(a, _)| a.qemu == arch.qemu);
+    if let (State::Absent, Some((_, why))) = (state, undecided) {
+        // `install` would refuse it too: the hint to install would be wrong.
+        (reason, hint) = (Some(why.clone()), None);
+    }
     Format {
         arch: arch.qemu,
         platform: arch.platform(),
