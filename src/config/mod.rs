@@ -58,10 +58,9 @@ pub struct RawSource {
     pub size: Option<u64>,
     pub member: Option<String>,
     pub path: Option<PathBuf>,
-    #[serde(default)]
-    pub allow_http: bool,
-    #[serde(default)]
-    pub allow_file: bool,
+    /// Options, not bools: a local source refuses them even when set to false.
+    pub allow_http: Option<bool>,
+    pub allow_file: Option<bool>,
     #[serde(default)]
     pub member_sha256: BTreeMap<String, String>,
 }
