@@ -97,6 +97,18 @@ fn download(raw: &RawDownload, errors: &mut Vec<FieldError>) -> DownloadOptions 
         "read-timeout-secs",
         errors,
     );
+    let attempt_timeout = secs(
+        raw.attempt_timeout_secs,
+        d.attempt_timeout,
+        "attempt-timeout-secs",
+        errors,
+    );
+    let total_timeout = secs(
+        raw.total_timeout_secs,
+        d.total_timeout,
+        "total-timeout-secs",
+        errors,
+    );
     if raw.retries.is_some_and(|r| r > 20) {
         errors.push(err(
             "download.retries",
@@ -119,6 +131,9 @@ fn download(raw: &RawDownload, errors: &mut Vec<FieldError>) -> DownloadOptions 
             .unwrap_or(d.backoff),
         max_bytes: raw.max_bytes.unwrap_or(d.max_bytes),
         extra_ca_bundle: raw.extra_ca_bundle.clone(),
+        attempt_timeout,
+        total_timeout,
+        min_rate: raw.min_bytes_per_sec.unwrap_or(d.min_rate),
     }
 }
 

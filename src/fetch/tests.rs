@@ -19,6 +19,7 @@ impl Transport for Script {
         sink: &mut dyn Write,
         limit: u64,
         _: &mut Progress,
+        _: Deadline,
     ) -> Result<u64, AttemptError> {
         let n = self.calls.borrow().iter().filter(|u| *u == url).count();
         self.calls.borrow_mut().push(url.to_string());
