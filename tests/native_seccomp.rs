@@ -41,6 +41,8 @@ fn install_all_under_a_native_only_seccomp_filter_registers_no_i386() {
          section control; filtered /bin/true && echo filter-installed\n\
          section install; code filtered \"$BINFMTD\" install --arch all --interpreter-dir \"$QEMU_DIR\"\n\
          section entries; entries\n\
+         section named; code filtered \"$BINFMTD\" install --arch i386 --interpreter-dir \"$QEMU_DIR\"\n\
+         section after-named; entries\n\
          section status; filtered \"$BINFMTD\" status --json || true\n\
          section unfiltered; \"$BINFMTD\" status --json || true\n"
     );
@@ -73,6 +75,13 @@ fn install_all_under_a_native_only_seccomp_filter_registers_no_i386() {
         );
     }
     assert!(install.contains("SIGSYS"), "the cause is not named: {run}");
+    // Named explicitly, it cannot be done safely: a failure (exit 1), still nothing registered.
+    assert!(s["named"].contains("exit=1"), "{run}");
+    assert!(
+        s["named"].contains("cannot tell whether this host runs i386 natively"),
+        "{run}"
+    );
+    assert_eq!(s["after-named"], s["entries"], "{run}");
     let status: serde_json::Value = serde_json::from_str(&s["status"]).expect("status JSON");
     for compat in ["i386", "i486"] {
         let why = status["host"]["native_unknown"][compat].as_str();
