@@ -9,8 +9,8 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 /// The exit status, or None after killing (and reaping) a child that ran too long. With
-/// `own_group`, the child leads its own process group and the whole group is killed, so
-/// nothing it started outlives the timeout.
+/// `own_group`, the child leads its own process group and the whole group is killed when
+/// the child ends or times out, so nothing it started outlives it.
 pub fn wait_with_timeout(
     child: &mut Child,
     timeout: Duration,
@@ -19,14 +19,17 @@ pub fn wait_with_timeout(
     let start = Instant::now();
     let mut nap = Duration::from_millis(1);
     loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
+        // Not reaped yet: until `wait` the pid (and so the group id) cannot be reused, so
+        // the group kill below reaches only what this child started.
+        let exited = has_exited(child)?;
         let elapsed = start.elapsed();
-        if elapsed >= timeout {
+        if exited || elapsed >= timeout {
             if own_group {
                 // SAFETY: kill(2) with a negative pid signals that group; no memory involved.
                 unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+            }
+            if exited {
+                return child.wait().map(Some);
             }
             let _ = child.kill();
             child.wait()?;
@@ -37,11 +40,25 @@ pub fn wait_with_timeout(
     }
 }
 
+/// Has the child exited? Leaves it a zombie (WNOWAIT) for `Child::wait` to reap.
+fn has_exited(child: &Child) -> io::Result<bool> {
+    // SAFETY: a zeroed siginfo_t is a valid out-buffer for waitid, which only writes it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: waitid on our own child's pid with a valid siginfo_t pointer.
+    let r = unsafe { libc::waitid(libc::P_PID, child.id(), &mut info, flags) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: waitid filled `info`; si_pid is 0 when no child has changed state.
+    Ok(unsafe { info.si_pid() } != 0)
+}
+
 /// A command's stdout (at most 64 KiB) if it exits 0 within `timeout`; None otherwise.
 ///
-/// The child leads its own process group. Once it has exited (or been killed at the
-/// deadline) the rest of its group goes too: a grandchild it left holding stdout would
-/// otherwise keep the pipe open and the read waiting long past the deadline.
+/// The child leads its own process group, killed when the child ends: a grandchild it
+/// left holding stdout would otherwise keep the pipe open and the read waiting long past
+/// the deadline.
 pub fn stdout_within(cmd: &mut Command, timeout: Duration) -> Option<Vec<u8>> {
     let deadline = Instant::now() + timeout;
     let mut child = cmd
@@ -59,21 +76,12 @@ pub fn stdout_within(cmd: &mut Command, timeout: Duration) -> Option<Vec<u8>> {
         let _ = stdout.take(64 * 1024).read_to_end(&mut buf);
         let _ = tx.send(buf);
     });
-    let status = wait_with_timeout(&mut child, timeout, true);
-    // The group outlives its reaped leader while members remain, and its id is not reused
-    // until then, so this reaches only what the child left behind.
-    kill_group(&child);
-    let status = status.ok()??;
+    let status = wait_with_timeout(&mut child, timeout, true).ok()??;
     // A process that left the group (setsid) may still hold the pipe: stop at the deadline.
     let out = rx
         .recv_timeout(deadline.saturating_duration_since(Instant::now()))
         .ok()?;
     status.success().then_some(out)
-}
-
-fn kill_group(child: &Child) {
-    // SAFETY: kill(2) with a negative pid signals that group; no memory involved.
-    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
 }
 
 #[cfg(test)]
