@@ -19,7 +19,7 @@ pub struct Resolved {
     pub desired: Vec<Desired>,
     pub failed: Vec<Outcome>,
     pub missing: Vec<&'static str>,
-    /// True when the interpreters came from the cache (so `gc` applies afterwards).
+    /// True when the interpreters are cache objects (so `gc` applies afterwards): always.
     pub from_cache: bool,
 }
 
@@ -32,12 +32,18 @@ pub fn resolve(
     sums: &Sums,
 ) -> anyhow::Result<Resolved> {
     let host = crate::arch::host();
-    let from_cache = local.is_none();
     let located: Vec<Result<PathBuf, Miss>> = match &local {
-        Some(source) => arches
-            .iter()
-            .map(|a| interp::locate(a, source, arches.len()).map_err(|e| skip_or(e, all)))
-            .collect(),
+        Some(source) => {
+            let found: Vec<_> = arches
+                .iter()
+                .map(|a| interp::locate(a, source, arches.len()))
+                .collect();
+            let cache = &supply.cache.cache_dir;
+            interp::adopt_all(cache, &found, host, sums)
+                .into_iter()
+                .map(|r| r.map_err(|e| skip_or(e, all)))
+                .collect()
+        }
         None => {
             let config = load_config(supply)?;
             let cache = &supply.cache.cache_dir;
@@ -57,7 +63,8 @@ pub fn resolve(
         desired: vec![],
         failed: vec![],
         missing: vec![],
-        from_cache,
+        // Local interpreters are registered as cache copies too.
+        from_cache: true,
     };
     for (&arch, r) in arches.iter().zip(checked) {
         match r {

@@ -7,6 +7,7 @@
 //! (an unprivileged `status`), sums are simply computed.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -15,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 const FILE: &str = "interpreter-sums.json";
 
+/// What identifies one version of a file's contents (any write or chmod moves ctime).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Fingerprint {
+pub struct Fingerprint {
     dev: u64,
     ino: u64,
     size: u64,
@@ -25,8 +27,8 @@ struct Fingerprint {
 }
 
 impl Fingerprint {
-    fn of(path: &Path) -> std::io::Result<Fingerprint> {
-        let m = std::fs::metadata(path)?;
+    pub fn of(file: &File) -> std::io::Result<Fingerprint> {
+        let m = file.metadata()?;
         let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
         Ok(Fingerprint {
             dev: m.dev(),
@@ -70,30 +72,48 @@ impl Sums {
 
     /// sha256 and size of `path`, from the record when its fingerprint still matches.
     pub fn sha256(&self, path: &Path) -> std::io::Result<(String, u64)> {
-        let fp = Fingerprint::of(path)?;
-        if let Some(r) = self
-            .records
+        self.sha256_of(path, &File::open(path)?)
+    }
+
+    /// As `sha256`, for a file opened (and checked) by the trust rule: fingerprinted and
+    /// read through its handle, remembered under the path the walk resolved.
+    pub fn sha256_open(&self, tf: &crate::trust::TrustedFile) -> std::io::Result<(String, u64)> {
+        self.sha256_of(&tf.path, &tf.file)
+    }
+
+    /// The remembered sum of `file` (known as `path`) if its fingerprint still matches.
+    pub fn known(&self, path: &Path, file: &File) -> Option<String> {
+        let fp = Fingerprint::of(file).ok()?;
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let r = records.get(path)?;
+        (r.fingerprint == fp).then(|| r.sha256.clone())
+    }
+
+    /// Remember that `file` (known as `path`) has this sum, if it is unchanged since
+    /// `before` was taken.
+    pub fn remember(&self, path: &Path, file: &File, before: &Fingerprint, sha256: &str) {
+        if Fingerprint::of(file).ok().as_ref() != Some(before) {
+            return;
+        }
+        let rec = Record {
+            fingerprint: before.clone(),
+            sha256: sha256.to_string(),
+        };
+        self.records
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(path)
-        {
-            if r.fingerprint == fp {
-                return Ok((r.sha256.clone(), fp.size));
-            }
+            .insert(path.to_path_buf(), rec);
+        *self.dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    }
+
+    fn sha256_of(&self, path: &Path, file: &File) -> std::io::Result<(String, u64)> {
+        let fp = Fingerprint::of(file)?;
+        if let Some(sha) = self.known(path, file) {
+            return Ok((sha, fp.size));
         }
-        let (sha256, size) = super::sha256_file(path)?;
+        let (sha256, size) = super::checks::sha256_read(file)?;
         // Only remember it if the file did not change while we read it.
-        if Fingerprint::of(path)? == fp {
-            let rec = Record {
-                fingerprint: fp,
-                sha256: sha256.clone(),
-            };
-            self.records
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(path.to_path_buf(), rec);
-            *self.dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        }
+        self.remember(path, file, &fp, &sha256);
         Ok((sha256, size))
     }
 
