@@ -78,7 +78,16 @@ pub fn observe(
         };
     obs.binfmt_misc = Some(info);
     obs.entries = entries;
-    // Prove what could run: native formats and formats with an enabled entry.
+    let mut paths: Vec<PathBuf> = obs.entries.iter().map(|e| e.interpreter.clone()).collect();
+    paths.sort();
+    paths.dedup();
+    let index = crate::cache::read_index(&cache.cache_dir).unwrap_or_default();
+    let facts = crate::par::map(&paths, |p| interpreter_facts(prover, &sums, &index, p));
+    sums.save();
+    obs.interpreters = paths.into_iter().zip(facts).collect();
+    // Prove what could run: native formats and formats with an enabled entry, unless an
+    // entry for the format names an interpreter that fails the trust rule (the probe would
+    // run it as root).
     let to_prove: Vec<&'static Arch> = ARCHES
         .iter()
         .filter(|a| only.is_none_or(|l| l.iter().any(|x| x.qemu == a.qemu)))
@@ -88,23 +97,17 @@ pub fn observe(
                 .entries
                 .iter()
                 .any(|e| e.enabled && e.same_format_as(a.magic, a.mask));
-            prover.can_probe(a) && (native || entry)
+            prover.can_probe(a) && (native || entry) && !status::untrusted_entry(a, &obs)
         })
         .collect();
     let proofs = crate::par::map(&to_prove, |a| prover.prove(a));
     obs.proofs = to_prove.iter().map(|a| a.qemu).zip(proofs).collect();
-    let mut paths: Vec<PathBuf> = obs.entries.iter().map(|e| e.interpreter.clone()).collect();
-    paths.sort();
-    paths.dedup();
-    let index = crate::cache::read_index(&cache.cache_dir).unwrap_or_default();
-    let facts = crate::par::map(&paths, |p| interpreter_facts(prover, &sums, &index, p));
-    sums.save();
-    obs.interpreters = paths.into_iter().zip(facts).collect();
     obs
 }
 
 /// Facts about an entry's interpreter. For files from binfmtd's cache, the index says where
-/// they came from and which qemu they are, without running them.
+/// they came from and which qemu they are, without running them. A file that fails the
+/// trust rule is reported as such and never run.
 fn interpreter_facts(
     prover: &dyn Prover,
     sums: &Sums,
@@ -114,7 +117,21 @@ fn interpreter_facts(
     if !path.is_file() {
         return InterpreterFacts::default();
     }
-    let sha256 = sums.sha256(path).ok().map(|(h, _)| h);
+    let tf = match crate::trust::open_file(path) {
+        Ok(tf) => tf,
+        Err(e) => {
+            let why = match e {
+                crate::trust::TrustError::Unsafe { what, .. } => what,
+                e => e.to_string(),
+            };
+            return InterpreterFacts {
+                present: true,
+                untrusted: Some(why),
+                ..Default::default()
+            };
+        }
+    };
+    let sha256 = sums.sha256_open(&tf).ok().map(|(h, _)| h);
     let indexed = index.iter().find(|e| Some(&e.sha256) == sha256.as_ref());
     InterpreterFacts {
         present: true,
@@ -123,6 +140,7 @@ fn interpreter_facts(
             .or_else(|| prover.qemu_version(path)),
         source: indexed.map(|e| e.source.clone()),
         sha256,
+        untrusted: None,
     }
 }
 
