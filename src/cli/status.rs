@@ -131,7 +131,7 @@ fn interpreter_facts(
             };
         }
     };
-    let sha256 = sums.sha256_open(&tf).ok().map(|(h, _)| h);
+    let sha256 = sums.sha256_open(&tf.file, &tf.path).ok().map(|(h, _)| h);
     let indexed = index.iter().find(|e| Some(&e.sha256) == sha256.as_ref());
     InterpreterFacts {
         present: true,

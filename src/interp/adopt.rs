@@ -11,7 +11,6 @@
 use std::io::{self, Seek};
 use std::path::{Path, PathBuf};
 
-use super::hashes::Fingerprint;
 use super::{InterpError, InterpreterInfo, Sums};
 use crate::arch::Arch;
 use crate::cache::{Cache, HashingFile};
@@ -73,18 +72,22 @@ pub fn adopt(
         path: tf.path.clone(),
         what: format!("{what}: {e}"),
     };
-    // An unchanged file whose copy is already there (and still intact) costs no copy.
-    if let Some(sha) = sums.known(&tf.path, &tf.file) {
-        let dest = cache.object_path(&sha);
-        if sums.sha256(&dest).is_ok_and(|(h, _)| h == sha) {
-            return Ok(InterpreterInfo {
-                path: dest,
-                sha256: sha,
-                size: tf.stat.st_size as u64,
-            });
-        }
+    // Hashed through the handle (free while the file is unchanged): an intact copy of
+    // these bytes already in the cache costs no copy.
+    let (want, _) = sums
+        .sha256_open(&tf.file, &tf.path)
+        .map_err(|e| io("cannot read", e))?;
+    let intact = |sha: &str| {
+        let dest = cache.object_path(sha);
+        sums.sha256(&dest).is_ok_and(|(h, _)| h == sha)
+    };
+    if intact(&want) {
+        return Ok(InterpreterInfo {
+            path: cache.object_path(&want),
+            sha256: want,
+            size: tf.stat.st_size as u64,
+        });
     }
-    let before = Fingerprint::of(&tf.file).map_err(|e| io("cannot stat", e))?;
     let cache_err = |e: crate::cache::CacheError| InterpError::Io {
         path: tf.path.clone(),
         what: format!("copying into the cache: {e}"),
@@ -94,11 +97,11 @@ pub fn adopt(
     let mut src = &tf.file;
     src.rewind().map_err(|e| io("cannot read", e))?;
     io::copy(&mut src, &mut w).map_err(|e| io("copying into the cache", e))?;
+    // The copy is named by the bytes it holds, whatever happened to the source meanwhile.
     let (sha256, size) = w.finish();
-    sums.remember(&tf.path, &tf.file, &before, &sha256);
     let dest = cache.object_path(&sha256);
-    if sums.sha256(&dest).is_ok_and(|(h, _)| h == sha256) {
-        drop(t); // the same bytes are there already
+    if intact(&sha256) {
+        drop(t);
     } else {
         cache.seal(&t, 0o755).map_err(cache_err)?;
         cache.commit(t, &dest).map_err(cache_err)?;

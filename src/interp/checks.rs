@@ -156,10 +156,12 @@ pub fn check_interpreter_with(
     sums: &super::Sums,
 ) -> Result<InterpreterInfo, InterpError> {
     let tf = check_open(path, host)?;
-    let (sha256, size) = sums.sha256_open(&tf).map_err(|e| InterpError::Io {
-        path: tf.path.clone(),
-        what: format!("cannot read: {e}"),
-    })?;
+    let (sha256, size) = sums
+        .sha256_open(&tf.file, &tf.path)
+        .map_err(|e| InterpError::Io {
+            path: tf.path.clone(),
+            what: format!("cannot read: {e}"),
+        })?;
     Ok(InterpreterInfo {
         path: tf.path,
         sha256,

@@ -16,9 +16,8 @@ use serde::{Deserialize, Serialize};
 
 const FILE: &str = "interpreter-sums.json";
 
-/// What identifies one version of a file's contents (any write or chmod moves ctime).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fingerprint {
+struct Fingerprint {
     dev: u64,
     ino: u64,
     size: u64,
@@ -27,16 +26,19 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    pub fn of(file: &File) -> std::io::Result<Fingerprint> {
-        let m = file.metadata()?;
+    fn of(path: &Path) -> std::io::Result<Fingerprint> {
+        Ok(Fingerprint::from_meta(&std::fs::metadata(path)?))
+    }
+
+    fn from_meta(m: &std::fs::Metadata) -> Fingerprint {
         let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
-        Ok(Fingerprint {
+        Fingerprint {
             dev: m.dev(),
             ino: m.ino(),
             size: m.size(),
             mtime_ns: ns(m.mtime(), m.mtime_nsec()),
             ctime_ns: ns(m.ctime(), m.ctime_nsec()),
-        })
+        }
     }
 }
 
@@ -72,48 +74,54 @@ impl Sums {
 
     /// sha256 and size of `path`, from the record when its fingerprint still matches.
     pub fn sha256(&self, path: &Path) -> std::io::Result<(String, u64)> {
-        self.sha256_of(path, &File::open(path)?)
-    }
-
-    /// As `sha256`, for a file opened (and checked) by the trust rule: fingerprinted and
-    /// read through its handle, remembered under the path the walk resolved.
-    pub fn sha256_open(&self, tf: &crate::trust::TrustedFile) -> std::io::Result<(String, u64)> {
-        self.sha256_of(&tf.path, &tf.file)
-    }
-
-    /// The remembered sum of `file` (known as `path`) if its fingerprint still matches.
-    pub fn known(&self, path: &Path, file: &File) -> Option<String> {
-        let fp = Fingerprint::of(file).ok()?;
-        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        let r = records.get(path)?;
-        (r.fingerprint == fp).then(|| r.sha256.clone())
-    }
-
-    /// Remember that `file` (known as `path`) has this sum, if it is unchanged since
-    /// `before` was taken.
-    pub fn remember(&self, path: &Path, file: &File, before: &Fingerprint, sha256: &str) {
-        if Fingerprint::of(file).ok().as_ref() != Some(before) {
-            return;
-        }
-        let rec = Record {
-            fingerprint: before.clone(),
-            sha256: sha256.to_string(),
-        };
-        self.records
+        let fp = Fingerprint::of(path)?;
+        if let Some(r) = self
+            .records
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(path.to_path_buf(), rec);
-        *self.dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            .get(path)
+        {
+            if r.fingerprint == fp {
+                return Ok((r.sha256.clone(), fp.size));
+            }
+        }
+        let (sha256, size) = super::sha256_file(path)?;
+        // Only remember it if the file did not change while we read it.
+        if Fingerprint::of(path)? == fp {
+            let rec = Record {
+                fingerprint: fp,
+                sha256: sha256.clone(),
+            };
+            self.records
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(path.to_path_buf(), rec);
+            *self.dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        }
+        Ok((sha256, size))
     }
 
-    fn sha256_of(&self, path: &Path, file: &File) -> std::io::Result<(String, u64)> {
-        let fp = Fingerprint::of(file)?;
-        if let Some(sha) = self.known(path, file) {
-            return Ok((sha, fp.size));
+    /// sha256 and size of an open file (read from its start), recorded under `key` (the
+    /// path it was opened by): a file checked on its handle is hashed through that handle.
+    pub fn sha256_open(&self, file: &File, key: &Path) -> std::io::Result<(String, u64)> {
+        let fp = Fingerprint::from_meta(&file.metadata()?);
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = records.get(key).filter(|r| r.fingerprint == fp) {
+            return Ok((r.sha256.clone(), fp.size));
         }
-        let (sha256, size) = super::checks::sha256_read(file)?;
-        // Only remember it if the file did not change while we read it.
-        self.remember(path, file, &fp, &sha256);
+        drop(records);
+        let (sha256, size) = super::sha256_read(file)?;
+        if Fingerprint::from_meta(&file.metadata()?) == fp {
+            let rec = Record {
+                fingerprint: fp,
+                sha256: sha256.clone(),
+            };
+            self.records
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key.to_path_buf(), rec);
+            *self.dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        }
         Ok((sha256, size))
     }
 

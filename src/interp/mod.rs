@@ -17,7 +17,7 @@ pub use checks::{
     check_elf, check_file, check_interpreter, check_interpreter_with, check_open,
     check_permissions, open_checked, sha256_file, sha256_read,
 };
-pub use hashes::{Fingerprint, Sums};
+pub use hashes::Sums;
 
 use crate::arch::Arch;
 use crate::trust;
