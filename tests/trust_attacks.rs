@@ -13,9 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use binfmtd::entry::{Flags, Registration};
 use binfmtd::interp::sha256_file;
+use common::fixtures::register_raw_cmd;
 use common::report::{json, status_row};
-use common::{register_cmd, sections, with_exit, Busybox, Sandbox};
+use common::{sections, with_exit, Busybox, Sandbox};
 
 /// Where the wrapper logs (a directory everyone may write, not sticky: root appends too).
 const LOG: &str = "/run/attack/log";
@@ -125,6 +127,18 @@ fn attack_prelude() -> String {
         s = h.swap.display(),
         u = h.qemu_upgraded.display(),
     )
+}
+
+/// Registers another tool's aarch64 entry (Debian's name, F) for `interpreter`.
+fn foreign_aarch64(interpreter: &str) -> String {
+    let a = binfmtd::arch::lookup("arm64").unwrap();
+    register_raw_cmd(&Registration {
+        name: "qemu-aarch64".into(),
+        magic: a.magic.to_vec(),
+        mask: a.mask.to_vec(),
+        interpreter: interpreter.into(),
+        flags: Flags::parse("F").unwrap(),
+    })
 }
 
 fn log_of(s: &std::collections::BTreeMap<String, String>) -> &str {
@@ -334,7 +348,6 @@ fn a_local_interpreter_upgraded_in_place_is_replaced() {
 #[test]
 fn status_and_explain_never_run_an_untrusted_foreign_interpreter() {
     let Some(sb) = Sandbox::new() else { return };
-    let a64 = binfmtd::arch::lookup("arm64").unwrap();
     let bb = Busybox::by_debian("arm64").host_path();
     let run = sb
         .with_qemu(&["aarch64"])
@@ -346,7 +359,7 @@ fn status_and_explain_never_run_an_untrusted_foreign_interpreter() {
              section explain; code $BINFMTD explain --json {bb}\n\
              section log; cat {LOG}",
             prelude = attack_prelude(),
-            reg = register_cmd(a64, "/tmp/u/qemu-aarch64", "F"),
+            reg = foreign_aarch64("/tmp/u/qemu-aarch64"),
             bb = bb.display(),
         ))
         .success();
@@ -367,4 +380,38 @@ fn status_and_explain_never_run_an_untrusted_foreign_interpreter() {
     );
     let (text, _) = with_exit(&s["explain"]);
     assert!(text.contains("/tmp/u/qemu-aarch64"), "{run}");
+}
+
+/// Item 14 for `install`: beside another tool's entry whose interpreter uid 1000 owns,
+/// install does not probe that entry (the kernel would run the wrapper as root to do so);
+/// it registers its own, which the kernel prefers, and proves that one.
+#[test]
+fn install_never_probes_an_untrusted_foreign_entry() {
+    let Some(sb) = Sandbox::new() else { return };
+    let bb = Busybox::by_debian("arm64").host_path();
+    let run = sb
+        .with_qemu(&["aarch64"])
+        .run_script(&format!(
+            "{prelude}\
+             mkdir -m 0755 /tmp/u && cp $WRAPPER /tmp/u/qemu-aarch64 && chown -R 1000:1000 /tmp/u\n\
+             {reg}\n\
+             section install; code $BINFMTD install --arch arm64 --interpreter-dir $QEMU_DIR\n\
+             section entries; entries\n\
+             section run; {bb} uname -m\n\
+             section log; cat {LOG}",
+            prelude = attack_prelude(),
+            reg = foreign_aarch64("/tmp/u/qemu-aarch64"),
+            bb = bb.display(),
+        ))
+        .success();
+    let s = sections(&run.stdout);
+    let (text, code) = with_exit(&s["install"]);
+    assert_eq!(code, 0, "{run}");
+    assert!(
+        text.contains("aarch64: ok: registered binfmtd-aarch64"),
+        "{run}"
+    );
+    assert_eq!(s["entries"], "binfmtd-aarch64\nqemu-aarch64\n", "{run}");
+    assert_eq!(s["run"], "aarch64\n", "{run}");
+    assert_eq!(log_of(&s), "", "root ran the foreign interpreter: {run}");
 }
