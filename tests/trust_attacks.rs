@@ -22,42 +22,10 @@ use common::{sections, with_exit, Busybox, Sandbox};
 /// Where the wrapper logs (a directory everyone may write, not sticky: root appends too).
 const LOG: &str = "/run/attack/log";
 
-const WRAPPER_C: &str = r#"
-#include <fcntl.h>
-#include <stdio.h>
-#include <unistd.h>
-int main(int argc, char **argv) {
-    int fd = open(LOG, O_WRONLY | O_APPEND | O_CREAT, 0666);
-    if (fd >= 0) {
-        dprintf(fd, "uid=%d %s\n", (int)getuid(), argc > 1 ? argv[1] : "-");
-        close(fd);
-    }
-    execv(REAL, argv);
-    return 127;
-}
-"#;
-
-/// swap FILE A B: wait until FILE is closed after reading (binfmtd's header check is done),
-/// then exchange directories A and B in one renameat2(RENAME_EXCHANGE).
-const SWAP_C: &str = r#"
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <stdio.h>
-#include <sys/inotify.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-int main(int argc, char **argv) {
-    char buf[4096];
-    int in = inotify_init1(0);
-    if (argc != 4 || in < 0 || inotify_add_watch(in, argv[1], IN_CLOSE_NOWRITE) < 0) return 2;
-    puts("ready");
-    fflush(stdout);
-    if (read(in, buf, sizeof buf) <= 0) return 3;
-    if (syscall(SYS_renameat2, AT_FDCWD, argv[2], AT_FDCWD, argv[3], 2 /* RENAME_EXCHANGE */)) return 4;
-    puts("swapped");
-    return 0;
-}
-"#;
+/// The attacker's program (compiled with LOG and REAL defined).
+const WRAPPER_C: &str = include_str!("data/attack/wrapper.c");
+/// `swap FILE A B`: exchanges directories A and B the moment FILE is closed after a read.
+const SWAP_C: &str = include_str!("data/attack/swap.c");
 
 /// The helpers, compiled once per test binary as static executables.
 struct Helpers {

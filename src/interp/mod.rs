@@ -3,8 +3,10 @@
 //! Every check runs before any registration. The checks are the ones that matter under
 //! the F flag: the kernel pins the file and runs it in every container on the node, so it
 //! must be an ELF for THIS host's CPU, statically linked (a container has none of its
-//! libraries), and writable by root alone (anyone who can rewrite it owns every
-//! foreign-arch process on the node).
+//! libraries), and pass the trust rule (`crate::trust`: it and every directory above it
+//! root's alone; anyone who can change it owns every foreign-arch process on the node).
+//! A local interpreter is registered as a copy in the cache made from the checked handle
+//! (`adopt`), never by its own path.
 
 mod adopt;
 mod checks;
