@@ -141,7 +141,7 @@ fn apply(
                     observed
                         .iter()
                         .find(|e| &e.name == entry)
-                        .map(|e| e.flags.to_string()),
+                        .map(Entry::flag_letters),
                     proof,
                 ));
             }
