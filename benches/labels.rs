@@ -11,6 +11,7 @@
 //! Run: `cargo bench --bench labels` (see BENCHMARKS.md).
 
 #[path = "../tests/support/apiserver.rs"]
+#[allow(dead_code)]
 mod apiserver;
 #[path = "../tests/support/server.rs"]
 #[allow(dead_code)]

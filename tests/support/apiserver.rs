@@ -203,18 +203,22 @@ struct Request {
 /// HTTP/1.1 with keep-alive, as a real API server: requests until the client closes.
 fn serve_connection(tcp: TcpStream, config: Arc<rustls::ServerConfig>, state: Arc<Mutex<State>>) {
     tcp.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    // Like Go's net/http: no Nagle delay on a response.
+    tcp.set_nodelay(true).ok();
     let conn = rustls::ServerConnection::new(config).unwrap();
     let tls = rustls::StreamOwned::new(conn, tcp);
     let mut reader = BufReader::new(tls);
     while let Some(req) = read_request(&mut reader) {
         let (code, extra, body) = handle(&req, &state);
         let tls = reader.get_mut();
-        let head = format!(
+        let mut out = format!(
             "HTTP/1.1 {code} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n",
             reason(code),
             body.len()
-        );
-        if tls.write_all(head.as_bytes()).is_err() || tls.write_all(&body).is_err() {
+        )
+        .into_bytes();
+        out.extend_from_slice(&body);
+        if tls.write_all(&out).is_err() {
             return;
         }
         let _ = tls.flush();
