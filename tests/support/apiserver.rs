@@ -4,6 +4,8 @@
 //! denials (403), 404, injected 409/429(+Retry-After)/5xx, Status error bodies shaped like the
 //! real server's, SelfSubjectReview, and the discovery documents kubectl asks for.
 //! Every request is logged (method, path, query, user, body, time) so tests count them.
+//! Scripts in a sandbox steer it through `POST /_test/deny` and `/_test/allow`
+//! (`?user=U&verb=V`), paths no real API server has.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Write};
@@ -316,6 +318,22 @@ fn route(req: &Request, user: Option<&str>, s: &mut State) -> Answer {
         ("GET", ["api", "v1", "nodes"]) => list_nodes(req, user, s),
         ("GET", ["api", "v1", "nodes", name]) => get_node(name, user, s),
         ("PATCH", ["api", "v1", "nodes", name]) => patch_node(req, name, user, s),
+        ("POST", ["_test", action @ ("deny" | "allow")]) => {
+            let arg = |k: &str| {
+                req.query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                    .unwrap_or_default()
+                    .replace("%3A", ":")
+            };
+            let rule = (arg("user"), arg("verb"));
+            if *action == "deny" {
+                s.denied.insert(rule);
+            } else {
+                s.denied.remove(&rule);
+            }
+            ok(json!({}))
+        }
         ("POST", ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"]) => ok(json!({
             "apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
             "metadata": {"creationTimestamp": null},
