@@ -1,6 +1,6 @@
 //! Benchmark: what node labelling costs the API server, and how fast labels follow a change.
 //!
-//! Against the HTTPS test API server (tests/support/apiserver.rs), through the same kube-rs
+//! Against the HTTPS test API server (tests/support/apiserver/), through the same kube-rs
 //! client and publisher thread `binfmtd run --node-labels` uses:
 //! - steady state: the agent hands over unchanged labels every 50 ms (its poll interval is
 //!   250 ms, so this is 5x busier) while the publisher re-reads the node every `RESYNC_FAST`;
@@ -10,7 +10,7 @@
 //!
 //! Run: `cargo bench --bench labels` (see BENCHMARKS.md).
 
-#[path = "../tests/support/apiserver.rs"]
+#[path = "../tests/support/apiserver/mod.rs"]
 #[allow(dead_code)]
 mod apiserver;
 #[path = "../tests/support/server.rs"]
