@@ -20,7 +20,7 @@ pub const DEFAULT_CACHE_DIR: &str = "/var/lib/binfmtd";
 impl CacheArgs {
     /// Recorded interpreter sums (empty, and never saved, when the directory is unusable).
     pub fn sums(&self) -> crate::interp::Sums {
-        let usable = std::fs::create_dir_all(&self.cache_dir).is_ok()
+        let usable = crate::trust::ensure_dir(&self.cache_dir, 0o755).is_ok()
             && nix::unistd::access(&self.cache_dir, nix::unistd::AccessFlags::W_OK).is_ok();
         crate::interp::Sums::load(usable.then_some(self.cache_dir.as_path()))
     }
@@ -110,7 +110,8 @@ pub fn prover(args: &ProbeArgs, cache: &CacheArgs) -> Box<dyn Prover> {
 
 fn default_probe_dir(cache_dir: &Path) -> PathBuf {
     let state = cache_dir.join("probe");
-    if std::fs::create_dir_all(&state).is_ok()
+    // Created with an explicit mode and checked by the trust rule (the runner checks again).
+    if crate::trust::ensure_dir(&state, 0o755).is_ok()
         && nix::unistd::access(&state, nix::unistd::AccessFlags::W_OK).is_ok()
     {
         state

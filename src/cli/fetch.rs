@@ -100,18 +100,9 @@ pub fn run_gc(binfmt_misc: &Path, args: GcArgs) -> anyhow::Result<Exit> {
 /// sha256 names of cache objects that registered entries still point at. When
 /// binfmt_misc is not mounted nothing is registered through it, so nothing is kept.
 fn registered_objects(binfmt_misc: &Path, cache_dir: &Path) -> Vec<String> {
-    let objects = cache_dir.join("sha256");
     let Ok(fs) = BinfmtFs::open(binfmt_misc) else {
         return Vec::new();
     };
     let entries = fs.entries().unwrap_or_default();
-    entries
-        .iter()
-        .filter(|e| e.interpreter.parent() == Some(objects.as_path()))
-        .filter_map(|e| {
-            e.interpreter
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
-        .collect()
+    supply::objects_in_use(cache_dir, entries.iter().map(|e| e.interpreter.as_path()))
 }

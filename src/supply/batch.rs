@@ -5,7 +5,6 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
@@ -76,7 +75,7 @@ impl Batches {
             .iter_mut()
             .map(|t| HashingFile::new(&mut t.file))
             .collect();
-        let found = one_pass(archive, format, &members, &mut outs);
+        let found = one_pass(cache, archive, format, &members, &mut outs);
         let sums: Vec<(String, u64)> = outs.into_iter().map(HashingFile::finish).collect();
         let found = match found {
             Ok(f) => f,
@@ -98,13 +97,16 @@ impl Batches {
 }
 
 fn one_pass(
+    cache: &Cache,
     archive: &Path,
     format: ArchiveFormat,
     members: &[String],
     outs: &mut [HashingFile],
 ) -> Result<Vec<Found>, String> {
     let names: Vec<&str> = members.iter().map(String::as_str).collect();
-    let f = File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
+    let f = cache
+        .open_file(archive)
+        .map_err(|e| format!("{}: {e}", archive.display()))?;
     archive::extract_members(format, BufReader::with_capacity(1 << 16, f), &names, outs)
         .map_err(|e| e.to_string())
 }
