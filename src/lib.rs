@@ -17,6 +17,7 @@
 //! | `prover`  | the `Prover` trait (prove a format, detect native ones) and its exec version  | exec    |
 //! | `par`     | a scoped-thread parallel map for independent per-arch work                    | threads |
 //! | `install` | applying a plan: register, prove, keep or roll back, per arch                 | all     |
+//! | `converge`| one pass: arches minus natives, interpreters, plan+apply under the node lock, gc | all   |
 //! | `config`  | the config file: interpreter sources pinned by sha256, download settings     | none    |
 //! | `archive` | one member out of a tar (gz/xz/zst) or a .deb, streaming                      | none    |
 //! | `fetch`   | downloads: mirrors, retries, size cap, streaming sha256 (`Transport`)         | network |
@@ -30,6 +31,7 @@ pub mod archive;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod converge;
 pub mod entry;
 pub mod exec;
 pub mod exit;
