@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(
     # kernel tests: foreign CPUs, the sandbox (setpriv, unshare), disassembly, ELF tools
     qemu-user-static util-linux binutils binutils-multiarch file
+    # sandbox attack scripts (renameat2 exchange through ctypes)
+    python3
     # container runtimes run in the sandbox
     crun runc containerd umoci
     # supply-chain tests: archives

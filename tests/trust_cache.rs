@@ -88,8 +88,31 @@ fn a_cache_dir_planted_by_another_user_is_refused_and_nothing_outside_touched() 
     assert_eq!(s["entries"], "", "nothing registered: {run}");
 }
 
+/// uid 1000's attack on probe directories: next to each new `binfmtd-probe.*` it makes a
+/// directory holding its own `probe`, and swaps the two in one renameat2(RENAME_EXCHANGE).
+const SWAP: &str = r#"
+import ctypes, os, shutil
+libc = ctypes.CDLL(None, use_errno=True)
+P = "/run/cache/probe"
+while not os.path.exists("/tmp/stop"):
+    try:
+        names = os.listdir(P)
+    except OSError:
+        continue
+    for n in names:
+        if not n.startswith("binfmtd-probe.") or n.endswith(".x"):
+            continue
+        d = os.path.join(P, n)
+        try:
+            os.mkdir(d + ".x")
+            shutil.copy("/tmp/evil", d + ".x/probe")
+        except OSError:
+            pass
+        libc.renameat2(-100, d.encode(), -100, (d + ".x").encode(), 2)
+"#;
+
 /// Under umask 000 the cache, its areas and the probe directory are still 0755 (so no
-/// other user can swap a probe directory), while uid 1000 tries exactly that in a loop
+/// other user can swap a probe directory), while uid 1000 tries exactly that (`SWAP`)
 /// during repeated `status` runs: its program never runs as root.
 #[test]
 fn umask_000_keeps_probe_dirs_private_and_a_swap_loop_never_runs_as_root() {
@@ -97,25 +120,25 @@ fn umask_000_keeps_probe_dirs_private_and_a_swap_loop_never_runs_as_root() {
     let run = sb
         .with_qemu(&["aarch64"])
         .env("CFG", config("/run/qemu/qemu-aarch64-static", &sha("aarch64")))
+        .env("SWAP", SWAP)
         .run_script(&format!(
             "umask 000\n\
              printf '#!/bin/sh\\nid -u >> /tmp/pwned\\n' > /tmp/evil && chmod 0755 /tmp/evil\n\
              printf '%s' \"$CFG\" > /run/cfg.toml\n\
              $BINFMTD install --config /run/cfg.toml --cache-dir /run/cache --arch arm64 > /dev/null\n\
              section modes; stat -c '%a %n' /run/cache /run/cache/probe /run/cache/sha256 /run/cache/index /run/cache/archives\n\
-             {AS_1000} sh -c 'while [ ! -e /tmp/stop ]; do for d in /run/cache/probe/binfmtd-probe.*; do \
-               [ -d \"$d\" ] || continue; mv \"$d\" \"$d.x\" 2>/dev/null && mkdir \"$d\" && cp /tmp/evil \"$d/probe\"; \
-               done; done' &\n\
+             printf '%s' \"$SWAP\" > /tmp/swap.py\n\
+             {AS_1000} python3 /tmp/swap.py &\n\
              for i in $(seq 1 30); do $BINFMTD status --cache-dir /run/cache > /dev/null 2>&1 || true; done\n\
              touch /tmp/stop; wait\n\
              section pwned; cat /tmp/pwned 2>/dev/null || true"
         ))
         .success();
     let s = sections(&run.stdout);
+    assert_eq!(s["pwned"], "", "uid 1000's program ran: {run}");
     for line in s["modes"].lines() {
         assert!(line.starts_with("755 "), "{line}: {run}");
     }
-    assert_eq!(s["pwned"], "", "uid 1000's program ran: {run}");
 }
 
 /// `dd` over an installed object: the next install notices (sha256 on reuse), fetches
