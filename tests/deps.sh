@@ -9,6 +9,8 @@ packages=(
     qemu-user-static util-linux binutils binutils-multiarch file
     # sandbox attack scripts (renameat2 exchange through ctypes)
     python3
+    # tests/trust_attacks.rs compiles its attacker programs as static executables
+    gcc libc6-dev
     # container runtimes run in the sandbox
     crun runc containerd umoci
     # supply-chain tests: archives

@@ -10,12 +10,11 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::trust::{at, TrustedDir};
 
@@ -106,30 +105,19 @@ impl Sums {
         Ok((sha256, size))
     }
 
-    /// sha256 and size of an open file (read from its start), recorded under `key`: what
-    /// the cache uses to verify an object before reusing it, without a second path lookup.
+    /// sha256 and size of an open file (read from its start), recorded under `key` (the
+    /// path it was opened by): a file checked on its handle is hashed through that handle,
+    /// and the cache verifies an object before reuse without a second path lookup.
     pub fn sha256_open(&self, file: &File, key: &Path) -> std::io::Result<(String, u64)> {
         let fp = Fingerprint::from_meta(&file.metadata()?);
         if let Some(sum) = self.remembered(key, &fp) {
             return Ok(sum);
         }
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 16];
-        let (mut n, mut off) = (0u64, 0u64);
-        loop {
-            let k = file.read_at(&mut buf, off)?;
-            if k == 0 {
-                break;
-            }
-            h.update(&buf[..k]);
-            n += k as u64;
-            off += k as u64;
-        }
-        let sha256 = crate::fetch::hex(&h.finalize());
+        let (sha256, size) = super::sha256_read(file)?;
         if Fingerprint::from_meta(&file.metadata()?) == fp {
             self.remember(key, fp, &sha256);
         }
-        Ok((sha256, n))
+        Ok((sha256, size))
     }
 
     fn remembered(&self, key: &Path, fp: &Fingerprint) -> Option<(String, u64)> {
