@@ -35,72 +35,90 @@ pub(super) struct Scratch {
 }
 
 static SCRATCH_SEQ: AtomicU64 = AtomicU64::new(0);
+/// Names tried before giving up on a parent.
+const ATTEMPTS: u32 = 64;
+
+fn err(op: &'static str, path: &Path) -> impl FnOnce(nix::Error) -> ProbeError {
+    let path = path.to_path_buf();
+    move |e| ProbeError::Scratch {
+        op,
+        path,
+        source: e.into(),
+    }
+}
+
+/// mkdir `name` below `parent`, open and flock it, and make sure the name still refers to
+/// that very directory, owned by us (a sweeper may have removed it between mkdir and lock).
+/// None: the name was taken or lost; try another.
+fn make_locked(
+    parent: &TrustedDir,
+    name: &OsStr,
+    path: &Path,
+) -> Result<Option<OwnedFd>, ProbeError> {
+    // mkdirat fails if the name exists, so the directory is ours.
+    match nix::sys::stat::mkdirat(parent.fd.as_fd(), name, Mode::from_bits_truncate(0o700)) {
+        Ok(()) => {}
+        Err(nix::Error::EEXIST) => return Ok(None),
+        Err(e) => return Err(err("create scratch directory", path)(e)),
+    }
+    let fd = match at::open_dir_fd(parent.fd.as_fd(), name) {
+        Ok(fd) => fd,
+        Err(nix::Error::ENOENT | nix::Error::ELOOP | nix::Error::ENOTDIR) => return Ok(None),
+        Err(e) => return Err(err("open scratch directory", path)(e)),
+    };
+    at::lock(&fd).map_err(|source| ProbeError::Scratch {
+        op: "lock scratch directory",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let held = fstat(&fd).map_err(err("stat scratch directory", path))?;
+    let named = fstatat(
+        parent.fd.as_fd(),
+        name,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    );
+    if !named.is_ok_and(|n| (n.st_dev, n.st_ino) == (held.st_dev, held.st_ino)) {
+        return Ok(None);
+    }
+    if held.st_uid != nix::unistd::geteuid().as_raw() {
+        let _ = at::rmdir(parent.fd.as_fd(), name);
+        return Ok(None);
+    }
+    Ok(Some(fd))
+}
 
 impl Scratch {
+    /// A new directory below `parent`, made by us, locked, 0700.
     pub fn create(parent: &TrustedDir) -> Result<Scratch, ProbeError> {
-        let err = |op, path: &Path| {
-            let path = path.to_path_buf();
-            move |e: nix::Error| ProbeError::Scratch {
-                op,
-                path,
-                source: e.into(),
-            }
-        };
-        loop {
+        for _ in 0..ATTEMPTS {
             let seq = SCRATCH_SEQ.fetch_add(1, Ordering::Relaxed);
             let name = OsString::from(format!("{PREFIX}{}.{seq}", std::process::id()));
             let path = parent.path.join(&name);
-            // mkdirat fails if the name exists, so the directory is ours.
-            match nix::sys::stat::mkdirat(
-                parent.fd.as_fd(),
-                name.as_os_str(),
-                Mode::from_bits_truncate(0o700),
-            ) {
-                Ok(()) => {}
-                Err(nix::Error::EEXIST) => continue,
-                Err(e) => return Err(err("create scratch directory", &path)(e)),
-            }
-            let fd = match at::open_dir_fd(parent.fd.as_fd(), &name) {
-                Ok(fd) => fd,
-                // Swept (or replaced) before we opened it: take another name.
-                Err(nix::Error::ENOENT | nix::Error::ELOOP | nix::Error::ENOTDIR) => continue,
-                Err(e) => return Err(err("open scratch directory", &path)(e)),
-            };
-            at::lock(&fd).map_err(|source| ProbeError::Scratch {
-                op: "lock scratch directory",
-                path: path.clone(),
-                source,
-            })?;
-            // A sweeper may have removed the directory between mkdir and lock: the
-            // name must still be this very directory, made by us.
-            let held = fstat(&fd).map_err(err("stat scratch directory", &path))?;
-            let named = fstatat(
-                parent.fd.as_fd(),
-                name.as_os_str(),
-                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-            );
-            if !named.is_ok_and(|n| (n.st_dev, n.st_ino) == (held.st_dev, held.st_ino))
-                || held.st_uid != nix::unistd::geteuid().as_raw()
-            {
+            let Some(fd) = make_locked(parent, &name, &path)? else {
                 continue;
-            }
+            };
             // The mode given to mkdir is filtered by the umask; make sure it is private.
             fchmod(&fd, Mode::from_bits_truncate(0o700)).map_err(err("restrict", &path))?;
+            let parent_fd = parent.fd.try_clone().map_err(|e| ProbeError::Scratch {
+                op: "open",
+                path: parent.path.clone(),
+                source: e,
+            })?;
             return Ok(Scratch {
-                parent: parent
-                    .fd
-                    .try_clone()
-                    .map_err(|source| ProbeError::Scratch {
-                        op: "open",
-                        path: parent.path.clone(),
-                        source,
-                    })?,
+                parent: parent_fd,
                 name,
                 fd,
                 path,
                 removed: false,
             });
         }
+        Err(ProbeError::Scratch {
+            op: "create scratch directory in",
+            path: parent.path.clone(),
+            source: io::Error::other(format!(
+                "no usable new directory after {ATTEMPTS} attempts (names taken, or directories made there are not owned by binfmtd's uid)"
+            )),
+        })
     }
 
     fn remove_now(&mut self) -> io::Result<()> {
