@@ -116,7 +116,14 @@ fn planted_symlinks_are_refused_and_their_targets_untouched() {
     let victim = dir.path().join("victim");
     fs::create_dir(&victim).unwrap();
     fs::write(victim.join("precious"), b"x").unwrap();
-    for (name, target) in [("archives", &victim), (".lock", &victim.join("lock"))] {
+    let lock = victim.join("lock");
+    let planted = [
+        ("archives", &victim),
+        ("index", &victim),
+        ("sha256", &victim),
+        (".lock", &lock),
+    ];
+    for (name, target) in planted {
         let root = dir
             .path()
             .join(format!("cache-{}", name.trim_start_matches('.')));
@@ -150,4 +157,24 @@ fn a_changed_object_is_dropped_on_reuse_and_an_intact_one_kept() {
     assert_eq!(c.verified_object(&sha), None);
     assert!(!c.object_path(&sha).exists(), "the bad object is removed");
     assert_eq!(c.verified_archive("0000"), None);
+}
+
+/// Areas left group/other-writable (made by an older version under umask 000) are
+/// tightened on open, through their handles.
+#[test]
+fn loose_areas_of_ours_are_tightened() {
+    let dir = tempfile::tempdir().unwrap();
+    for area in AREAS {
+        let p = dir.path().join(area);
+        fs::create_dir(&p).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    Cache::open(dir.path()).unwrap();
+    for area in AREAS {
+        let mode = fs::metadata(dir.path().join(area))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o755, "{area}");
+    }
 }
