@@ -25,6 +25,7 @@
 //! | `supply`  | per-arch provisioning: source -> bytes -> verified cache object               | all     |
 //! | `cli`     | argument parsing and one file per subcommand                                  | all     |
 
+pub mod agent;
 pub mod arch;
 pub mod archive;
 pub mod cache;

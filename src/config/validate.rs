@@ -50,7 +50,11 @@ pub fn validate(raw: &RawConfig) -> Result<Config, Vec<FieldError>> {
         sources.extend(embedded_sources());
     }
     if errors.is_empty() {
-        Ok(Config { download, sources })
+        Ok(Config {
+            download,
+            sources,
+            agent: Default::default(),
+        })
     } else {
         Err(errors)
     }

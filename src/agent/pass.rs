@@ -1,0 +1,491 @@
+//! The loop's state and its steps: the first pass, a poll tick, a reload, and stopping.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::decide::{self, Event, History, Reason, Verdict, View};
+use super::http::Shared;
+use super::metrics;
+use super::notify::Notifier;
+use super::report::{self, ArchState, Daemon};
+use super::{AgentError, Loader, Options};
+use crate::arch::Arch;
+use crate::converge::{self, Converged, Request};
+use crate::install::Outcome;
+use crate::kernel::{BinfmtFs, BinfmtMisc, MountOutcome};
+use crate::prover::{ProbeResult, Prover};
+
+pub struct Agent<'a> {
+    root: PathBuf,
+    prover: &'a dyn Prover,
+    opts: &'a Options,
+    shared: Arc<Shared>,
+    notify: Notifier,
+    req: Request,
+    native: Vec<&'static Arch>,
+    /// The foreign arches binfmtd keeps working.
+    arches: Vec<&'static Arch>,
+    started: Instant,
+    started_wall: SystemTime,
+    last_reconcile: Option<SystemTime>,
+    view: View,
+    histories: BTreeMap<&'static str, History>,
+    /// Arches that need a pass (changed, or failed and waiting for their backoff).
+    pending: BTreeMap<&'static str, Reason>,
+    outcomes: BTreeMap<&'static str, Outcome>,
+    missing: BTreeSet<&'static str>,
+    repairs: BTreeMap<&'static str, (u64, Reason)>,
+    holds: BTreeMap<&'static str, Verdict>,
+    last_reproof: Instant,
+}
+
+impl<'a> Agent<'a> {
+    pub fn start(
+        root: &Path,
+        prover: &'a dyn Prover,
+        req: Request,
+        opts: &'a Options,
+        shared: Arc<Shared>,
+    ) -> Result<Agent<'a>, AgentError> {
+        let native = crate::prover::native_arches(prover);
+        let (arches, skipped) = converge::select(&req, &native)?;
+        for n in skipped {
+            tracing::info!(arch = n, "native on this host, nothing to register");
+        }
+        Ok(Agent {
+            root: root.to_path_buf(),
+            prover,
+            opts,
+            shared,
+            notify: Notifier::from_env(),
+            req,
+            native,
+            arches,
+            started: Instant::now(),
+            started_wall: SystemTime::now(),
+            last_reconcile: None,
+            view: View::default(),
+            histories: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            outcomes: BTreeMap::new(),
+            missing: BTreeSet::new(),
+            repairs: BTreeMap::new(),
+            holds: BTreeMap::new(),
+            last_reproof: Instant::now(),
+        })
+    }
+
+    /// Converge every arch, then tell systemd we are ready and which arches work.
+    pub fn first_pass(&mut self) -> Result<(), AgentError> {
+        let fs = self.mount()?;
+        self.pending = self
+            .arches
+            .iter()
+            .map(|a| (a.qemu, Reason::Start))
+            .collect();
+        self.work(&fs);
+        let status = self.summary();
+        tracing::info!(%status, "converged");
+        self.notify.send(&format!("READY=1\nSTATUS={status}"));
+        Ok(())
+    }
+
+    /// One poll: notice changes, re-prove when due, work on what may be worked on.
+    pub fn tick(&mut self) {
+        self.heartbeat();
+        self.notify.ping();
+        let now = read_view(&self.root);
+        let changes = decide::changes(&self.view, &now, &self.arches);
+        let at = self.started.elapsed();
+        for (arch, reason) in &changes {
+            let others = now.foreign_names(arch);
+            self.history(arch.qemu).push(Event::Changed {
+                at,
+                reason: *reason,
+                others,
+            });
+            self.pending.entry(arch.qemu).or_insert(*reason);
+        }
+        self.view = now;
+        if self.last_reproof.elapsed() >= self.opts.reproof_interval {
+            self.last_reproof = Instant::now();
+            self.reprove();
+        }
+        if self.pending.is_empty() && !self.holds_changed() {
+            return;
+        }
+        match self.mount() {
+            Ok(fs) => self.work(&fs),
+            Err(e) => tracing::error!(error = %e, "binfmt_misc is unavailable; will retry"),
+        }
+    }
+
+    /// Re-read the config: a valid one replaces the request (arches dropped from the list
+    /// are unregistered if binfmtd owns them); an invalid one is refused with its error.
+    pub fn reload(&mut self, load: Loader) {
+        let req = match load() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("config refused, keeping the running state: {e}");
+                return;
+            }
+        };
+        let arches = match converge::select(&req, &self.native) {
+            Ok((a, _)) => a,
+            Err(e) => {
+                tracing::error!("config refused, keeping the running state: {e}");
+                return;
+            }
+        };
+        let dropped: Vec<&'static Arch> = self
+            .arches
+            .iter()
+            .filter(|a| !arches.contains(a))
+            .copied()
+            .collect();
+        if !dropped.is_empty() {
+            match BinfmtFs::open(&self.root)
+                .and_then(|fs| crate::install::uninstall(&fs, Some(&dropped)))
+            {
+                Ok(removed) => tracing::info!(
+                    ?removed,
+                    "arches dropped from the config: removed binfmtd's entries"
+                ),
+                Err(e) => tracing::error!(error = %e, "removing entries of dropped arches failed"),
+            }
+            for a in &dropped {
+                self.outcomes.remove(a.qemu);
+                self.pending.remove(a.qemu);
+                self.histories.remove(a.qemu);
+                self.holds.remove(a.qemu);
+                self.shared.metrics.working.remove(&metrics::arch(a.qemu));
+            }
+        }
+        self.req = req;
+        self.arches = arches;
+        self.missing.clear();
+        for a in &self.arches {
+            self.pending.insert(a.qemu, Reason::Reload);
+        }
+        match self.mount() {
+            Ok(fs) => self.work(&fs),
+            Err(e) => tracing::error!(error = %e, "binfmt_misc is unavailable; will retry"),
+        }
+    }
+
+    /// SIGTERM/SIGINT: leave every entry, unless asked to remove binfmtd's own.
+    pub fn stop(&mut self) {
+        if self.opts.uninstall_on_exit {
+            match BinfmtFs::open(&self.root).and_then(|fs| crate::install::uninstall(&fs, None)) {
+                Ok(removed) => {
+                    tracing::info!(?removed, "--uninstall-on-exit: removed binfmtd's entries")
+                }
+                Err(e) => tracing::error!(error = %e, "--uninstall-on-exit failed"),
+            }
+        }
+        self.notify.send("STOPPING=1");
+        tracing::info!("exiting");
+    }
+
+    fn history(&mut self, arch: &'static str) -> &mut History {
+        self.histories.entry(arch).or_default()
+    }
+
+    fn heartbeat(&self) {
+        let mut h = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        h.heartbeat = Instant::now();
+    }
+
+    /// binfmt_misc, mounted again if it went away (its entries went with it).
+    fn mount(&self) -> Result<BinfmtFs, AgentError> {
+        let (fs, how) = BinfmtFs::open_or_mount(&self.root)?;
+        if how == MountOutcome::MountedNow {
+            tracing::warn!(path = %self.root.display(), "binfmt_misc was not mounted: mounted it again");
+        }
+        Ok(fs)
+    }
+
+    /// Have any holds (backoff, fight) expired or begun since the last look?
+    fn holds_changed(&mut self) -> bool {
+        let at = self.started.elapsed();
+        self.holds.iter().any(|(arch, v)| {
+            let h = self.histories.get(arch).cloned().unwrap_or_default();
+            decide::verdict(&h, at, &self.opts.policy) != *v
+        })
+    }
+
+    /// Converge the pending arches that are not held back, then record and report.
+    fn work(&mut self, fs: &BinfmtFs) {
+        let at = self.started.elapsed();
+        let mut due = Vec::new();
+        for a in self.arches.clone() {
+            let Some(reason) = self.pending.get(a.qemu).copied() else {
+                continue;
+            };
+            let h = self.history(a.qemu).clone();
+            let v = decide::verdict(&h, at, &self.opts.policy);
+            self.note_hold(a.qemu, &v);
+            if v == Verdict::Go {
+                due.push((a, reason));
+            }
+        }
+        if !due.is_empty() {
+            self.converge(fs, &due);
+        }
+        self.view = read_view(&self.root);
+        self.publish();
+    }
+
+    fn note_hold(&mut self, arch: &'static str, v: &Verdict) {
+        let before = self.holds.get(arch);
+        if before == Some(v) || (before.is_none() && *v == Verdict::Go) {
+            return;
+        }
+        match v {
+            Verdict::Fight {
+                changes, others, ..
+            } if !matches!(before, Some(Verdict::Fight { .. })) => {
+                tracing::warn!(arch, changes, others = ?others, "another tool keeps changing this arch's entry: holding off until it stops");
+                self.shared
+                    .metrics
+                    .fights
+                    .get_or_create(&metrics::arch(arch))
+                    .inc();
+            }
+            Verdict::Go => tracing::info!(arch, "hold ended"),
+            _ => {}
+        }
+        let fighting = matches!(v, Verdict::Fight { .. }) as i64;
+        self.shared
+            .metrics
+            .fighting
+            .get_or_create(&metrics::arch(arch))
+            .set(fighting);
+        if *v == Verdict::Go {
+            self.holds.remove(arch);
+        } else {
+            self.holds.insert(arch, v.clone());
+        }
+    }
+
+    fn converge(&mut self, fs: &BinfmtFs, due: &[(&'static Arch, Reason)]) {
+        let mut req = self.req.clone();
+        req.arches = due.iter().map(|(a, _)| *a).collect();
+        req.skip_native = true;
+        let done =
+            match converge::converge(fs, self.prover, &req, &self.native, self.opts.lock_wait) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "converge pass failed; will retry");
+                    return;
+                }
+            };
+        self.last_reconcile = Some(SystemTime::now());
+        self.record(due, done);
+    }
+
+    fn record(&mut self, due: &[(&'static Arch, Reason)], done: Converged) {
+        let at = self.started.elapsed();
+        let shared = self.shared.clone();
+        let m = &shared.metrics;
+        m.last_reconcile.set(unix(SystemTime::now()));
+        for n in done.missing {
+            tracing::warn!(
+                arch = n,
+                "no source has an interpreter for this arch: skipped"
+            );
+            self.missing.insert(n);
+            self.pending.remove(n);
+        }
+        for o in done.outcomes {
+            let Some((arch, reason)) = due.iter().find(|(a, _)| a.qemu == o.arch) else {
+                continue;
+            };
+            let name = arch.qemu;
+            if let Some(p) = &o.proof {
+                m.probe_seconds.observe(p.millis as f64 / 1000.0);
+            }
+            let label = metrics::arch_reason(name, reason.as_str());
+            m.repairs.get_or_create(&label).inc();
+            let count = self.repairs.get(name).map_or(0, |r| r.0) + 1;
+            self.repairs.insert(name, (count, *reason));
+            if o.working {
+                tracing::info!(arch = name, reason = reason.as_str(), action = %o.action, "converged");
+                self.pending.remove(name);
+            } else {
+                let why = o.reason.clone().unwrap_or_default();
+                tracing::error!(arch = name, reason = reason.as_str(), "not working: {why}");
+                m.failures.get_or_create(&metrics::arch(name)).inc();
+                if o.interpreter == "-" {
+                    m.fetch_failures.get_or_create(&metrics::arch(name)).inc();
+                }
+                self.pending.insert(name, Reason::Retry);
+            }
+            self.history(name).push(Event::Attempt {
+                at,
+                working: o.working,
+            });
+            self.outcomes.insert(name, o);
+        }
+    }
+
+    /// Prove every arch that worked; one that stopped working is converged again.
+    fn reprove(&mut self) {
+        let working: Vec<&'static Arch> = self
+            .arches
+            .iter()
+            .filter(|a| self.outcomes.get(a.qemu).is_some_and(|o| o.working))
+            .filter(|a| self.prover.can_probe(a))
+            .copied()
+            .collect();
+        let proofs = crate::par::map(&working, |a| self.prover.prove(a));
+        for (a, p) in working.into_iter().zip(proofs) {
+            self.shared
+                .metrics
+                .probe_seconds
+                .observe(p.millis as f64 / 1000.0);
+            if !p.ok {
+                tracing::warn!(arch = a.qemu, detail = %p.detail, "periodic re-proof failed");
+                self.pending.insert(a.qemu, Reason::Reproof);
+            }
+            if let Some(o) = self.outcomes.get_mut(a.qemu) {
+                o.proof = Some(p);
+            }
+        }
+    }
+
+    /// `aarch64 riscv64 working; s390x failing` for STATUS= and the log.
+    fn summary(&self) -> String {
+        let (ok, bad): (Vec<&str>, Vec<&str>) = self
+            .arches
+            .iter()
+            .map(|a| a.qemu)
+            .filter(|a| !self.missing.contains(a))
+            .partition(|a| self.outcomes.get(a).is_some_and(|o| o.working));
+        let mut s = if ok.is_empty() {
+            "no arch working".to_string()
+        } else {
+            format!("working: {}", ok.join(" "))
+        };
+        if !bad.is_empty() {
+            s.push_str(&format!("; not working: {}", bad.join(" ")));
+        }
+        s
+    }
+
+    /// Metrics, readiness, STATUS= and the status file, after every pass.
+    fn publish(&mut self) {
+        let mut not_ready = Vec::new();
+        for a in &self.arches {
+            let o = self.outcomes.get(a.qemu);
+            let ok = o.is_some_and(|o| o.working);
+            self.shared
+                .metrics
+                .working
+                .get_or_create(&metrics::arch(a.qemu))
+                .set(ok as i64);
+            if !ok && !self.missing.contains(a.qemu) {
+                let why = o
+                    .and_then(|o| o.reason.clone())
+                    .unwrap_or_else(|| "not converged yet".into());
+                not_ready.push(format!("{}: {why}", a.qemu));
+            }
+        }
+        {
+            let mut h = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            h.ready = not_ready.is_empty();
+            h.not_ready = not_ready;
+        }
+        self.notify.send(&format!("STATUS={}", self.summary()));
+        if let Err(e) = report::write(&self.opts.status_file, &self.report(), &self.daemon()) {
+            tracing::warn!(path = %self.opts.status_file.display(), error = %e, "cannot write the status file");
+        }
+    }
+
+    fn report(&self) -> crate::status::Report {
+        let (info, entries) = converge::kernel_view(&self.root);
+        let proofs: BTreeMap<&'static str, ProbeResult> = self
+            .outcomes
+            .iter()
+            .filter_map(|(a, o)| Some((*a, o.proof.clone()?)))
+            .collect();
+        let obs = converge::with_proofs(
+            self.prover,
+            &self.req.cache_dir,
+            self.native.clone(),
+            info,
+            entries,
+            proofs,
+        );
+        crate::status::build(crate::arch::host(), &obs)
+    }
+
+    fn daemon(&self) -> Daemon {
+        let at = self.started.elapsed();
+        let arches = self
+            .arches
+            .iter()
+            .map(|a| {
+                let name = a.qemu;
+                let h = self.histories.get(name).cloned().unwrap_or_default();
+                let mut s = ArchState {
+                    repairs: self.repairs.get(name).map_or(0, |r| r.0),
+                    last_reason: self.repairs.get(name).map(|r| r.1.as_str()),
+                    failures: h.failures(),
+                    ..Default::default()
+                };
+                let working = self.outcomes.get(name).is_some_and(|o| o.working);
+                s.state = if self.missing.contains(name) {
+                    "missing"
+                } else if working {
+                    "working"
+                } else {
+                    "failing"
+                };
+                match decide::verdict(&h, at, &self.opts.policy) {
+                    Verdict::Fight { until, others, .. } => {
+                        s.state = "fighting";
+                        s.fighting_with = others;
+                        s.retry_at = Some(self.wall(until));
+                    }
+                    Verdict::Backoff { until, .. } if !working => {
+                        s.state = "backoff";
+                        s.retry_at = Some(self.wall(until));
+                    }
+                    _ => {}
+                }
+                (name, s)
+            })
+            .collect();
+        Daemon {
+            pid: std::process::id(),
+            started: report::rfc3339(self.started_wall),
+            last_reconcile: self.last_reconcile.map(report::rfc3339),
+            interval_ms: self.opts.interval.as_millis() as u64,
+            reproof_interval_s: self.opts.reproof_interval.as_secs(),
+            arches,
+        }
+    }
+
+    fn wall(&self, offset: std::time::Duration) -> String {
+        report::rfc3339(self.started_wall + offset)
+    }
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// One cheap poll: is binfmt_misc there, and what entries does it hold?
+fn read_view(root: &Path) -> View {
+    match BinfmtFs::open(root).and_then(|fs| fs.entries()) {
+        Ok(entries) => View {
+            mounted: true,
+            entries,
+        },
+        Err(_) => View::default(),
+    }
+}
