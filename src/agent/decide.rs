@@ -61,6 +61,12 @@ impl Reason {
             Reason::Start | Reason::Reload | Reason::Reproof | Reason::Retry
         )
     }
+
+    /// Changes aimed at this format (not the whole instance going away): a few of these in
+    /// a short time mean another tool claims the format.
+    pub fn is_contest(self) -> bool {
+        self.is_external() && !matches!(self, Reason::Flushed | Reason::Unmounted)
+    }
 }
 
 /// One poll of binfmt_misc: mounted or not, and every entry.
@@ -125,6 +131,27 @@ pub fn changes(
         .collect()
 }
 
+/// Arches whose handling entry (binfmtd's, or the foreign one a working arch relies on) is
+/// missing or disabled in `view`, with why. Catches a change that landed between binfmtd's
+/// own pass and its next read, which a poll-to-poll diff cannot see.
+pub fn unmet(expected: &[(&'static Arch, &str)], view: &View) -> Vec<(&'static Arch, Reason)> {
+    expected
+        .iter()
+        .filter_map(|(arch, name)| {
+            let entry = view.entries.iter().find(|e| e.name == *name);
+            let reason = match entry {
+                _ if !view.mounted => Reason::Unmounted,
+                Some(e) if e.enabled => return None,
+                Some(_) => Reason::Disabled,
+                None if view.entries.is_empty() => Reason::Flushed,
+                None if name.starts_with(crate::entry::OWN_PREFIX) => Reason::Removed,
+                None => Reason::ForeignRemoved,
+            };
+            Some((*arch, reason))
+        })
+        .collect()
+}
+
 /// Classify one format's change, binfmtd's own entry first.
 fn why(before: &[&Entry], now: &[&Entry]) -> Reason {
     let own = |v: &[&Entry]| v.iter().find(|e| e.is_own()).map(|e| (*e).clone());
@@ -151,15 +178,18 @@ fn why(before: &[&Entry], now: &[&Entry]) -> Reason {
 }
 
 /// How long to wait after failures and fights. Defaults suit a node: a broken pin is
-/// retried after 5 s, 10 s, 20 s ... up to 10 min; five external changes to one format
-/// within a minute are a fight, and binfmtd then holds off until the other tool has left
-/// the format alone for a minute.
+/// retried at once, then after 5 s, 10 s, 20 s ... up to 10 min; five changes aimed at one
+/// format within a minute (or twenty of any kind, flushes included: a restart loop) are a
+/// fight, and binfmtd then holds off until the other tool has left the format alone for a
+/// minute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     pub fight_window: Duration,
     pub fight_changes: usize,
+    /// Instance-wide changes (flushes, unmounts) in the window that also make a fight.
+    pub fight_flushes: usize,
     pub fight_quiet: Duration,
 }
 
@@ -170,6 +200,7 @@ impl Default for Policy {
             backoff_max: Duration::from_secs(600),
             fight_window: Duration::from_secs(60),
             fight_changes: 5,
+            fight_flushes: 20,
             fight_quiet: Duration::from_secs(60),
         }
     }
@@ -243,29 +274,38 @@ pub enum Verdict {
 }
 
 pub fn verdict(h: &History, now: Duration, p: &Policy) -> Verdict {
-    let external: Vec<(&Duration, &Vec<String>)> = h
+    let external: Vec<(Duration, Reason, &Vec<String>)> = h
         .events
         .iter()
         .filter_map(|e| match e {
-            Event::Changed { at, reason, others } if reason.is_external() => Some((at, others)),
+            Event::Changed { at, reason, others } if reason.is_external() => {
+                Some((*at, *reason, others))
+            }
             _ => None,
         })
         .collect();
-    if let Some((last, others)) = external.last() {
+    if let Some((last, _, others)) = external.last() {
         let since = now.saturating_sub(p.fight_window);
-        let recent = external.iter().filter(|(at, _)| **at >= since).count();
-        let until = **last + p.fight_quiet;
-        if recent >= p.fight_changes && now < until {
+        let recent: Vec<Reason> = external
+            .iter()
+            .filter(|(at, ..)| *at >= since)
+            .map(|(_, r, _)| *r)
+            .collect();
+        let aimed = recent.iter().filter(|r| r.is_contest()).count();
+        let until = *last + p.fight_quiet;
+        if (aimed >= p.fight_changes || recent.len() >= p.fight_flushes) && now < until {
             return Verdict::Fight {
                 until,
-                changes: recent,
+                changes: recent.len(),
                 others: others.to_vec(),
             };
         }
     }
+    // The first failure is retried at the next poll: it is often a change made while the
+    // pass ran (an entry flushed under a probe). From the second on, the wait doubles.
     let failures = h.failures();
-    if let (Some(at), true) = (h.last_attempt(), failures > 0) {
-        let factor = 1u32 << (failures - 1).min(16);
+    if let (Some(at), true) = (h.last_attempt(), failures > 1) {
+        let factor = 1u32 << (failures - 2).min(16);
         let until = at + p.backoff_base.saturating_mul(factor).min(p.backoff_max);
         if now < until {
             return Verdict::Backoff { until, failures };

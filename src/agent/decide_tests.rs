@@ -140,27 +140,38 @@ fn backoff_doubles_with_each_failure_and_resets_on_success() {
         ("empty", vec![], 0, Verdict::Go),
         ("worked", vec![attempt(0, true)], 1, Verdict::Go),
         (
-            "one failure, 5 s",
+            "one failure: retry at once",
             vec![attempt(10, false)],
+            10,
+            Verdict::Go,
+        ),
+        (
+            "two failures, 5 s",
+            vec![attempt(0, false), attempt(10, false)],
             12,
             Verdict::Backoff {
                 until: secs(15),
-                failures: 1,
+                failures: 2,
             },
         ),
         (
-            "one failure, expired",
-            vec![attempt(10, false)],
+            "two failures, expired",
+            vec![attempt(0, false), attempt(10, false)],
             15,
             Verdict::Go,
         ),
         (
-            "three failures, 20 s",
-            vec![attempt(0, false), attempt(5, false), attempt(15, false)],
+            "four failures, 20 s",
+            vec![
+                attempt(0, false),
+                attempt(1, false),
+                attempt(5, false),
+                attempt(15, false),
+            ],
             30,
             Verdict::Backoff {
                 until: secs(35),
-                failures: 3,
+                failures: 4,
             },
         ),
         (
@@ -210,6 +221,18 @@ fn repeated_external_changes_are_a_fight_until_the_other_tool_stops() {
     // Spread over more than the window: not a fight.
     let slow: Vec<Event> = (0..6).map(|i| changed(i * 20, Reason::Rewritten)).collect();
     assert_eq!(verdict(&history(slow), secs(100), &p), Verdict::Go);
+    // Flushes are repaired: only a restart loop's worth of them is a fight.
+    let flushes: Vec<Event> = (0..19).map(|i| changed(i, Reason::Flushed)).collect();
+    assert_eq!(
+        verdict(&history(flushes.clone()), secs(19), &p),
+        Verdict::Go
+    );
+    let mut more = flushes;
+    more.push(changed(19, Reason::Unmounted));
+    assert!(matches!(
+        verdict(&history(more), secs(20), &p),
+        Verdict::Fight { changes: 20, .. }
+    ));
     // Reloads and re-proofs are binfmtd's own work, never a fight.
     let own: Vec<Event> = (0..6).map(|i| changed(i, Reason::Reload)).collect();
     assert_eq!(verdict(&history(own), secs(6), &p), Verdict::Go);
@@ -219,4 +242,39 @@ fn repeated_external_changes_are_a_fight_until_the_other_tool_stops() {
 fn history_is_bounded() {
     let h = history((0..200).map(|i| attempt(i, false)).collect());
     assert_eq!(h.failures(), 64);
+}
+
+#[test]
+fn unmet_expectations_are_found_even_without_a_change_between_polls() {
+    let (a, s) = (arm64(), s390x());
+    let mut disabled = own(s);
+    disabled.enabled = false;
+    let foreign = entry("qemu-aarch64", a, true, "F", "/usr/bin/qemu-aarch64-static");
+    let expected = [(a, "qemu-aarch64"), (s, "binfmtd-s390x")];
+    let got = |v: &View| -> Vec<(&str, Reason)> {
+        unmet(&expected, v)
+            .into_iter()
+            .map(|(a, r)| (a.qemu, r))
+            .collect()
+    };
+    assert_eq!(got(&view(vec![foreign.clone(), own(s)])), vec![]);
+    assert_eq!(
+        got(&view(vec![foreign.clone(), disabled])),
+        vec![("s390x", Reason::Disabled)]
+    );
+    assert_eq!(
+        got(&view(vec![own(a)])),
+        vec![
+            ("aarch64", Reason::ForeignRemoved),
+            ("s390x", Reason::Removed)
+        ]
+    );
+    assert_eq!(
+        got(&view(vec![])),
+        vec![("aarch64", Reason::Flushed), ("s390x", Reason::Flushed)]
+    );
+    assert_eq!(
+        got(&View::default()),
+        vec![("aarch64", Reason::Unmounted), ("s390x", Reason::Unmounted)]
+    );
 }

@@ -103,8 +103,9 @@ pub fn run(
             Some(signals::Signal::Terminate) => break,
             Some(signals::Signal::Reload) => {
                 tracing::info!("SIGHUP: re-reading the config");
-                agent.reload(load);
+                // Stamp first: a change made while the reload runs is seen next time.
                 config = stamp(&opts.config_file);
+                agent.reload(load);
             }
             None => {}
         }

@@ -98,16 +98,8 @@ impl<'a> Agent<'a> {
         self.notify.ping();
         let now = read_view(&self.root);
         let changes = decide::changes(&self.view, &now, &self.arches);
-        let at = self.started.elapsed();
-        for (arch, reason) in &changes {
-            let others = now.foreign_names(arch);
-            self.history(arch.qemu).push(Event::Changed {
-                at,
-                reason: *reason,
-                others,
-            });
-            self.pending.entry(arch.qemu).or_insert(*reason);
-        }
+        self.note_changes(changes, &now);
+        self.note_unmet(&now);
         self.view = now;
         if self.last_reproof.elapsed() >= self.opts.reproof_interval {
             self.last_reproof = Instant::now();
@@ -189,6 +181,37 @@ impl<'a> Agent<'a> {
         tracing::info!("exiting");
     }
 
+    /// Record changes someone else made and queue their arches.
+    fn note_changes(&mut self, changes: Vec<(&'static Arch, Reason)>, now: &View) {
+        let at = self.started.elapsed();
+        for (arch, reason) in changes {
+            if self.pending.contains_key(arch.qemu) {
+                continue;
+            }
+            let others = now.foreign_names(arch);
+            self.history(arch.qemu)
+                .push(Event::Changed { at, reason, others });
+            self.pending.insert(arch.qemu, reason);
+        }
+    }
+
+    /// Working arches whose entry is gone or disabled, though no poll saw it change.
+    fn note_unmet(&mut self, now: &View) {
+        let expected: Vec<(&'static Arch, String)> = self
+            .arches
+            .iter()
+            .filter(|a| !self.pending.contains_key(a.qemu))
+            .filter_map(|a| {
+                let o = self.outcomes.get(a.qemu).filter(|o| o.working)?;
+                Some((*a, o.entry.clone()?))
+            })
+            .collect();
+        let expected: Vec<(&'static Arch, &str)> =
+            expected.iter().map(|(a, n)| (*a, n.as_str())).collect();
+        let unmet = decide::unmet(&expected, now);
+        self.note_changes(unmet, now);
+    }
+
     fn history(&mut self, arch: &'static str) -> &mut History {
         self.histories.entry(arch).or_default()
     }
@@ -234,7 +257,9 @@ impl<'a> Agent<'a> {
         if !due.is_empty() {
             self.converge(fs, &due);
         }
-        self.view = read_view(&self.root);
+        let now = read_view(&self.root);
+        self.note_unmet(&now);
+        self.view = now;
         self.publish();
     }
 
