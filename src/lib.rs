@@ -23,6 +23,7 @@
 //! | `fetch`   | downloads: mirrors, retries, size cap, streaming sha256 (`Transport`)         | network |
 //! | `cache`   | the content-addressed interpreter store: atomic commits, index, gc            | files   |
 //! | `supply`  | per-arch provisioning: source -> bytes -> verified cache object               | all     |
+//! | `trust`   | the trust rule: a file or directory root uses, and every directory above it   | files   |
 //! | `cli`     | argument parsing and one file per subcommand                                  | all     |
 
 pub mod agent;
@@ -46,3 +47,4 @@ pub mod probe;
 pub mod prover;
 pub mod status;
 pub mod supply;
+pub mod trust;
