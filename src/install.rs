@@ -77,11 +77,26 @@ fn prove_foreign(prover: &dyn Prover, desired: &[Desired], observed: &[Entry]) -
         if same.is_empty() || same.iter().any(|e| e.is_own()) || !same.iter().any(|e| e.enabled) {
             continue;
         }
+        // The probe would have the kernel run their interpreter as root: never one a non-root
+        // user can change. Such an entry does not count as working; binfmtd's own entry,
+        // registered after it, is the one the kernel picks.
+        if same.iter().any(|e| e.enabled && untrusted(&e.interpreter)) {
+            tracing::warn!(arch = d.arch.qemu, "another tool's entry names an interpreter that fails the trust rule; not probing it");
+            continue;
+        }
         if prover.can_probe(d.arch) && prover.prove(d.arch).ok {
             working.extend(same.iter().filter(|e| e.enabled).map(|e| e.name.clone()));
         }
     }
     working
+}
+
+/// Fails the trust rule (a file that is merely absent here is not judged: F may pin it).
+fn untrusted(interpreter: &std::path::Path) -> bool {
+    matches!(
+        crate::trust::open_file(interpreter),
+        Err(crate::trust::TrustError::Unsafe { .. })
+    )
 }
 
 fn apply(

@@ -11,7 +11,7 @@
 //! | `explain` | file facts (ELF, #!) and the run-here verdict; file reads in `explain::fs`    | files   |
 //! | `exec`    | running a child with a deadline (probes, `--version`)                         | exec    |
 //! | `exit`    | documented exit codes and the error type that carries one                     | none    |
-//! | `interp`  | locating interpreters; ELF/static/ownership checks; sha256                    | files   |
+//! | `interp`  | locating interpreters; trust rule + ELF/static checks; cache copies; sha256   | files   |
 //! | `kernel`  | the binfmt_misc filesystem behind the `BinfmtMisc` trait, rooted at a path    | kernel  |
 //! | `probe`   | tiny per-arch ELF probes, their output parser/judge, the `Runner` that execs  | exec    |
 //! | `prover`  | the `Prover` trait (prove a format, detect native ones) and its exec version  | exec    |

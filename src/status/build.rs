@@ -16,6 +16,22 @@ pub struct InterpreterFacts {
     pub qemu_version: Option<String>,
     /// Where binfmtd's cache got it from (config source), when it came from the cache.
     pub source: Option<String>,
+    /// Why the file fails the trust rule (a non-root user could change it): then it was
+    /// neither run for its version nor probed.
+    pub untrusted: Option<String>,
+}
+
+/// Does an enabled entry for this format name an interpreter that fails the trust rule?
+/// Probing the format would make the kernel run it as root.
+pub fn untrusted_entry(arch: &Arch, obs: &Observed) -> bool {
+    obs.entries.iter().any(|e| {
+        e.enabled
+            && e.same_format_as(arch.magic, arch.mask)
+            && obs
+                .interpreters
+                .get(&e.interpreter)
+                .is_some_and(|f| f.untrusted.is_some())
+    })
 }
 
 /// Everything the report is built from.
@@ -85,7 +101,11 @@ fn format_row(arch: &'static Arch, obs: &Observed) -> Format {
     let facts = entry.and_then(|e| obs.interpreters.get(&e.interpreter));
     let proof = obs.proofs.get(arch.qemu).cloned();
     let native = obs.native.iter().any(|n| n.qemu == arch.qemu);
-    let (state, reason, hint) = judge(arch, native, entry, proof.as_ref(), facts);
+    let (state, reason, hint) = if untrusted_entry(arch, obs) && !native {
+        untrusted(arch, obs)
+    } else {
+        judge(arch, native, entry, proof.as_ref(), facts)
+    };
     Format {
         arch: arch.qemu,
         platform: arch.platform(),
@@ -116,6 +136,30 @@ fn format_row(arch: &'static Arch, obs: &Observed) -> Format {
 }
 
 type Judgement = (State, Option<String>, Option<String>);
+
+/// A format an entry serves through an interpreter other users can change: failing, since
+/// whoever can change it runs code as root in every emulated process.
+fn untrusted(arch: &Arch, obs: &Observed) -> Judgement {
+    let why: Vec<String> = obs
+        .entries
+        .iter()
+        .filter(|e| e.enabled && e.same_format_as(arch.magic, arch.mask))
+        .filter_map(|e| {
+            let f = obs.interpreters.get(&e.interpreter)?;
+            Some(format!(
+                "entry {} runs interpreter {}, which a non-root user can change ({}); binfmtd did not run it",
+                e.name,
+                e.interpreter.display(),
+                f.untrusted.as_deref()?
+            ))
+        })
+        .collect();
+    let hint = format!(
+        "make the interpreter and every directory above it root's alone, or replace the entry: `binfmtd install --arch {} --replace-foreign`",
+        arch.qemu
+    );
+    (State::RegisteredFailing, Some(why.join("; ")), Some(hint))
+}
 
 fn judge(
     arch: &Arch,

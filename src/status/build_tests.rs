@@ -117,3 +117,30 @@ fn a_failing_foreign_entry_gets_a_reason_and_a_hint() {
     );
     assert!(f.hint.as_ref().unwrap().contains("--replace-foreign"));
 }
+
+/// An entry whose interpreter fails the trust rule is failing, whatever else is known, and
+/// the reason names the entry, the file and why.
+#[test]
+fn an_untrusted_interpreter_fails_its_format() {
+    let mut obs = Observed {
+        native: vec![lookup("x86_64").unwrap()],
+        entries: vec![entry("qemu-riscv64", "riscv64", "OPF", true)],
+        ..Default::default()
+    };
+    let facts = InterpreterFacts {
+        present: true,
+        untrusted: Some("directory /q is owned by uid 1000, not root".into()),
+        ..Default::default()
+    };
+    obs.interpreters.insert("/q/qemu-riscv64".into(), facts);
+    assert!(untrusted_entry(lookup("riscv64").unwrap(), &obs));
+    let s = build(lookup("x86_64").unwrap(), &obs);
+    let f = row(&s, "riscv64");
+    assert_eq!(f.state, State::RegisteredFailing);
+    let why = f.reason.as_deref().unwrap();
+    assert!(
+        why.contains("qemu-riscv64") && why.contains("uid 1000"),
+        "{why}"
+    );
+    assert!(f.hint.as_deref().unwrap().contains("--replace-foreign"));
+}

@@ -28,7 +28,7 @@
 mod build;
 mod render;
 
-pub use build::{build, InterpreterFacts, Observed};
+pub use build::{build, untrusted_entry, InterpreterFacts, Observed};
 pub use render::table;
 
 use serde::Serialize;
