@@ -313,9 +313,7 @@ fn mount_namespace_keeps_entries_in_the_host_namespace() {
         .bare()
         .with_qemu(&["s390x"])
         .run_script(&format!(
-            "mount -t proc proc /proc\n\
-             mount -t tmpfs -o mode=0755 tmpfs /run\n\
-             mount -t tmpfs -o mode=1777 tmpfs /tmp\n\
+            "sandbox_dirs\n\
              sandbox_qemu\n\
              BM=/proc/sys/fs/binfmt_misc\n\
              mounted() {{ grep -c ' /proc/sys/fs/binfmt_misc binfmt_misc' /proc/self/mounts || true; }}\n\
