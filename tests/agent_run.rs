@@ -59,7 +59,10 @@ fn becomes_ready_and_repairs_every_kind_of_drift() {
              umount $BM; repaired s390x '5 unmounted'; repaired riscv64 '3 unmounted'\n\
              section unmounted; entries; {bb} uname -m\n\
              section alive; alive && echo yes\n\
+             section status; $BINFMTD status --json | jq -r \".daemon.pid == $AGENT\"\n\
+             $BINFMTD status | grep -E '^(agent: pid|  s390x: working)' | cut -d' ' -f1-4\n\
              kill $AGENT; wait $AGENT || true\n\
+             section stale; $BINFMTD status --json | jq 'has(\"daemon\")'\n\
              section log; cat /tmp/agent.log",
             bb = s390x.display()
         )))
@@ -77,6 +80,15 @@ fn becomes_ready_and_repairs_every_kind_of_drift() {
     }
     assert_eq!(s["disabled"], "s390x\n", "{run}");
     assert_eq!(s["alive"], "yes\n", "{run}");
+    // `status` adds the running agent's view, and drops it once the agent is gone.
+    let status: Vec<&str> = s["status"].lines().collect();
+    assert_eq!(status[0], "true", "{run}");
+    assert!(
+        status[1].starts_with("agent: pid ") && status[1].ends_with(" since"),
+        "{run}"
+    );
+    assert_eq!(status[2], "  s390x: working", "{run}");
+    assert_eq!(s["stale"], "false\n", "{run}");
     // --log-format json: every line is one JSON object; each repair is logged once.
     let lines: Vec<serde_json::Value> = s["log"].lines().map(json).collect();
     let repaired = |reason: &str| {

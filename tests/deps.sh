@@ -17,6 +17,8 @@ packages=(
     musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross dpkg-dev rpm rpm2cpio cpio skopeo jq
     # install.sh, the unit under a booted systemd, cloud-init, shell lint
     curl wget systemd systemd-container cloud-init shellcheck
+    # benches/agent.rs: peak RSS of a one-shot install
+    time
 )
 
 # tests/run.sh installs first and then runs tests/release.sh: no second apt round.

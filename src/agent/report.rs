@@ -59,6 +59,17 @@ pub fn write(path: &Path, report: &Report, daemon: &Daemon) -> std::io::Result<(
     std::fs::rename(&tmp, path)
 }
 
+/// The `daemon` object of the status file at `path`, when the agent that wrote it still runs
+/// (its pid is alive and is a binfmtd): `binfmtd status` adds it to the live view.
+pub fn fresh_daemon(path: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let file: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let daemon = file.get("daemon")?.clone();
+    let pid = daemon.get("pid")?.as_u64()?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (comm.trim() == "binfmtd").then_some(daemon)
+}
+
 fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
