@@ -8,6 +8,7 @@
 //! |-------------|------------------------------------------------------------------------|
 //! | `decide`    | pure: what changed between polls, backoff and fight verdicts            |
 //! | `pass`      | the loop's state and one reconcile over the arches that need it        |
+//! | `publish`   | after a pass: metrics, readiness, STATUS=, the status file           |
 //! | `report`    | the status file (report + daemon fields), written atomically           |
 //! | `signals`   | SIGTERM/SIGINT/SIGHUP blocked and awaited as the loop's sleep          |
 //! | `notify`    | sd_notify: READY, STATUS, WATCHDOG                                     |
@@ -19,6 +20,7 @@ mod http;
 mod metrics;
 mod notify;
 mod pass;
+mod publish;
 pub mod report;
 mod signals;
 
