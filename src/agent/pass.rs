@@ -104,7 +104,7 @@ impl<'a> Agent<'a> {
             self.last_reproof = Instant::now();
             self.reprove();
         }
-        if self.pending.is_empty() && !self.holds_changed() {
+        if !self.needs_work() {
             return;
         }
         match self.mount() {
@@ -229,13 +229,19 @@ impl<'a> Agent<'a> {
         Ok(fs)
     }
 
-    /// Have any holds (backoff, fight) expired or begun since the last look?
-    fn holds_changed(&mut self) -> bool {
+    /// Is a pending arch free to be worked on, or has a hold (backoff, fight) begun, changed
+    /// or ended since the last look? Otherwise a poll costs nothing more (no status write).
+    fn needs_work(&self) -> bool {
         let at = self.started.elapsed();
-        self.holds.iter().any(|(arch, v)| {
+        let verdict = |arch: &str| {
             let h = self.histories.get(arch).cloned().unwrap_or_default();
-            decide::verdict(&h, at, &self.opts.policy) != *v
-        })
+            decide::verdict(&h, at, &self.opts.policy)
+        };
+        let pending = self.pending.keys().any(|arch| {
+            let v = verdict(arch);
+            v == Verdict::Go || self.holds.get(arch) != Some(&v)
+        });
+        pending || self.holds.iter().any(|(arch, v)| verdict(arch) != *v)
     }
 
     /// Converge the pending arches that are not held back, then record and report.
