@@ -20,8 +20,8 @@
 //! | `converge`| one pass: arches minus natives, interpreters, plan+apply under the node lock, gc | all   |
 //! | `agent`   | `binfmtd run`: the poll loop; pure drift/backoff/fight decisions in `agent::decide` | all |
 //! | `config`  | the config file: interpreter sources pinned by sha256, download settings     | none    |
-//! | `archive` | one member out of a tar (gz/xz/zst) or a .deb, streaming                      | none    |
-//! | `fetch`   | downloads: mirrors, retries, size cap, streaming sha256 (`Transport`)         | network |
+//! | `archive` | one member out of a tar (gz/xz/zst) or a .deb, streaming, capped, ELF-checked | none    |
+//! | `fetch`   | downloads: mirrors, retries, deadlines, size cap, streaming sha256 (`Transport`) | network |
 //! | `cache`   | the content-addressed interpreter store: atomic commits, index, gc            | files   |
 //! | `supply`  | per-arch provisioning: source -> bytes -> verified cache object               | all     |
 //! | `trust`   | the trust rule: a file or directory root uses, and every directory above it   | files   |

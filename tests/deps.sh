@@ -15,6 +15,8 @@ packages=(
     xz-utils zstd
     # release artifacts: musl builds (ring needs an aarch64 C compiler), packages, image
     musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross dpkg-dev rpm rpm2cpio cpio skopeo jq
+    # python3: the seccomp-filter helper of tests/native_seccomp.rs
+    python3
     # install.sh, the unit under a booted systemd, cloud-init, shell lint
     curl wget systemd systemd-container cloud-init shellcheck
     # benches/agent.rs: peak RSS of a one-shot install

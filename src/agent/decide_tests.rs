@@ -18,6 +18,7 @@ fn entry(name: &str, arch: &Arch, enabled: bool, flags: &str, interp: &str) -> E
         enabled,
         interpreter: PathBuf::from(interp),
         flags: Flags::parse(flags).unwrap(),
+        unknown_flags: String::new(),
         matcher: Matcher::Magic {
             offset: 0,
             magic: arch.magic.to_vec(),

@@ -23,7 +23,7 @@ pub struct Agent<'a> {
     pub(super) shared: Arc<Shared>,
     pub(super) notify: Notifier,
     pub(super) req: Request,
-    pub(super) native: Vec<&'static Arch>,
+    pub(super) native: crate::prover::NativeSurvey,
     /// The foreign arches binfmtd keeps working.
     pub(super) arches: Vec<&'static Arch>,
     pub(super) started: Instant,
@@ -48,7 +48,7 @@ impl<'a> Agent<'a> {
         opts: &'a Options,
         shared: Arc<Shared>,
     ) -> Result<Agent<'a>, AgentError> {
-        let native = crate::prover::native_arches(prover);
+        let native = crate::prover::survey_native(prover);
         let (arches, skipped) = converge::select(&req, &native)?;
         for n in skipped {
             tracing::info!(arch = n, "native on this host, nothing to register");
@@ -334,6 +334,13 @@ impl<'a> Agent<'a> {
                 continue;
             };
             let name = arch.qemu;
+            if done.undecided_skipped && o.action == crate::install::UNDECIDED {
+                // Under `all`, a compat format that may be native is left alone, not retried.
+                tracing::warn!(arch = name, "{}", o.reason.as_deref().unwrap_or("skipped"));
+                self.missing.insert(name);
+                self.pending.remove(name);
+                continue;
+            }
             if let Some(p) = &o.proof {
                 m.probe_seconds.observe(p.millis as f64 / 1000.0);
             }

@@ -68,7 +68,7 @@ impl Agent<'_> {
         let obs = converge::with_proofs(
             self.prover,
             &self.req.cache_dir,
-            self.native.clone(),
+            self.native.native.clone(),
             info,
             entries,
             proofs,

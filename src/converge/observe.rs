@@ -21,7 +21,8 @@ pub fn observe(
     cache_dir: &Path,
     only: Option<&[&'static Arch]>,
 ) -> Observed {
-    let native = crate::prover::native_arches(prover);
+    let survey = crate::prover::survey_native(prover);
+    let native = survey.native;
     let (info, entries) = kernel_view(root);
     let mut obs = with_proofs(prover, cache_dir, native, info, entries, BTreeMap::new());
     // Prove what could run: native formats and formats with an enabled entry, unless an
@@ -41,6 +42,7 @@ pub fn observe(
         .collect();
     let proofs = crate::par::map(&to_prove, |a| prover.prove(a));
     obs.proofs = to_prove.iter().map(|a| a.qemu).zip(proofs).collect();
+    obs.native_unknown = survey.unknown;
     obs
 }
 
@@ -60,6 +62,7 @@ pub fn with_proofs(
         entries,
         proofs,
         interpreters,
+        ..Default::default()
     }
 }
 

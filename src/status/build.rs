@@ -39,6 +39,8 @@ pub fn untrusted_entry(arch: &Arch, obs: &Observed) -> bool {
 pub struct Observed {
     pub binfmt_misc: Option<BinfmtMiscInfo>,
     pub native: Vec<&'static Arch>,
+    /// Compat formats the native probe could not decide, with why (never registered).
+    pub native_unknown: Vec<(&'static Arch, String)>,
     pub entries: Vec<Entry>,
     /// Probe results by qemu arch name, for formats that have an enabled entry or are native.
     pub proofs: BTreeMap<&'static str, ProbeResult>,
@@ -75,6 +77,11 @@ pub fn build(host: &'static Arch, obs: &Observed) -> Status {
             arch: host.qemu,
             platform: host.platform(),
             native: obs.native.iter().map(|a| a.qemu).collect(),
+            native_unknown: obs
+                .native_unknown
+                .iter()
+                .map(|(a, why)| (a.qemu, why.clone()))
+                .collect(),
         },
         binfmt_misc: obs.binfmt_misc.clone().unwrap_or(BinfmtMiscInfo {
             path: String::new(),
@@ -101,11 +108,16 @@ fn format_row(arch: &'static Arch, obs: &Observed) -> Format {
     let facts = entry.and_then(|e| obs.interpreters.get(&e.interpreter));
     let proof = obs.proofs.get(arch.qemu).cloned();
     let native = obs.native.iter().any(|n| n.qemu == arch.qemu);
-    let (state, reason, hint) = if untrusted_entry(arch, obs) && !native {
+    let (state, mut reason, mut hint) = if untrusted_entry(arch, obs) && !native {
         untrusted(arch, obs)
     } else {
         judge(arch, native, entry, proof.as_ref(), facts)
     };
+    let undecided = obs.native_unknown.iter().find(|(a, _)| a.qemu == arch.qemu);
+    if let (State::Absent, Some((_, why))) = (state, undecided) {
+        // `install` would refuse it too: the hint to install would be wrong.
+        (reason, hint) = (Some(why.clone()), None);
+    }
     Format {
         arch: arch.qemu,
         platform: arch.platform(),
@@ -123,7 +135,7 @@ fn format_row(arch: &'static Arch, obs: &Observed) -> Format {
         entry: entry.map(|e| e.name.clone()),
         other_entries: others,
         enabled: entry.map(|e| e.enabled),
-        flags: entry.map(|e| e.flags.to_string()),
+        flags: entry.map(Entry::flag_letters),
         interpreter: entry.map(|e| e.interpreter.display().to_string()),
         interpreter_present: facts.map(|f| f.present),
         sha256: facts.and_then(|f| f.sha256.clone()),

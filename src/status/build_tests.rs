@@ -9,6 +9,7 @@ fn entry(name: &str, arch: &str, flags: &str, enabled: bool) -> Entry {
         enabled,
         interpreter: format!("/q/qemu-{arch}").into(),
         flags: Flags::parse(flags).unwrap(),
+        unknown_flags: String::new(),
         matcher: Matcher::Magic {
             offset: 0,
             magic: a.magic.to_vec(),
@@ -116,6 +117,29 @@ fn a_failing_foreign_entry_gets_a_reason_and_a_hint() {
         "{reason}"
     );
     assert!(f.hint.as_ref().unwrap().contains("--replace-foreign"));
+}
+
+#[test]
+fn an_undecided_compat_format_says_why_and_offers_no_install_hint() {
+    let why = "cannot tell whether this host runs i386 natively (killed by SIGSYS)";
+    let obs = Observed {
+        native: vec![lookup("x86_64").unwrap()],
+        native_unknown: vec![(lookup("i386").unwrap(), why.to_string())],
+        ..Default::default()
+    };
+    let s = build(lookup("x86_64").unwrap(), &obs);
+    assert_eq!(
+        s.host.native_unknown.get("i386").map(String::as_str),
+        Some(why)
+    );
+    let f = row(&s, "i386");
+    assert_eq!(
+        (f.state, f.reason.as_deref(), f.hint.as_deref()),
+        (State::Absent, Some(why), None)
+    );
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["host"]["native_unknown"]["i386"], why);
+    assert!(super::super::table(&s).contains(&format!("native: i386 UNKNOWN: {why}")));
 }
 
 /// An entry whose interpreter fails the trust rule is failing, whatever else is known, and

@@ -206,7 +206,8 @@ impl Ctx<'_> {
                 }
             };
             let mut w = HashingFile::new(&mut t.file);
-            match archive::extract_member(format, file, &wanted, &mut w) {
+            let max = self.s.config.download.max_bytes;
+            match archive::extract_member(format, file, &wanted, &mut w, max) {
                 Err(ArchiveError::Missing { .. }) => {
                     return Err(Miss(format!("no member {wanted}")))
                 }
