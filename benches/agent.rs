@@ -102,7 +102,7 @@ fn idle(sb: &Sandbox) -> std::collections::BTreeMap<String, String> {
          $BINFMTD run $args 2>/tmp/log & a=$!\n\
          until ready; do sleep 0.01; done; sleep 1\n\
          ( while :; do cat $BM/status $BM/binfmtd-* >/dev/null; sleep 0.25; done ) & p=$!\n\
-         sample() {{ awk '{{print $14 + $15}}' /proc/$1/stat; grep ctxt_switches /proc/$1/status | awk '{{s += $2}} END {{print s}}'; }}\n\
+         sample() {{ cut -d' ' -f1 /proc/$1/schedstat; grep ctxt_switches /proc/$1/status | awk '{{s += $2}} END {{print s}}'; }}\n\
          section rss; grep VmRSS /proc/$a/status | awk '{{print $2}}'\n\
          section before; sample $a; sample $p\n\
          sleep 60\n\
@@ -163,18 +163,19 @@ fn main() {
 
     let s = idle(&sb);
     let (b, a) = (numbers(&s["before"]), numbers(&s["after"]));
-    let cpu = |i: usize| (a[i] - b[i]) as f64 / 100.0;
+    // schedstat: nanoseconds on a CPU.
+    let cpu = |i: usize| (a[i] - b[i]) as f64 / 1e9;
     let wake = |i: usize| (a[i + 1] - b[i + 1]) as f64 / 60.0;
     println!("idle over 60 s after convergence, 4 arches (goal < 0.1% of one core):");
     println!(
-        "  binfmtd run      cpu {:.2} s ({:.3}%)  wakeups {:.1}/s  threads {}",
+        "  binfmtd run      cpu {:.3} s ({:.3}%)  wakeups {:.1}/s  threads {}",
         cpu(0),
         cpu(0) / 60.0 * 100.0,
         wake(0),
         s["threads"].trim()
     );
     println!(
-        "  sh poll loop     cpu {:.2} s ({:.3}%)  wakeups {:.1}/s (children's CPU not counted)",
+        "  sh poll loop     cpu {:.3} s ({:.3}%)  wakeups {:.1}/s (its cat children's CPU not counted)",
         cpu(2),
         cpu(2) / 60.0 * 100.0,
         wake(2)

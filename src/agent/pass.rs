@@ -399,8 +399,18 @@ pub(super) fn unix(t: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// One cheap poll: is binfmt_misc there, and what entries does it hold?
+/// One cheap poll: is binfmt_misc there, and what entries does it hold? The common case is
+/// one directory read and one read per entry; only an empty listing needs the statfs that
+/// tells a flushed instance from an unmounted one (an unmounted path lists nothing).
 fn read_view(root: &Path) -> View {
+    if let Ok(entries) = BinfmtFs::unchecked(root).entries() {
+        if !entries.is_empty() {
+            return View {
+                mounted: true,
+                entries,
+            };
+        }
+    }
     match BinfmtFs::open(root).and_then(|fs| fs.entries()) {
         Ok(entries) => View {
             mounted: true,
