@@ -33,8 +33,9 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "DIR", global = true)]
     pub probe_dir: Option<PathBuf>,
 
-    /// How long one probe may run before it is killed and counted as failed.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10, global = true)]
+    /// How long one probe may run before it is killed and counted as failed (1 or more).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub probe_timeout: u64,
 }
 
@@ -108,7 +109,8 @@ pub fn prover(args: &ProbeArgs, cache: &CacheArgs) -> Box<dyn Prover> {
 
 fn default_probe_dir(cache_dir: &Path) -> PathBuf {
     let state = cache_dir.join("probe");
-    if std::fs::create_dir_all(&state).is_ok()
+    // Created with an explicit mode and checked by the trust rule (the runner checks again).
+    if crate::trust::ensure_dir(&state, 0o755).is_ok()
         && nix::unistd::access(&state, nix::unistd::AccessFlags::W_OK).is_ok()
     {
         state

@@ -83,6 +83,7 @@ pub fn config(server: &server::Server, sources: Vec<Source>) -> Config {
     Config {
         download: opts(server),
         sources,
+        agent: Default::default(),
     }
 }
 
