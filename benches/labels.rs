@@ -6,9 +6,15 @@
 //!   250 ms, so this is 5x busier) while the publisher re-reads the node every `RESYNC_FAST`;
 //!   requests and writes counted at the server, then scaled to the real re-read period
 //!   (`publish::RESYNC`, 5 min) per hour, and to a 5,000-node cluster;
-//! - convergence: time from handing over a changed label set to the server holding it.
+//! - convergence: time from handing over a changed label set to the server holding it;
+//! - memory: VmRSS/VmHWM of `binfmtd run` keeping two foreign arches working in the private
+//!   sandbox, with and without `--node-labels` (publishing to the test API server), in the
+//!   same run; the static musl release binary when it has been built, else this profile's.
 //!
 //! Run: `cargo bench --bench labels` (see BENCHMARKS.md).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 #[path = "../tests/support/apiserver/mod.rs"]
 #[allow(dead_code)]
@@ -105,6 +111,72 @@ fn main() {
         ms(times[CHANGES - 1]) / 2000.0
     );
     p.stop();
+    rss(&s);
+}
+
+/// The agent's resident memory after convergence, without and with node labels.
+fn rss(s: &ApiServer) {
+    let Some(sb) = common::Sandbox::new() else {
+        return;
+    };
+    let musl = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/x86_64-unknown-linux-musl/release/binfmtd"
+    );
+    let bin = if cfg!(target_arch = "x86_64") && std::path::Path::new(musl).exists() {
+        musl.to_string()
+    } else {
+        env!("CARGO_BIN_EXE_binfmtd").to_string()
+    };
+    let script = r#"
+printf '%s' "$KUBECONFIG_TEXT" > /run/kubeconfig
+for mode in plain labels; do
+    extra=""
+    [ $mode = labels ] && extra="--node-labels --kubeconfig /run/kubeconfig --node-name n1"
+    $BIN run --arch s390x,riscv64 --interpreter-dir $QEMU_DIR --status-file /run/$mode/status.json $extra 2>/tmp/$mode.log & P=$!
+    n=0
+    until [ -s /run/$mode/status.json ] && [ "$(jq -r '.daemon.arches | map(.state == "working") | all' /run/$mode/status.json)" = true ]; do
+        n=$((n + 1)); [ $n -lt 500 ] || { cat /tmp/$mode.log; exit 1; }; sleep 0.02
+    done
+    sleep 3
+    echo "$mode $(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/$P/status) $(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/$P/status)"
+    kill $P; wait $P || true
+done
+"#;
+    let run = sb
+        .with_qemu(&["s390x", "riscv64"])
+        .env("BIN", &bin)
+        .env("KUBECONFIG_TEXT", s.kubeconfig("    token: bench"))
+        .run_script(script)
+        .success();
+    let kib: BTreeMap<&str, (f64, f64)> = run
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((
+                f.first().copied()?,
+                (f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?),
+            ))
+        })
+        .collect();
+    let (plain, labels) = (kib["plain"], kib["labels"]);
+    assert!(
+        s.labels("n1").contains_key("binfmtd.io/s390x"),
+        "labels were not published"
+    );
+    println!("binfmtd run RSS after convergence ({bin}):");
+    println!(
+        "  without --node-labels  VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        plain.0 / 1024.0,
+        plain.1 / 1024.0
+    );
+    println!(
+        "  with --node-labels     VmRSS {:.1} MiB, VmHWM {:.1} MiB   ratio {:.2}x (goal < 16 MiB)",
+        labels.0 / 1024.0,
+        labels.1 / 1024.0,
+        labels.0 / plain.0
+    );
 }
 
 fn wait(mut f: impl FnMut() -> bool) {

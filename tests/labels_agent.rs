@@ -186,3 +186,58 @@ fn foreign_part(s: &ApiServer) -> String {
         .retain(|k, _| !k.starts_with("binfmtd.io/"));
     serde_json::to_string(&node).unwrap()
 }
+
+/// NFD mode: the same facts as a feature file (atomic, with an expiry), facts that stop
+/// being true leave the file; and the two modes together are refused up front.
+#[test]
+fn agent_writes_the_same_facts_as_an_nfd_feature_file() {
+    let Some(sb) = Sandbox::new() else { return };
+    let script = format!(
+        r#"{HELPERS}
+section both; code $BINFMTD run --arch s390x --node-labels --nfd-features-dir 2>&1
+$BINFMTD run --arch s390x --interpreter-dir $QEMU_DIR --nfd-features-dir /run/nfd 2>>/tmp/agent.log & AGENT=$!
+wait_for grep -qx 'binfmtd.io/s390x=emulated' /run/nfd/binfmtd
+section file; cat /run/nfd/binfmtd
+section dir; ls -A /run/nfd
+cp $QEMU_DIR/qemu-riscv64-static $QEMU_DIR/wrong.new; mv $QEMU_DIR/wrong.new $QEMU_DIR/qemu-s390x-static
+echo -1 > $BM/binfmtd-s390x
+wait_for eval '! grep -q s390x /run/nfd/binfmtd'
+section after; grep -v '^#' /run/nfd/binfmtd
+kill $AGENT; wait $AGENT || true
+"#
+    );
+    let run = sb
+        .with_qemu(&["s390x", "riscv64"])
+        .env("API", "unused")
+        .env("KUBECONFIG_TEXT", "")
+        .env("CA_PEM", "")
+        .run_script(&script)
+        .success();
+    let out = sections(&run.stdout);
+    assert!(
+        out["both"].contains("would both publish the labels under binfmtd.io/"),
+        "{run}"
+    );
+    assert!(out["both"].ends_with("exit=2\n"), "{run}");
+
+    let file = &out["file"];
+    let expiry = file
+        .lines()
+        .find_map(|l| l.strip_prefix("# +expiry-time="))
+        .unwrap_or_else(|| panic!("no expiry line: {run}"));
+    assert!(
+        expiry.len() == 20 && expiry.ends_with('Z') && expiry.as_bytes()[10] == b'T',
+        "{expiry}"
+    );
+    let facts: Vec<&str> = file.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(facts.contains(&"binfmtd.io/amd64=native"), "{run}");
+    assert!(facts.contains(&"binfmtd.io/s390x=emulated"), "{run}");
+    assert!(facts.iter().all(|l| l.starts_with("binfmtd.io/")), "{run}");
+    assert_eq!(out["dir"], "binfmtd\n", "no dot-file left behind: {run}");
+
+    let after: Vec<&str> = out["after"].lines().collect();
+    assert!(
+        after.contains(&"binfmtd.io/amd64=native") && !out["after"].contains("s390x"),
+        "{run}"
+    );
+}
