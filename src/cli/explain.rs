@@ -121,6 +121,7 @@ fn unlistable(dir: PathBuf, e: io::Error) -> crate::explain::fs::Explained {
     };
     crate::explain::fs::Explained {
         path: dir,
+        libraries: vec![],
         info: Err(p.clone()),
         verdict: crate::explain::Verdict::broken(p),
     }

@@ -56,13 +56,17 @@
 //!
 //! Fields are only ever added within a schema version.
 
+pub mod dynamic;
 pub mod elf;
 pub mod fs;
 pub mod glibc;
+pub mod ldcache;
 pub mod problem;
 pub mod report;
+pub mod resolve;
 pub mod script;
 pub mod verdict;
+pub mod versions;
 
 use object::ReadRef;
 

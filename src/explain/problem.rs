@@ -51,6 +51,29 @@ pub enum Problem {
     InterpreterMissing { interpreter: String, root: PathBuf },
     #[error("`env` finds no {command} in root {}'s PATH (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)", root.display())]
     EnvCommandMissing { command: String, root: PathBuf },
+    #[error("library {library} (needed by {needed_by}) is not found in root {}: looked in {}{}{}. Fix: install the package that provides {library} into that root", root.display(), searched.join(", "), skipped_note(skipped), hint.as_deref().map(|h| format!("; {h}")).unwrap_or_default())]
+    LibraryMissing {
+        library: String,
+        needed_by: String,
+        root: PathBuf,
+        /// Where the loader looked, in its order (directories, and the ld.so.cache).
+        searched: Vec<String>,
+        /// Files of that name the loader skips: another CPU, class, or not a library.
+        skipped: Vec<String>,
+        /// Why a place that has it is not searched (a stale ld.so.cache).
+        hint: Option<String>,
+    },
+    #[error("{needed_by} needs version {version} of {library}, but {path} in root {} {}: use a root with a newer {library}, or a build of the program for this one", root.display(), available_note(available, version))]
+    VersionMissing {
+        version: String,
+        library: String,
+        /// The library file that was loaded for `library`, inside the root.
+        path: String,
+        needed_by: String,
+        /// The highest version of the same family (GLIBCXX_, GCC_, ...) that file defines.
+        available: Option<String>,
+        root: PathBuf,
+    },
     #[error("its interpreter {interpreter} cannot run: {}", join(problems))]
     InterpreterCannotRun {
         interpreter: String,
@@ -62,6 +85,23 @@ fn disabled_note(disabled: &[String]) -> String {
     match disabled.is_empty() {
         true => String::new(),
         false => format!(" (matching but disabled: {})", disabled.join(", ")),
+    }
+}
+
+fn skipped_note(skipped: &[String]) -> String {
+    match skipped.is_empty() {
+        true => String::new(),
+        false => format!(" (skipped as the loader does: {})", skipped.join("; ")),
+    }
+}
+
+fn available_note(available: &Option<String>, version: &str) -> String {
+    match available {
+        Some(a) => format!("has at most {a}"),
+        None => format!(
+            "defines no {} version",
+            super::versions::family(version).unwrap_or(version)
+        ),
     }
 }
 

@@ -212,7 +212,8 @@ fn node_json(host: &str, node: &Node) -> Value {
 }
 
 fn file_json(x: &Explained) -> Value {
-    let mut o = json!({ "path": x.path, "verdict": verdict_json(&x.verdict) });
+    let mut o =
+        json!({ "path": x.path, "verdict": verdict_json(&x.verdict), "libraries": x.libraries });
     let (kind, key, value) = match &x.info {
         Ok(FileInfo::Elf(e)) => ("elf", "elf", json!(e)),
         Ok(FileInfo::Script(s)) => ("script", "script", json!(s)),

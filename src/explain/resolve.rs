@@ -1,0 +1,498 @@
+//! DT_NEEDED resolution inside a root, the way that root's dynamic loader would do it.
+//!
+//! glibc (dl-load.c): for each needed name, in breadth-first order over the tree, reuse an
+//! already loaded object of that name or SONAME; else DT_RPATH of the requesting object and
+//! of each object that loaded it up to the program (only while the requester has no
+//! DT_RUNPATH; an object's RPATH counts only if it has no RUNPATH itself), then the
+//! requester's own DT_RUNPATH (never inherited), then /etc/ld.so.cache, then the default
+//! directories (multiarch, lib64, /lib, /usr/lib) unless DF_1_NODEFLIB. musl: the RPATH or
+//! RUNPATH of the requester and its loaders, then /etc/ld-musl-ARCH.path (default
+//! /lib:/usr/local/lib:/usr/lib); libc/libpthread/libm/... are the loader itself.
+//! A file of another CPU, class or byte order is skipped and the search goes on.
+//! Parsed libraries and the root's cache and conf are kept for the whole run.
+
+use std::cell::{OnceCell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::dynamic::Dynamic;
+use super::fs::{read_file, Root};
+use super::ldcache::{parse_cache, parse_conf, ConfLine, LdCache};
+use super::versions::{self, Object};
+use super::{ElfInfo, FileInfo, Problem};
+use crate::arch::{ElfClass, Endian};
+
+/// Stop following a dependency tree this large (a loop of symlinked names cannot grow it,
+/// names are matched first; this bounds a hostile tree).
+const MAX_OBJECTS: usize = 1024;
+/// Nesting of `include` lines in ld.so.conf.
+const MAX_INCLUDE_DEPTH: usize = 8;
+const LD_SO_CACHE: &str = "/etc/ld.so.cache";
+const MUSL_DEFAULT_PATH: &str = "/lib:/usr/local/lib:/usr/lib";
+/// Names musl's loader answers itself: they are all the one libc.so.
+const MUSL_BUILTIN: [&str; 7] = ["c.", "pthread.", "rt.", "m.", "dl.", "util.", "xnet."];
+
+/// The loader-relevant facts of one library file.
+#[derive(Debug)]
+pub struct LibFile {
+    machine: u16,
+    class: ElfClass,
+    endian: Endian,
+    dynamic: Dynamic,
+}
+
+impl LibFile {
+    fn of(e: &ElfInfo) -> LibFile {
+        LibFile {
+            machine: e.machine,
+            class: e.class,
+            endian: e.endian,
+            dynamic: e.dynamic.clone(),
+        }
+    }
+
+    fn fits(&self, e: &ElfInfo) -> bool {
+        (self.machine, self.class, self.endian) == (e.machine, e.class, e.endian)
+    }
+}
+
+/// One library the loader would map.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Loaded {
+    /// The DT_NEEDED name.
+    pub name: String,
+    /// The file it resolves to, inside the root.
+    pub path: String,
+    /// Who needs it (path inside the root).
+    pub needed_by: String,
+}
+
+/// Every library of one program, and what is missing or mismatched.
+#[derive(Debug, Clone, Default)]
+pub struct Resolution {
+    pub loaded: Vec<Loaded>,
+    pub problems: Vec<Problem>,
+}
+
+enum Flavor {
+    Glibc { triplet: Option<&'static str> },
+    Musl { path_file: String },
+}
+
+struct Obj {
+    names: Vec<String>,
+    path: String,
+    file: Rc<LibFile>,
+    parent: Option<usize>,
+}
+
+/// Where one name was looked for.
+#[derive(Default)]
+struct Search {
+    searched: Vec<String>,
+    skipped: Vec<String>,
+}
+
+/// Resolves programs' libraries inside one root, caching what repeats.
+pub struct Resolver {
+    root: Root,
+    files: RefCell<HashMap<PathBuf, Option<Rc<LibFile>>>>,
+    cache: OnceCell<Option<LdCache>>,
+    conf: OnceCell<Vec<String>>,
+    musl: RefCell<HashMap<String, Vec<String>>>,
+}
+
+impl Resolver {
+    pub fn new(root: Root) -> Resolver {
+        Resolver {
+            root,
+            files: RefCell::default(),
+            cache: OnceCell::new(),
+            conf: OnceCell::new(),
+            musl: RefCell::default(),
+        }
+    }
+
+    /// Resolve every library `elf` (the program at host path `program`) needs, and check
+    /// the symbol versions each needs. Nothing for a file without a dynamic loader.
+    pub fn resolve(&self, program: &Path, elf: &ElfInfo) -> Resolution {
+        let Some(interp) = &elf.interpreter else {
+            return Resolution::default();
+        };
+        let flavor = flavor(interp, elf);
+        let mut objs = vec![Obj {
+            names: vec![],
+            path: self.inside(program),
+            file: Rc::new(LibFile::of(elf)),
+            parent: None,
+        }];
+        if let (Flavor::Glibc { .. }, Some(file)) = (&flavor, self.open(interp)) {
+            // glibc maps its own loader first; a DT_NEEDED of its SONAME is that object.
+            let mut names = vec![interp.clone()];
+            names.extend(file.dynamic.soname.clone());
+            objs.push(Obj {
+                names,
+                path: interp.clone(),
+                file,
+                parent: None,
+            });
+        }
+        let mut out = Resolution::default();
+        let mut queue = VecDeque::from([0]);
+        while let Some(i) = queue.pop_front() {
+            for name in objs[i].file.dynamic.needed.clone() {
+                if objs.iter().any(|o| o.names.contains(&name)) || musl_builtin(&flavor, &name) {
+                    continue;
+                }
+                if objs.len() >= MAX_OBJECTS {
+                    break;
+                }
+                match self.search(&name, i, &objs, &flavor, elf) {
+                    Ok((path, file)) => {
+                        out.loaded.push(Loaded {
+                            name: name.clone(),
+                            path: path.clone(),
+                            needed_by: objs[i].path.clone(),
+                        });
+                        let mut names = vec![name];
+                        names.extend(file.dynamic.soname.clone());
+                        objs.push(Obj {
+                            names,
+                            path,
+                            file,
+                            parent: Some(i),
+                        });
+                        queue.push_back(objs.len() - 1);
+                    }
+                    Err(s) => out
+                        .problems
+                        .push(self.missing(&name, &objs[i], s, &flavor, elf)),
+                }
+            }
+        }
+        if let Flavor::Glibc { .. } = flavor {
+            let view: Vec<Object> = objs
+                .iter()
+                .map(|o| Object {
+                    names: &o.names,
+                    path: &o.path,
+                    dynamic: &o.file.dynamic,
+                })
+                .collect();
+            out.problems.extend(versions::check(&view, self.root.dir()));
+        }
+        out
+    }
+
+    fn search(
+        &self,
+        name: &str,
+        i: usize,
+        objs: &[Obj],
+        flavor: &Flavor,
+        elf: &ElfInfo,
+    ) -> Result<(String, Rc<LibFile>), Search> {
+        let mut s = Search::default();
+        if name.contains('/') {
+            return self.try_path(name, elf, &mut s).ok_or(s);
+        }
+        for dir in self.search_dirs(i, objs, flavor) {
+            if dir == LD_SO_CACHE {
+                s.searched.push(self.cache_label());
+                let cache = self.cache();
+                for path in cache.iter().flat_map(|c| c.lookup(name)) {
+                    if let Some(found) = self.try_path(path, elf, &mut s) {
+                        return Ok(found);
+                    }
+                }
+                continue;
+            }
+            s.searched.push(dir.clone());
+            let path = format!("{}/{name}", dir.trim_end_matches('/'));
+            if let Some(found) = self.try_path(&path, elf, &mut s) {
+                return Ok(found);
+            }
+        }
+        Err(s)
+    }
+
+    /// The loader's search list for a name needed by object `i` (LD_SO_CACHE marks the cache).
+    fn search_dirs(&self, i: usize, objs: &[Obj], flavor: &Flavor) -> Vec<String> {
+        let req = &objs[i];
+        let mut dirs = vec![];
+        let chain = std::iter::successors(Some(i), |&k| objs[k].parent);
+        match flavor {
+            Flavor::Musl { path_file } => {
+                for k in chain {
+                    let d = &objs[k].file.dynamic;
+                    let path = if d.runpath.is_empty() {
+                        &d.rpath
+                    } else {
+                        &d.runpath
+                    };
+                    dirs.extend(expand(path, &objs[k].path));
+                }
+                dirs.extend(self.musl_path(path_file));
+            }
+            Flavor::Glibc { triplet } => {
+                if req.file.dynamic.runpath.is_empty() {
+                    for k in chain {
+                        let d = &objs[k].file.dynamic;
+                        if d.runpath.is_empty() {
+                            dirs.extend(expand(&d.rpath, &objs[k].path));
+                        }
+                    }
+                }
+                dirs.extend(expand(&req.file.dynamic.runpath, &req.path));
+                if !req.file.dynamic.nodeflib {
+                    dirs.push(LD_SO_CACHE.to_string());
+                    dirs.extend(default_dirs(*triplet, req.file.class));
+                }
+            }
+        }
+        dirs
+    }
+
+    /// Open `path` inside the root; a file that exists but is not a library for this
+    /// program's CPU is recorded as skipped.
+    fn try_path(&self, path: &str, elf: &ElfInfo, s: &mut Search) -> Option<(String, Rc<LibFile>)> {
+        let host = self.root.resolve(Path::new(path))?;
+        if !host.is_file() {
+            return None;
+        }
+        match self.parsed(&host) {
+            Some(f) if f.fits(elf) => Some((path.to_string(), f)),
+            Some(f) => {
+                let a = crate::arch::from_elf(f.machine, f.class, f.endian);
+                let what = a.map_or_else(
+                    || format!("ELF machine {}", f.machine),
+                    |a| a.qemu.to_string(),
+                );
+                s.skipped.push(format!("{path} is for {what}"));
+                None
+            }
+            None => {
+                s.skipped.push(format!("{path} is not an ELF library"));
+                None
+            }
+        }
+    }
+
+    fn open(&self, path: &str) -> Option<Rc<LibFile>> {
+        let host = self.root.resolve(Path::new(path)).filter(|h| h.is_file())?;
+        self.parsed(&host)
+    }
+
+    fn parsed(&self, host: &Path) -> Option<Rc<LibFile>> {
+        if let Some(f) = self.files.borrow().get(host) {
+            return f.clone();
+        }
+        let f = match read_file(host) {
+            Ok((Ok(FileInfo::Elf(e)), _, _)) => Some(Rc::new(LibFile::of(&e))),
+            _ => None,
+        };
+        self.files
+            .borrow_mut()
+            .insert(host.to_path_buf(), f.clone());
+        f
+    }
+
+    fn missing(&self, name: &str, by: &Obj, s: Search, flavor: &Flavor, elf: &ElfInfo) -> Problem {
+        let hint = match flavor {
+            Flavor::Glibc { .. } => self.stale_cache_hint(name, elf),
+            Flavor::Musl { .. } => None,
+        };
+        Problem::LibraryMissing {
+            library: name.to_string(),
+            needed_by: by.path.clone(),
+            root: self.root.dir().to_path_buf(),
+            searched: s.searched,
+            skipped: s.skipped,
+            hint,
+        }
+    }
+
+    /// A library in a directory ld.so.conf lists, that the loader did not find: the cache
+    /// is stale (or absent), and only `ldconfig` makes the loader see it.
+    fn stale_cache_hint(&self, name: &str, elf: &ElfInfo) -> Option<String> {
+        let conf = self
+            .conf
+            .get_or_init(|| self.conf_dirs(Path::new("/etc/ld.so.conf"), 0));
+        let dir = conf.iter().find(|d| {
+            let path = format!("{d}/{name}");
+            self.try_path(&path, elf, &mut Search::default()).is_some()
+        })?;
+        Some(format!(
+            "it is in {dir}, which /etc/ld.so.conf lists, but the loader reads only {}, which lacks it: run `ldconfig -r {}`",
+            self.cache_label(),
+            self.root.dir().display()
+        ))
+    }
+
+    /// Directories an ld.so.conf (and what it includes) lists.
+    fn conf_dirs(&self, file: &Path, depth: usize) -> Vec<String> {
+        let Some(text) = self
+            .root
+            .resolve(file)
+            .and_then(|h| std::fs::read_to_string(h).ok())
+        else {
+            return vec![];
+        };
+        let mut dirs = vec![];
+        for line in parse_conf(&text) {
+            match line {
+                ConfLine::Dir(d) => dirs.push(d),
+                ConfLine::Include(_) if depth >= MAX_INCLUDE_DEPTH => {}
+                ConfLine::Include(pattern) => {
+                    let base = file.parent().unwrap_or(Path::new("/"));
+                    for f in self.glob(&base.join(pattern)) {
+                        dirs.extend(self.conf_dirs(&f, depth + 1));
+                    }
+                }
+            }
+        }
+        dirs
+    }
+
+    /// Files matching `pattern` (a glob in its last component only), sorted as glob(3) does.
+    fn glob(&self, pattern: &Path) -> Vec<PathBuf> {
+        let (Some(dir), Some(name)) = (pattern.parent(), pattern.file_name()) else {
+            return vec![];
+        };
+        let name = name.to_string_lossy();
+        let Some(host) = self.root.resolve(dir) else {
+            return vec![];
+        };
+        let mut found: Vec<PathBuf> = std::fs::read_dir(host)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| super::ldcache::glob_match(&name, &e.file_name().to_string_lossy()))
+            .map(|e| dir.join(e.file_name()))
+            .collect();
+        found.sort();
+        found
+    }
+
+    fn cache(&self) -> Option<&LdCache> {
+        self.cache
+            .get_or_init(|| {
+                let host = self.root.resolve(Path::new(LD_SO_CACHE))?;
+                parse_cache(&std::fs::read(host).ok()?).ok()
+            })
+            .as_ref()
+    }
+
+    fn cache_label(&self) -> String {
+        match self.cache() {
+            Some(_) => LD_SO_CACHE.to_string(),
+            None => format!("{LD_SO_CACHE} (absent or unreadable)"),
+        }
+    }
+
+    fn musl_path(&self, path_file: &str) -> Vec<String> {
+        let mut cache = self.musl.borrow_mut();
+        let dirs = cache.entry(path_file.to_string()).or_insert_with(|| {
+            let text = match self.root.resolve(Path::new(path_file)) {
+                Some(h) => std::fs::read_to_string(h).unwrap_or_default(),
+                None => MUSL_DEFAULT_PATH.to_string(),
+            };
+            text.split([':', '\n'])
+                .filter(|d| !d.is_empty())
+                .map(str::to_string)
+                .collect()
+        });
+        dirs.clone()
+    }
+
+    /// The path of a host file inside the root (the program's own location: $ORIGIN).
+    fn inside(&self, host: &Path) -> String {
+        let real = std::fs::canonicalize(host).unwrap_or_else(|_| host.to_path_buf());
+        let root = std::fs::canonicalize(self.root.dir())
+            .unwrap_or_else(|_| self.root.dir().to_path_buf());
+        match real.strip_prefix(&root) {
+            Ok(rel) => Path::new("/").join(rel).display().to_string(),
+            Err(_) => real.display().to_string(),
+        }
+    }
+}
+
+fn flavor(interp: &str, elf: &ElfInfo) -> Flavor {
+    let base = interp.rsplit('/').next().unwrap_or(interp);
+    match base
+        .strip_prefix("ld-musl-")
+        .and_then(|r| r.split_once(".so"))
+    {
+        Some((arch, _)) => {
+            // musl reads PREFIX/etc/ld-musl-ARCH.path, PREFIX being the loader's path
+            // without its last two components (/lib/ld-musl-x86_64.so.1 -> "").
+            let parent = Path::new(interp).parent().and_then(Path::parent);
+            let prefix = parent.map_or(String::new(), |p| p.display().to_string());
+            Flavor::Musl {
+                path_file: format!("{}/etc/ld-musl-{arch}.path", prefix.trim_end_matches('/')),
+            }
+        }
+        None => Flavor::Glibc {
+            triplet: triplet(elf),
+        },
+    }
+}
+
+fn musl_builtin(flavor: &Flavor, name: &str) -> bool {
+    matches!(flavor, Flavor::Musl { .. })
+        && name
+            .strip_prefix("lib")
+            .is_some_and(|r| MUSL_BUILTIN.iter().any(|b| r.starts_with(b)))
+}
+
+/// Expand `$ORIGIN`/`${ORIGIN}` to the directory of `obj_path`.
+fn expand(dirs: &[String], obj_path: &str) -> Vec<String> {
+    let origin = obj_path
+        .rsplit_once('/')
+        .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
+    dirs.iter()
+        .map(|d| d.replace("${ORIGIN}", origin).replace("$ORIGIN", origin))
+        .collect()
+}
+
+/// glibc's built-in search path: Debian's multiarch directories, the lib64 layout of
+/// other distributions for 64-bit files, then /lib and /usr/lib.
+fn default_dirs(triplet: Option<&str>, class: ElfClass) -> Vec<String> {
+    let mut dirs = vec![];
+    if let Some(t) = triplet {
+        dirs.extend([format!("/lib/{t}"), format!("/usr/lib/{t}")]);
+    }
+    if class == ElfClass::Elf64 {
+        dirs.extend(["/lib64".to_string(), "/usr/lib64".to_string()]);
+    }
+    dirs.extend(["/lib".to_string(), "/usr/lib".to_string()]);
+    dirs
+}
+
+/// The Debian multiarch triplet of a file's ABI.
+fn triplet(elf: &ElfInfo) -> Option<&'static str> {
+    Some(match elf.arch?.qemu {
+        "x86_64" => "x86_64-linux-gnu",
+        "i386" | "i486" => "i386-linux-gnu",
+        "aarch64" => "aarch64-linux-gnu",
+        "arm" if elf.abi.contains("hard-float") => "arm-linux-gnueabihf",
+        "arm" => "arm-linux-gnueabi",
+        "ppc64le" => "powerpc64le-linux-gnu",
+        "ppc64" => "powerpc64-linux-gnu",
+        "ppc" => "powerpc-linux-gnu",
+        "s390x" => "s390x-linux-gnu",
+        "riscv64" => "riscv64-linux-gnu",
+        "mips64el" => "mips64el-linux-gnuabi64",
+        "mips64" => "mips64-linux-gnuabi64",
+        "mipsel" => "mipsel-linux-gnu",
+        "mips" => "mips-linux-gnu",
+        "sparc64" => "sparc64-linux-gnu",
+        "m68k" => "m68k-linux-gnu",
+        "sh4" => "sh4-linux-gnu",
+        "alpha" => "alpha-linux-gnu",
+        "hppa" => "hppa-linux-gnu",
+        "loongarch64" => "loongarch64-linux-gnu",
+        _ => return None,
+    })
+}
