@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(
     # kernel tests: foreign CPUs, the sandbox (setpriv, unshare), disassembly, ELF tools
     qemu-user-static util-linux binutils binutils-multiarch file
+    # explain tests: a RUNPATH with $ORIGIN set on a Debian binary
+    patchelf
     # container runtimes run in the sandbox
     crun runc containerd umoci
     # supply-chain tests: archives
