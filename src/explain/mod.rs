@@ -56,10 +56,13 @@
 //!
 //! Fields are only ever added within a schema version.
 
+pub mod container;
 pub mod dynamic;
 pub mod elf;
 pub mod fs;
 pub mod glibc;
+pub mod image;
+pub mod layers;
 pub mod ldcache;
 pub mod problem;
 pub mod report;

@@ -74,6 +74,19 @@ pub enum Problem {
         available: Option<String>,
         root: PathBuf,
     },
+    #[error(
+        "platform {platform} is not a Linux CPU format binfmtd knows; no binfmt_misc entry runs it"
+    )]
+    UnknownPlatform { platform: String },
+    #[error("the image has no platform this node ({host}) runs natively; it offers {}. A runtime pulling for this node refuses it; pick one with --platform (and `binfmtd install --arch ...` for its emulator)", available.join(", "))]
+    NoMatchingPlatform {
+        host: String,
+        available: Vec<String>,
+    },
+    #[error("the image config has neither Entrypoint nor Cmd: nothing to run (give the container a command)")]
+    NoCommand,
+    #[error("command {command} is not found in the image (looked in {})", path.join(":"))]
+    CommandNotFound { command: String, path: Vec<String> },
     #[error("its interpreter {interpreter} cannot run: {}", join(problems))]
     InterpreterCannotRun {
         interpreter: String,
