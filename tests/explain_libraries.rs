@@ -434,3 +434,61 @@ fn musl_program_resolves_through_the_musl_path_file() {
         serde_json::json!(["/lib/x86_64-linux-musl", "/usr/lib/x86_64-linux-musl"])
     );
 }
+
+/// prog -> libA (in /usr/lib, found as /lib/libA.so: /lib is searched first and is /usr/lib) -> libB (only in /opt/deps), with /opt/deps as prog's RPATH
+/// or RUNPATH, built here with gcc into a root with Debian's libc6.
+fn inherit_root(name: &str, new_dtags: bool) -> PathBuf {
+    let r = root(name, &["bookworm/amd64/libc6"]);
+    let q = common::sh_quote(r.to_str().unwrap());
+    let dtags = if new_dtags {
+        "--enable-new-dtags"
+    } else {
+        "--disable-new-dtags"
+    };
+    sh(&format!(
+        "b=$(mktemp -d)\n\
+         printf 'int b(void) {{ return 0; }}\\n' > \"$b/b.c\"\n\
+         printf 'int b(void);\\nint a(void) {{ return b(); }}\\n' > \"$b/a.c\"\n\
+         printf 'int a(void);\\nint main(void) {{ return a(); }}\\n' > \"$b/m.c\"\n\
+         mkdir -p {q}/opt/deps\n\
+         gcc -shared -fPIC -Wl,-soname,libB.so -o {q}/opt/deps/libB.so \"$b/b.c\"\n\
+         gcc -shared -fPIC -Wl,-soname,libA.so -o {q}/usr/lib/libA.so \"$b/a.c\" -L{q}/opt/deps -lB\n\
+         gcc -o {q}/usr/bin/prog \"$b/m.c\" -L{q}/usr/lib -lA -Wl,-rpath-link,{q}/opt/deps \
+             -Wl,{dtags} -Wl,-rpath,/opt/deps\n\
+         rm -r \"$b\""
+    ));
+    r
+}
+
+#[test]
+fn rpath_is_inherited_by_dependencies_and_runpath_is_not() {
+    let r = inherit_root("rpath", false);
+    let Some((f, exit, err)) = judge(&r, "/usr/bin/prog", "") else {
+        return;
+    };
+    assert_eq!(exit, 0, "{err}");
+    assert_eq!(f["elf"]["rpath"], serde_json::json!(["/opt/deps"]));
+    let libs = f["libraries"].as_array().unwrap();
+    let b = libs.iter().find(|l| l["name"] == "libB.so").unwrap();
+    assert_eq!(
+        (b["path"].as_str(), b["needed_by"].as_str()),
+        (Some("/opt/deps/libB.so"), Some("/lib/libA.so"))
+    );
+
+    let r = inherit_root("runpath", true);
+    let Some((f, exit, err)) = judge(&r, "/usr/bin/prog", "") else {
+        return;
+    };
+    assert_eq!(exit, 127, "{err}");
+    assert!(
+        err.contains("libB.so: cannot open shared object file"),
+        "{err}"
+    );
+    assert_eq!(f["elf"]["runpath"], serde_json::json!(["/opt/deps"]));
+    let p = problem(&f, "library-missing");
+    assert_eq!(
+        (p["library"].as_str(), p["needed_by"].as_str()),
+        (Some("libB.so"), Some("/lib/libA.so"))
+    );
+    assert!(!p["searched"].to_string().contains("/opt/deps"), "{p:#}");
+}
