@@ -435,7 +435,8 @@ fn musl_program_resolves_through_the_musl_path_file() {
     );
 }
 
-/// prog -> libA (in /usr/lib, found as /lib/libA.so: /lib is searched first and is /usr/lib) -> libB (only in /opt/deps), with /opt/deps as prog's RPATH
+/// prog -> libA (in /usr/lib; found as /lib/libA.so, /lib being searched first and being
+/// /usr/lib) -> libB (only in /opt/deps), with /opt/deps as prog's RPATH
 /// or RUNPATH, built here with gcc into a root with Debian's libc6.
 fn inherit_root(name: &str, new_dtags: bool) -> PathBuf {
     let r = root(name, &["bookworm/amd64/libc6"]);

@@ -84,6 +84,7 @@ pub mod glibc;
 pub mod image;
 pub mod layers;
 pub mod ldcache;
+pub mod ldpaths;
 pub mod problem;
 pub mod report;
 pub mod resolve;

@@ -19,6 +19,7 @@ use std::rc::Rc;
 use super::dynamic::Dynamic;
 use super::fs::{read_file, Root};
 use super::ldcache::{parse_cache, parse_conf, ConfLine, LdCache};
+use super::ldpaths::{default_dirs, expand, flavor, musl_builtin, Flavor, MUSL_DEFAULT_PATH};
 use super::versions::{self, Object};
 use super::{ElfInfo, FileInfo, Problem};
 use crate::arch::{ElfClass, Endian};
@@ -29,9 +30,6 @@ const MAX_OBJECTS: usize = 1024;
 /// Nesting of `include` lines in ld.so.conf.
 const MAX_INCLUDE_DEPTH: usize = 8;
 const LD_SO_CACHE: &str = "/etc/ld.so.cache";
-const MUSL_DEFAULT_PATH: &str = "/lib:/usr/local/lib:/usr/lib";
-/// Names musl's loader answers itself: they are all the one libc.so.
-const MUSL_BUILTIN: [&str; 7] = ["c.", "pthread.", "rt.", "m.", "dl.", "util.", "xnet."];
 
 /// The loader-relevant facts of one library file.
 #[derive(Debug)]
@@ -73,11 +71,6 @@ pub struct Loaded {
 pub struct Resolution {
     pub loaded: Vec<Loaded>,
     pub problems: Vec<Problem>,
-}
-
-enum Flavor {
-    Glibc { triplet: Option<&'static str> },
-    Musl { path_file: String },
 }
 
 struct Obj {
@@ -416,83 +409,4 @@ impl Resolver {
             Err(_) => real.display().to_string(),
         }
     }
-}
-
-fn flavor(interp: &str, elf: &ElfInfo) -> Flavor {
-    let base = interp.rsplit('/').next().unwrap_or(interp);
-    match base
-        .strip_prefix("ld-musl-")
-        .and_then(|r| r.split_once(".so"))
-    {
-        Some((arch, _)) => {
-            // musl reads PREFIX/etc/ld-musl-ARCH.path, PREFIX being the loader's path
-            // without its last two components (/lib/ld-musl-x86_64.so.1 -> "").
-            let parent = Path::new(interp).parent().and_then(Path::parent);
-            let prefix = parent.map_or(String::new(), |p| p.display().to_string());
-            Flavor::Musl {
-                path_file: format!("{}/etc/ld-musl-{arch}.path", prefix.trim_end_matches('/')),
-            }
-        }
-        None => Flavor::Glibc {
-            triplet: triplet(elf),
-        },
-    }
-}
-
-fn musl_builtin(flavor: &Flavor, name: &str) -> bool {
-    matches!(flavor, Flavor::Musl { .. })
-        && name
-            .strip_prefix("lib")
-            .is_some_and(|r| MUSL_BUILTIN.iter().any(|b| r.starts_with(b)))
-}
-
-/// Expand `$ORIGIN`/`${ORIGIN}` to the directory of `obj_path`.
-fn expand(dirs: &[String], obj_path: &str) -> Vec<String> {
-    let origin = obj_path
-        .rsplit_once('/')
-        .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
-    dirs.iter()
-        .map(|d| d.replace("${ORIGIN}", origin).replace("$ORIGIN", origin))
-        .collect()
-}
-
-/// glibc's built-in search path: Debian's multiarch directories, the lib64 layout of
-/// other distributions for 64-bit files, then /lib and /usr/lib.
-fn default_dirs(triplet: Option<&str>, class: ElfClass) -> Vec<String> {
-    let mut dirs = vec![];
-    if let Some(t) = triplet {
-        dirs.extend([format!("/lib/{t}"), format!("/usr/lib/{t}")]);
-    }
-    if class == ElfClass::Elf64 {
-        dirs.extend(["/lib64".to_string(), "/usr/lib64".to_string()]);
-    }
-    dirs.extend(["/lib".to_string(), "/usr/lib".to_string()]);
-    dirs
-}
-
-/// The Debian multiarch triplet of a file's ABI.
-fn triplet(elf: &ElfInfo) -> Option<&'static str> {
-    Some(match elf.arch?.qemu {
-        "x86_64" => "x86_64-linux-gnu",
-        "i386" | "i486" => "i386-linux-gnu",
-        "aarch64" => "aarch64-linux-gnu",
-        "arm" if elf.abi.contains("hard-float") => "arm-linux-gnueabihf",
-        "arm" => "arm-linux-gnueabi",
-        "ppc64le" => "powerpc64le-linux-gnu",
-        "ppc64" => "powerpc64-linux-gnu",
-        "ppc" => "powerpc-linux-gnu",
-        "s390x" => "s390x-linux-gnu",
-        "riscv64" => "riscv64-linux-gnu",
-        "mips64el" => "mips64el-linux-gnuabi64",
-        "mips64" => "mips64-linux-gnuabi64",
-        "mipsel" => "mipsel-linux-gnu",
-        "mips" => "mips-linux-gnu",
-        "sparc64" => "sparc64-linux-gnu",
-        "m68k" => "m68k-linux-gnu",
-        "sh4" => "sh4-linux-gnu",
-        "alpha" => "alpha-linux-gnu",
-        "hppa" => "hppa-linux-gnu",
-        "loongarch64" => "loongarch64-linux-gnu",
-        _ => return None,
-    })
 }
