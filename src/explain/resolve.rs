@@ -18,7 +18,7 @@ use std::rc::Rc;
 
 use super::dynamic::Dynamic;
 use super::fs::{read_file, Root};
-use super::ldcache::{parse_cache, parse_conf, ConfLine, LdCache};
+use super::ldcache::{parse_cache, parse_conf, ConfLine};
 use super::ldpaths::{default_dirs, expand, flavor, musl_builtin, Flavor, MUSL_DEFAULT_PATH};
 use super::versions::{self, Object};
 use super::{ElfInfo, FileInfo, Problem};
@@ -91,7 +91,8 @@ struct Search {
 pub struct Resolver {
     root: Root,
     files: RefCell<HashMap<PathBuf, Option<Rc<LibFile>>>>,
-    cache: OnceCell<Option<LdCache>>,
+    /// The root's ld.so.cache by library name (paths in cache order); None when absent.
+    cache: OnceCell<Option<HashMap<String, Vec<String>>>>,
     conf: OnceCell<Vec<String>>,
     musl: RefCell<HashMap<String, Vec<String>>>,
 }
@@ -194,7 +195,7 @@ impl Resolver {
             if dir == LD_SO_CACHE {
                 s.searched.push(self.cache_label());
                 let cache = self.cache();
-                for path in cache.iter().flat_map(|c| c.lookup(name)) {
+                for path in cache.and_then(|c| c.get(name)).into_iter().flatten() {
                     if let Some(found) = self.try_path(path, elf, &mut s) {
                         return Ok(found);
                     }
@@ -368,11 +369,16 @@ impl Resolver {
         found
     }
 
-    fn cache(&self) -> Option<&LdCache> {
+    fn cache(&self) -> Option<&HashMap<String, Vec<String>>> {
         self.cache
             .get_or_init(|| {
                 let host = self.root.resolve(Path::new(LD_SO_CACHE))?;
-                parse_cache(&std::fs::read(host).ok()?).ok()
+                let parsed = parse_cache(&std::fs::read(host).ok()?).ok()?;
+                let mut by_name: HashMap<String, Vec<String>> = HashMap::new();
+                for e in parsed.entries {
+                    by_name.entry(e.name).or_default().push(e.path);
+                }
+                Some(by_name)
             })
             .as_ref()
     }
