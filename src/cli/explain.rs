@@ -34,8 +34,10 @@ pub struct ExplainArgs {
     #[arg(short, long)]
     pub recursive: bool,
 
-    /// Judge files against this root (a container rootfs): its dynamic loaders, its glibc,
-    /// its script interpreters. Default: this machine's /.
+    /// Judge files against this root (a container rootfs): its dynamic loaders, its
+    /// libraries as its loader finds them (RPATH/RUNPATH, /etc/ld.so.cache, default
+    /// directories) and their symbol versions, its glibc, its script interpreters.
+    /// Default: this machine's /.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
 
