@@ -245,6 +245,30 @@ fn origin_runpath_resolves_next_to_the_program() {
     assert_eq!(exit, 127);
     let p = problem(&f, "library-missing");
     assert_eq!(p["searched"][0], "/opt/pigz/bin/../lib");
+
+    // $ORIGIN inside DT_NEEDED itself (a path, opened as is after expansion; bundled
+    // runtimes do this), without any RUNPATH: the library is found there. patchelf also
+    // renamed pigz's ZLIB_ version references to that unexpanded string, under which
+    // nothing is loaded (glibc knows the object by its expanded path), and glibc's loader
+    // stops on that with an assertion; explain says both.
+    let r = origin_root("origin-needed", true);
+    sh(&format!(
+        "patchelf --remove-rpath --replace-needed libz.so.1 '$ORIGIN/../lib/libz.so.1' {}/opt/pigz/bin/pigz",
+        r.display()
+    ));
+    let Some((f, exit, err)) = judge(&r, "/opt/pigz/bin/pigz", "--version") else {
+        return;
+    };
+    assert_eq!(exit, 127, "{err}");
+    assert!(err.contains("_dl_check_map_versions"), "{err}");
+    let libs = f["libraries"].as_array().unwrap();
+    let z = libs
+        .iter()
+        .find(|l| l["name"] == "$ORIGIN/../lib/libz.so.1")
+        .unwrap();
+    assert_eq!(z["path"], "/opt/pigz/bin/../lib/libz.so.1");
+    let p = problem(&f, "versions-from-unloaded");
+    assert_eq!(p["library"], "$ORIGIN/../lib/libz.so.1");
 }
 
 #[test]

@@ -55,6 +55,7 @@
 //!                     | "unreadable"
 //!                     | "library-missing"   // + library, needed_by, root, searched[], skipped[], hint
 //!                     | "version-missing"   // + version, library, path, needed_by, available, root
+//!                     | "versions-from-unloaded"   // + library, needed_by
 //!                     | "unknown-platform" | "no-matching-platform" | "no-command"
 //!                     | "command-not-found",                        // --image only
 //!                     "message": "...", ...fields of that code}],

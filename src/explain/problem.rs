@@ -74,6 +74,8 @@ pub enum Problem {
         available: Option<String>,
         root: PathBuf,
     },
+    #[error("{needed_by} needs symbol versions from {library}, but no library is loaded under that name (DT_NEEDED names it otherwise, e.g. after `patchelf --replace-needed`): glibc's loader stops with an internal assertion. Fix: make DT_NEEDED and the version references name the same library")]
+    VersionsFromUnloaded { library: String, needed_by: String },
     #[error(
         "platform {platform} is not a Linux CPU format binfmtd knows; no binfmt_misc entry runs it"
     )]

@@ -87,6 +87,29 @@ struct Search {
     skipped: Vec<String>,
 }
 
+/// glibc's match of a DT_NEEDED name against the loaded objects: a name one was loaded
+/// by, or its SONAME, which is then remembered as a name of it (the symbol-version check
+/// looks objects up by these names only).
+fn already_loaded(objs: &mut [Obj], name: &str) -> bool {
+    for o in objs.iter_mut() {
+        if o.names.iter().any(|n| n == name) {
+            return true;
+        }
+        if o.file.dynamic.soname.as_deref() == Some(name) {
+            o.names.push(name.to_string());
+            return true;
+        }
+    }
+    false
+}
+
+fn missing_name(p: &Problem) -> Option<&str> {
+    match p {
+        Problem::LibraryMissing { library, .. } => Some(library),
+        _ => None,
+    }
+}
+
 /// Resolves programs' libraries inside one root, caching what repeats.
 pub struct Resolver {
     root: Root,
@@ -135,8 +158,14 @@ impl Resolver {
         let mut out = Resolution::default();
         let mut queue = VecDeque::from([0]);
         while let Some(i) = queue.pop_front() {
-            for name in objs[i].file.dynamic.needed.clone() {
-                if objs.iter().any(|o| o.names.contains(&name)) || musl_builtin(&flavor, &name) {
+            for needed in objs[i].file.dynamic.needed.clone() {
+                // glibc expands $ORIGIN in a DT_NEEDED path before anything else: the
+                // object is then known by the expanded name only.
+                let name = match needed.contains('/') {
+                    true => expand(std::slice::from_ref(&needed), &objs[i].path).remove(0),
+                    false => needed.clone(),
+                };
+                if already_loaded(&mut objs, &name) || musl_builtin(&flavor, &name) {
                     continue;
                 }
                 if objs.len() >= MAX_OBJECTS {
@@ -145,14 +174,12 @@ impl Resolver {
                 match self.search(&name, i, &objs, &flavor, elf) {
                     Ok((path, file)) => {
                         out.loaded.push(Loaded {
-                            name: name.clone(),
+                            name: needed,
                             path: path.clone(),
                             needed_by: objs[i].path.clone(),
                         });
-                        let mut names = vec![name];
-                        names.extend(file.dynamic.soname.clone());
                         objs.push(Obj {
-                            names,
+                            names: vec![name, path.clone()],
                             path,
                             file,
                             parent: Some(i),
@@ -161,7 +188,7 @@ impl Resolver {
                     }
                     Err(s) => out
                         .problems
-                        .push(self.missing(&name, &objs[i], s, &flavor, elf)),
+                        .push(self.missing(&needed, &objs[i], s, &flavor, elf)),
                 }
             }
         }
@@ -174,7 +201,9 @@ impl Resolver {
                     dynamic: &o.file.dynamic,
                 })
                 .collect();
-            out.problems.extend(versions::check(&view, self.root.dir()));
+            let missing: Vec<&str> = out.problems.iter().filter_map(missing_name).collect();
+            let problems = versions::check(&view, &missing, self.root.dir());
+            out.problems.extend(problems);
         }
         out
     }
@@ -189,6 +218,9 @@ impl Resolver {
     ) -> Result<(String, Rc<LibFile>), Search> {
         let mut s = Search::default();
         if name.contains('/') {
+            // A path (already $ORIGIN-expanded) is opened as is, relative to the working
+            // directory, taken as / here.
+            s.searched.push(name.to_string());
             return self.try_path(name, elf, &mut s).ok_or(s);
         }
         for dir in self.search_dirs(i, objs, flavor) {

@@ -46,9 +46,10 @@ pub fn highest_of_family<'d>(defs: &'d [String], version: &str) -> Option<&'d st
 }
 
 /// Every non-weak version some object needs that the library loaded for it does not
-/// define. A library missing altogether is reported by the resolver, not here; a library
+/// define. A library in `missing` is reported by the resolver, not here; one that is
+/// neither missing nor loaded under that name stops glibc's loader (an assertion). A library
 /// without version definitions satisfies any need (the loader only warns, in verbose mode).
-pub fn check(objects: &[Object], root: &Path) -> Vec<Problem> {
+pub fn check(objects: &[Object], missing: &[&str], root: &Path) -> Vec<Problem> {
     let mut problems = vec![];
     for o in objects {
         for (file, version, weak) in o.dynamic.needs() {
@@ -56,6 +57,13 @@ pub fn check(objects: &[Object], root: &Path) -> Vec<Problem> {
                 continue;
             }
             let Some(lib) = objects.iter().find(|l| l.names.iter().any(|n| n == file)) else {
+                let p = Problem::VersionsFromUnloaded {
+                    library: file.to_string(),
+                    needed_by: o.path.to_string(),
+                };
+                if !missing.contains(&file) && !problems.contains(&p) {
+                    problems.push(p);
+                }
                 continue;
             };
             let defs = &lib.dynamic.version_defs;
@@ -145,7 +153,7 @@ mod tests {
                 dynamic: &stdcxx,
             },
         ];
-        let problems = check(&objects, Path::new("/r"));
+        let problems = check(&objects, &[], Path::new("/r"));
         assert_eq!(problems.len(), 1, "{problems:?}");
         let msg = problems[0].to_string();
         for part in [
@@ -166,6 +174,14 @@ mod tests {
                 ..objects[1]
             },
         ];
-        assert!(check(&objects, Path::new("/r")).is_empty());
+        assert!(check(&objects, &[], Path::new("/r")).is_empty());
+        // Versions from a library loaded under no such name: the loader cannot check them.
+        let objects = [objects[0]];
+        let problems = check(&objects, &[], Path::new("/r"));
+        assert!(
+            matches!(&problems[..], [Problem::VersionsFromUnloaded { .. }]),
+            "{problems:?}"
+        );
+        assert!(check(&objects, &["libstdc++.so.6"], Path::new("/r")).is_empty());
     }
 }
