@@ -26,15 +26,24 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, OFlag, AT_FDCWD};
 use nix::sys::stat::{fchmod, fstat, mkdirat, FileStat, Mode, SFlag};
 
+pub mod at;
+
 /// Symlinks followed in one walk before giving up (the kernel's limit is 40 too).
 const MAX_LINKS: u32 = 40;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum TrustError {
     #[error("{path}: {what}")]
     Io { path: PathBuf, what: String },
     #[error("{path}: {what}. Hint: binfmtd (running as root) uses a file only when no other user can change it or any directory above it: make each of them owned by root and not writable by group or others (chown root:root, chmod go-w), or use a path that is")]
     Unsafe { path: PathBuf, what: String },
+}
+
+impl TrustError {
+    /// The path (or a directory on it) does not exist: the walk's `openat` said ENOENT.
+    pub fn is_missing(&self) -> bool {
+        matches!(self, TrustError::Io { what, .. } if what.ends_with(&Errno::ENOENT.to_string()))
+    }
 }
 
 /// Which owners cannot be a non-root user of this user namespace.

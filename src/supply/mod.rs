@@ -132,7 +132,8 @@ impl Supplier<'_> {
         &self,
         arches: &[&'static Arch],
     ) -> Vec<(&'static Arch, Result<ProvisionedInterpreter, SupplyError>)> {
-        self.batch.set_requested(arches);
+        self.batch
+            .set_requested(arches, self.config.download.max_bytes);
         let done: Vec<_> = arches.iter().map(|a| (*a, self.provision_one(a))).collect();
         let versions = new_versions(&done);
         let mut out: Vec<_> = done
@@ -270,4 +271,24 @@ pub fn gc(cache_dir: &Path, in_use: &[String]) -> Result<GcReport, CacheError> {
         keep.extend(e.archive_sha256);
     }
     cache.gc(&keep)
+}
+
+/// The sha256 names of cache objects among `interpreters` (paths registered with the
+/// kernel): what `gc` must keep. Paths are compared after resolving symlinks on both sides,
+/// so a `--cache-dir` given through a symlink (or an entry registered through one) still
+/// protects the registered file.
+pub fn objects_in_use<'p>(
+    cache_dir: &Path,
+    interpreters: impl IntoIterator<Item = &'p Path>,
+) -> Vec<String> {
+    let resolve = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let objects = [cache_dir.join("sha256"), resolve(cache_dir).join("sha256")];
+    interpreters
+        .into_iter()
+        .filter(|i| {
+            i.parent()
+                .is_some_and(|dir| objects.iter().any(|o| o == dir || *o == resolve(dir)))
+        })
+        .filter_map(|i| i.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect()
 }
