@@ -324,3 +324,32 @@ fn not_an_image_is_a_usage_error_naming_it() {
         "{err}"
     );
 }
+
+/// A blob whose bytes no longer match its digest (a layer altered after the fact) is
+/// refused with the blob named, before anything is judged from it.
+#[test]
+fn altered_layer_is_refused_naming_the_blob() {
+    let images = Images::build("altered");
+    let layout = images.layout("altered-layout", &["amd64"]);
+    // The largest blob is the layer with libc6 in it.
+    let blob = sh(&format!(
+        "cd {} && ls -S blobs/sha256 | head -1",
+        sh_quote(layout.to_str().unwrap())
+    ));
+    let path = layout.join("blobs/sha256").join(blob.trim());
+    let mut bytes = fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&path, bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_binfmtd"))
+        .args(["explain", "--image"])
+        .arg(&layout)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(blob.trim()) && err.contains("not the digest that names it"),
+        "{err}"
+    );
+}

@@ -12,6 +12,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 /// Index and manifest nesting followed (an index of indexes is legal, a loop is not).
 const MAX_DEPTH: usize = 4;
@@ -250,8 +251,32 @@ impl Source {
         }
     }
 
-    /// A reader over one member or file.
+    /// A reader over one member or file; a `blobs/sha256/<hex>` one fails at its end
+    /// unless its bytes have that digest.
     pub fn read(&self, name: &str) -> Result<Box<dyn Read + '_>, ImageError> {
+        let raw = self.read_raw(name)?;
+        Ok(match name.strip_prefix("blobs/sha256/") {
+            Some(hex) => Box::new(Verified {
+                inner: raw,
+                hasher: Sha256::new(),
+                want: hex.to_string(),
+                name: name.to_string(),
+            }),
+            None => raw,
+        })
+    }
+
+    /// Read a whole blob to check its digest (layers are parsed as streams that may stop
+    /// before the end).
+    pub fn verify(&self, name: &str) -> Result<(), ImageError> {
+        io::copy(&mut self.read(name)?, &mut io::sink()).map_err(|error| ImageError::Io {
+            path: name.to_string(),
+            error,
+        })?;
+        Ok(())
+    }
+
+    fn read_raw(&self, name: &str) -> Result<Box<dyn Read + '_>, ImageError> {
         let io_err = |error| ImageError::Io {
             path: name.to_string(),
             error,
@@ -280,6 +305,44 @@ impl Source {
                 error,
             })?;
         Ok(out)
+    }
+}
+
+/// Hashes what passes through; at the end, a digest other than `want` is an error.
+struct Verified<R> {
+    inner: R,
+    hasher: Sha256,
+    /// Emptied once the end is reached and checked.
+    want: String,
+    name: String,
+}
+
+impl<R: Read> Read for Verified<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() || self.want.is_empty() {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.hasher.update(&buf[..n]);
+            return Ok(n);
+        }
+        let want = std::mem::take(&mut self.want);
+        let got: String = std::mem::take(&mut self.hasher)
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if got != want {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} has sha256 {got}, not the digest that names it: the image is corrupt or was altered",
+                    self.name
+                ),
+            ));
+        }
+        Ok(0)
     }
 }
 

@@ -81,6 +81,7 @@ impl Tree {
                 path: name.clone(),
                 error,
             };
+            src.verify(name)?;
             let mut a = tar::Archive::new(layer(src, name)?);
             for (ord, e) in a.entries().map_err(io_err)?.enumerate() {
                 let e = e.map_err(io_err)?;
