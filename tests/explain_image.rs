@@ -232,6 +232,12 @@ fn entrypoint_missing_a_library_inside_the_image_cannot_run() {
     assert_eq!(v["outcome"], "cannot-run", "{j:#}");
     assert_eq!(v["problems"][0]["code"], "library-missing");
     assert_eq!(v["problems"][0]["library"], "libz.so.1");
+    // Named after the image, not the scratch directory it was checked in.
+    let msg = v["problems"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("{} [linux/amd64]", layout.display())),
+        "{msg}"
+    );
     assert_eq!(j["image"]["runs"], false);
     assert!(run.stdout.contains("exec-exit=127"), "{run}");
     assert!(

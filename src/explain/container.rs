@@ -253,6 +253,11 @@ fn judge_command(
     let explainer = Explainer::new(node, root, q.prover);
     let mut x = explainer.explain(&dir.0.join(&target));
     x.path = PathBuf::from("/").join(&target);
+    let name = PathBuf::from(format!("{} [{}]", q.path.display(), image.platform.name()));
+    x.verdict
+        .problems
+        .iter_mut()
+        .for_each(|p| p.rename_root(&name));
     report.entrypoint = Some(x);
     Ok(())
 }

@@ -137,3 +137,24 @@ fn shape(class: ElfClass, endian: Endian) -> String {
     };
     format!("{bits}-bit {order}-endian")
 }
+
+impl Problem {
+    /// Name the root differently in the message (an image's filesystem was checked in a
+    /// scratch directory that is gone by the time anyone reads the report).
+    pub fn rename_root(&mut self, name: &std::path::Path) {
+        match self {
+            Problem::EntryInterpreterMissing { root, .. }
+            | Problem::LoaderMissing { root, .. }
+            | Problem::LibcMissing { root, .. }
+            | Problem::GlibcTooOld { root, .. }
+            | Problem::InterpreterMissing { root, .. }
+            | Problem::EnvCommandMissing { root, .. }
+            | Problem::LibraryMissing { root, .. }
+            | Problem::VersionMissing { root, .. } => *root = name.to_path_buf(),
+            Problem::InterpreterCannotRun { problems, .. } => {
+                problems.iter_mut().for_each(|p| p.rename_root(name))
+            }
+            _ => {}
+        }
+    }
+}
