@@ -130,6 +130,29 @@ fn pulled(images: &[PlatformImage], native: &[&'static Arch]) -> Option<usize> {
     by(&|a| a == *host).or_else(|| by(&|a| native.contains(&a)))
 }
 
+/// The platform judged in depth: --platform's (`linux/arm` also picks `linux/arm/v7`), else
+/// the one this node pulls.
+fn choose(images: &[PlatformImage], q: &ImageQuery) -> Result<Option<usize>, ImageError> {
+    let Some(want) = q.platform else {
+        return Ok(pulled(images, &q.native));
+    };
+    let prefix = format!("{want}/");
+    let found = images.iter().position(|i| {
+        let name = i.platform.name();
+        name == want || name.starts_with(&prefix)
+    });
+    match found {
+        Some(i) => Ok(Some(i)),
+        None => {
+            let all: Vec<String> = images.iter().map(|i| i.platform.name()).collect();
+            Err(ImageError::Invalid(format!(
+                "--platform {want}: the image has only {}",
+                all.join(", ")
+            )))
+        }
+    }
+}
+
 /// What to explain: the image at `path`, against this node.
 pub struct ImageQuery<'a> {
     pub path: &'a Path,
@@ -162,23 +185,7 @@ pub fn explain_image(q: &ImageQuery) -> Result<ImageReport, ImageError> {
             }
         })
         .collect::<Vec<_>>();
-    let chosen = match q.platform {
-        Some(want) => Some(
-            images
-                .iter()
-                .position(|i| {
-                    i.platform.name() == want || i.platform.name().starts_with(&format!("{want}/"))
-                })
-                .ok_or_else(|| {
-                    let all: Vec<String> = images.iter().map(|i| i.platform.name()).collect();
-                    ImageError::Invalid(format!(
-                        "--platform {want}: the image has only {}",
-                        all.join(", ")
-                    ))
-                })?,
-        ),
-        None => pulled(&images, &q.native),
-    };
+    let chosen = choose(&images, q)?;
     let mut report = ImageReport {
         path: q.path.to_path_buf(),
         format: src.format(),

@@ -85,6 +85,7 @@ pub mod glibc;
 pub mod image;
 pub mod layers;
 pub mod ldcache;
+pub mod ldconf;
 pub mod ldpaths;
 pub mod problem;
 pub mod report;

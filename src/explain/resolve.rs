@@ -18,7 +18,8 @@ use std::rc::Rc;
 
 use super::dynamic::Dynamic;
 use super::fs::{read_file, Root};
-use super::ldcache::{parse_cache, parse_conf, ConfLine};
+use super::ldcache::parse_cache;
+use super::ldconf::conf_dirs;
 use super::ldpaths::{default_dirs, expand, flavor, musl_builtin, Flavor, MUSL_DEFAULT_PATH};
 use super::versions::{self, Object};
 use super::{ElfInfo, FileInfo, Problem};
@@ -27,8 +28,6 @@ use crate::arch::{ElfClass, Endian};
 /// Stop following a dependency tree this large (a loop of symlinked names cannot grow it,
 /// names are matched first; this bounds a hostile tree).
 const MAX_OBJECTS: usize = 1024;
-/// Nesting of `include` lines in ld.so.conf.
-const MAX_INCLUDE_DEPTH: usize = 8;
 const LD_SO_CACHE: &str = "/etc/ld.so.cache";
 
 /// The loader-relevant facts of one library file.
@@ -138,23 +137,7 @@ impl Resolver {
             return Resolution::default();
         };
         let flavor = flavor(interp, elf);
-        let mut objs = vec![Obj {
-            names: vec![],
-            path: self.inside(program),
-            file: Rc::new(LibFile::of(elf)),
-            parent: None,
-        }];
-        if let (Flavor::Glibc { .. }, Some(file)) = (&flavor, self.open(interp)) {
-            // glibc maps its own loader first; a DT_NEEDED of its SONAME is that object.
-            let mut names = vec![interp.clone()];
-            names.extend(file.dynamic.soname.clone());
-            objs.push(Obj {
-                names,
-                path: interp.clone(),
-                file,
-                parent: None,
-            });
-        }
+        let mut objs = self.start(program, interp, elf, &flavor);
         let mut out = Resolution::default();
         let mut queue = VecDeque::from([0]);
         while let Some(i) = queue.pop_front() {
@@ -193,19 +176,47 @@ impl Resolver {
             }
         }
         if let Flavor::Glibc { .. } = flavor {
-            let view: Vec<Object> = objs
-                .iter()
-                .map(|o| Object {
-                    names: &o.names,
-                    path: &o.path,
-                    dynamic: &o.file.dynamic,
-                })
-                .collect();
-            let missing: Vec<&str> = out.problems.iter().filter_map(missing_name).collect();
-            let problems = versions::check(&view, &missing, self.root.dir());
+            let problems = self.versions(&objs, &out.problems);
             out.problems.extend(problems);
         }
         out
+    }
+
+    /// The program, and for glibc its loader (mapped first; a DT_NEEDED of its SONAME is
+    /// that object).
+    fn start(&self, program: &Path, interp: &str, elf: &ElfInfo, flavor: &Flavor) -> Vec<Obj> {
+        let mut objs = vec![Obj {
+            names: vec![],
+            path: self.inside(program),
+            file: Rc::new(LibFile::of(elf)),
+            parent: None,
+        }];
+        if let (Flavor::Glibc { .. }, Some(file)) = (flavor, self.open(interp)) {
+            // glibc maps its own loader first; a DT_NEEDED of its SONAME is that object.
+            let mut names = vec![interp.to_string()];
+            names.extend(file.dynamic.soname.clone());
+            objs.push(Obj {
+                names,
+                path: interp.to_string(),
+                file,
+                parent: None,
+            });
+        }
+        objs
+    }
+
+    /// Symbol versions every loaded object needs, against the objects loaded (glibc only).
+    fn versions(&self, objs: &[Obj], problems: &[Problem]) -> Vec<Problem> {
+        let view: Vec<Object> = objs
+            .iter()
+            .map(|o| Object {
+                names: &o.names,
+                path: &o.path,
+                dynamic: &o.file.dynamic,
+            })
+            .collect();
+        let missing: Vec<&str> = problems.iter().filter_map(missing_name).collect();
+        versions::check(&view, &missing, self.root.dir())
     }
 
     fn search(
@@ -344,7 +355,7 @@ impl Resolver {
     fn stale_cache_hint(&self, name: &str, elf: &ElfInfo) -> Option<String> {
         let conf = self
             .conf
-            .get_or_init(|| self.conf_dirs(Path::new("/etc/ld.so.conf"), 0));
+            .get_or_init(|| conf_dirs(&self.root, Path::new("/etc/ld.so.conf"), 0));
         let dir = conf.iter().find(|d| {
             let path = format!("{d}/{name}");
             self.try_path(&path, elf, &mut Search::default()).is_some()
@@ -354,51 +365,6 @@ impl Resolver {
             self.cache_label(),
             self.root.dir().display()
         ))
-    }
-
-    /// Directories an ld.so.conf (and what it includes) lists.
-    fn conf_dirs(&self, file: &Path, depth: usize) -> Vec<String> {
-        let Some(text) = self
-            .root
-            .resolve(file)
-            .and_then(|h| std::fs::read_to_string(h).ok())
-        else {
-            return vec![];
-        };
-        let mut dirs = vec![];
-        for line in parse_conf(&text) {
-            match line {
-                ConfLine::Dir(d) => dirs.push(d),
-                ConfLine::Include(_) if depth >= MAX_INCLUDE_DEPTH => {}
-                ConfLine::Include(pattern) => {
-                    let base = file.parent().unwrap_or(Path::new("/"));
-                    for f in self.glob(&base.join(pattern)) {
-                        dirs.extend(self.conf_dirs(&f, depth + 1));
-                    }
-                }
-            }
-        }
-        dirs
-    }
-
-    /// Files matching `pattern` (a glob in its last component only), sorted as glob(3) does.
-    fn glob(&self, pattern: &Path) -> Vec<PathBuf> {
-        let (Some(dir), Some(name)) = (pattern.parent(), pattern.file_name()) else {
-            return vec![];
-        };
-        let name = name.to_string_lossy();
-        let Some(host) = self.root.resolve(dir) else {
-            return vec![];
-        };
-        let mut found: Vec<PathBuf> = std::fs::read_dir(host)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| super::ldcache::glob_match(&name, &e.file_name().to_string_lossy()))
-            .map(|e| dir.join(e.file_name()))
-            .collect();
-        found.sort();
-        found
     }
 
     fn cache(&self) -> Option<&HashMap<String, Vec<String>>> {
