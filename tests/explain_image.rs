@@ -5,6 +5,7 @@
 //! (skopeo). Each verdict is checked by running the image's rootfs (chroot, in the sandbox).
 
 mod common;
+mod explain_common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,26 +14,12 @@ use std::process::Command;
 use binfmtd::arch;
 use common::fixtures::qemu_in_sandbox;
 use common::{register_cmd, sh_quote, Sandbox};
+use explain_common::sh;
 use serde_json::{json, Value};
 
-fn sh(script: &str) -> String {
-    let out = Command::new("sh").arg("-euc").arg(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
+/// A fixture package tree, quoted for sh.
 fn package(rel: &str) -> String {
-    let p = common::fixtures::dir().join(rel);
-    assert!(
-        p.is_dir(),
-        "{} missing: run `bash tests/fixtures/fetch.sh`",
-        p.display()
-    );
-    sh_quote(p.to_str().unwrap())
+    sh_quote(explain_common::package(rel).to_str().unwrap())
 }
 
 /// Built once per test binary run: layout `all` (tags amd64, arm64, broken) and the

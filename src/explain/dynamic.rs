@@ -101,12 +101,13 @@ where
             }
         }
     }
-    read_verneed(sections, e, data, &mut d)?;
-    read_verdef(sections, e, data, &mut d)?;
+    read_versions(sections, e, data, &mut d)?;
     Ok(d)
 }
 
-fn read_verneed<'d, H, R>(
+/// SHT_GNU_VERNEED (versions needed, per library file) and SHT_GNU_VERDEF (versions
+/// defined) into `d`.
+fn read_versions<'d, H, R>(
     sections: &SectionTable<'d, H, R>,
     e: Endianness,
     data: R,
@@ -117,43 +118,25 @@ where
     R: ReadRef<'d>,
 {
     let obj = ExplainError::object;
-    let Some((mut it, link)) = sections.gnu_verneed(e, data).map_err(obj)? else {
-        return Ok(());
-    };
-    let strings = sections.strings(e, data, link).map_err(obj)?;
-    while let Some((need, mut aux)) = it.next().map_err(obj)? {
-        let mut versions = vec![];
-        while let Some(a) = aux.next().map_err(obj)? {
-            let weak = a.vna_flags.get(e) & elf::VER_FLG_WEAK != 0;
-            versions.push((text(a.name(e, strings).map_err(obj)?), weak));
+    if let Some((mut it, link)) = sections.gnu_verneed(e, data).map_err(obj)? {
+        let strings = sections.strings(e, data, link).map_err(obj)?;
+        while let Some((need, mut aux)) = it.next().map_err(obj)? {
+            let mut versions = vec![];
+            while let Some(a) = aux.next().map_err(obj)? {
+                let weak = a.vna_flags.get(e) & elf::VER_FLG_WEAK != 0;
+                versions.push((text(a.name(e, strings).map_err(obj)?), weak));
+            }
+            let file = text(need.file(e, strings).map_err(obj)?);
+            d.version_needs.push(VersionNeed { file, versions });
         }
-        d.version_needs.push(VersionNeed {
-            file: text(need.file(e, strings).map_err(obj)?),
-            versions,
-        });
     }
-    Ok(())
-}
-
-fn read_verdef<'d, H, R>(
-    sections: &SectionTable<'d, H, R>,
-    e: Endianness,
-    data: R,
-    d: &mut Dynamic,
-) -> Result<(), ExplainError>
-where
-    H: FileHeader<Endian = Endianness>,
-    R: ReadRef<'d>,
-{
-    let obj = ExplainError::object;
-    let Some((mut it, link)) = sections.gnu_verdef(e, data).map_err(obj)? else {
-        return Ok(());
-    };
-    let strings = sections.strings(e, data, link).map_err(obj)?;
-    while let Some((_, mut aux)) = it.next().map_err(obj)? {
-        // The first verdaux names the version; later ones name its parents.
-        if let Some(a) = aux.next().map_err(obj)? {
-            d.version_defs.push(text(a.name(e, strings).map_err(obj)?));
+    if let Some((mut it, link)) = sections.gnu_verdef(e, data).map_err(obj)? {
+        let strings = sections.strings(e, data, link).map_err(obj)?;
+        while let Some((_, mut aux)) = it.next().map_err(obj)? {
+            // The first verdaux names the version; later ones name its parents.
+            if let Some(a) = aux.next().map_err(obj)? {
+                d.version_defs.push(text(a.name(e, strings).map_err(obj)?));
+            }
         }
     }
     Ok(())
