@@ -9,7 +9,7 @@
 //! | `plan`    | the reconcile diff: desired vs observed entries -> per-arch actions           | none    |
 //! | `status`  | the status schema (data), built from observations; table rendering            | none    |
 //! | `labels`  | node labels implied by a status report; the merge patch from current to them  | none    |
-//! | `explain` | file facts (ELF, #!) and the run-here verdict; file reads in `explain::fs`    | files   |
+//! | `explain` | file facts (ELF, #!, libraries, symbol versions) and the run-here verdict     | files   |
 //! | `exec`    | running a child with a deadline (probes, `--version`)                         | exec    |
 //! | `exit`    | documented exit codes and the error type that carries one                     | none    |
 //! | `interp`  | locating interpreters; trust rule + ELF/static checks; cache copies; sha256   | files   |
