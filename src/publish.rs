@@ -123,7 +123,7 @@ impl NodeLabels {
         self.kube.as_ref().map(Publisher::state)
     }
 
-    /// Stop the publisher thread (a publish in flight finishes first).
+    /// Stop the publisher thread (a publish in flight gets half a second, then is abandoned).
     pub fn stop(self) {
         if let Some(k) = self.kube {
             k.stop();

@@ -242,6 +242,23 @@ fn publisher_converges_restores_and_recovers_from_rbac_errors() {
     p.stop();
 }
 
+/// SIGTERM must end the agent within 1 s even while a publish waits out a Retry-After.
+#[test]
+fn stopping_does_not_wait_for_a_throttled_publish() {
+    let s = server(&[]);
+    for _ in 0..6 {
+        s.fault("GET", 429, Some(30));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kc = write_kubeconfig(dir.path(), &s, &format!("    token: {TOKEN}"));
+    let p = Publisher::start(target(kc, Some("n1")), Duration::from_secs(300)).unwrap();
+    p.publish(labels(&[("binfmtd.io/arm64", "emulated")]));
+    wait_for(|| (s.count("GET") == 1).then_some(()));
+    let t0 = Instant::now();
+    p.stop();
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+}
+
 fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

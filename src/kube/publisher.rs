@@ -34,7 +34,13 @@ pub struct Publisher {
     tx: Option<Sender<Labels>>,
     state: Arc<Mutex<PublisherState>>,
     thread: Option<JoinHandle<()>>,
+    /// Closed by the thread when it returns.
+    done: Receiver<()>,
 }
+
+/// How long `stop` waits for a publish in flight: the agent must exit within 1 s of SIGTERM,
+/// and a PATCH being retried after a Retry-After may take longer; it is then abandoned.
+const STOP_WAIT: Duration = Duration::from_millis(500);
 
 impl Publisher {
     /// Load the client configuration now (a bad kubeconfig is the operator's error, reported
@@ -50,11 +56,15 @@ impl Publisher {
             })?;
         let labeller = rt.block_on(Labeller::connect(target))?;
         let (tx, rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel::<()>();
         let state = Arc::new(Mutex::new(PublisherState::default()));
         let shared = state.clone();
         let thread = std::thread::Builder::new()
             .name("binfmtd-labels".into())
-            .spawn(move || run(rt, labeller, rx, resync, shared))
+            .spawn(move || {
+                run(rt, labeller, rx, resync, shared);
+                drop(done_tx);
+            })
             .map_err(|e| KubeError::Config {
                 source_desc: "binfmtd".into(),
                 detail: format!("cannot start the labelling thread: {e}"),
@@ -63,6 +73,7 @@ impl Publisher {
             tx: Some(tx),
             state,
             thread: Some(thread),
+            done,
         })
     }
 
@@ -77,15 +88,22 @@ impl Publisher {
         self.state.lock().expect("publisher state").clone()
     }
 
-    /// Stop the thread, waiting for a publish in flight to finish.
+    /// Stop the thread: an idle one ends at once; a publish in flight gets `STOP_WAIT` to
+    /// finish, then is abandoned (the process is exiting).
     pub fn stop(mut self) {
         self.shutdown();
     }
 
     fn shutdown(&mut self) {
         self.tx.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let Some(t) = self.thread.take() else { return };
+        match self.done.recv_timeout(STOP_WAIT) {
+            Err(RecvTimeoutError::Timeout) => {
+                tracing::warn!("a node-label publish was still in flight at exit; abandoned")
+            }
+            _ => {
+                let _ = t.join();
+            }
         }
     }
 }
