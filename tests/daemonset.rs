@@ -220,3 +220,61 @@ fn the_eks_overlay_sets_mixed_fleet_config_image_and_bottlerocket_label() {
         .collect();
     assert_eq!(arches, ["amd64", "arm64"]);
 }
+
+/// The fixtures' extracted Debian trixie qemu-user for amd64 (tests/fixtures/fetch.sh).
+fn debian_qemu_amd64(file: &str) -> std::path::PathBuf {
+    let root = std::env::var_os("FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| manifests::repo().join("target/fixtures"));
+    let path = root.join("trixie/amd64/qemu-user/usr/bin").join(file);
+    assert!(
+        path.is_file(),
+        "{} missing: run tests/fixtures/fetch.sh",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn the_bundled_overlay_pins_debians_interpreters_and_seeds_the_cache_first() {
+    use sha2::Digest;
+    let objs = objects(&kustomize("daemonset/overlays/bundled"));
+    let config = find(&objs, "ConfigMap", "binfmtd-config")["data"]["config.toml"]
+        .as_str()
+        .unwrap();
+    let parsed: toml::Table = config.parse().unwrap();
+    assert_eq!(
+        parsed["embedded-default"].as_bool(),
+        Some(false),
+        "must never download"
+    );
+    let sources = parsed["source"].as_array().unwrap();
+    let mut amd64_pins = 0;
+    for s in sources {
+        let url = s["urls"][0].as_str().unwrap();
+        let file = url
+            .strip_prefix("file:///usr/lib/binfmtd/qemu/")
+            .expect(url);
+        if s["host"].as_str() == Some("amd64") {
+            // The same bytes binfmtd's embedded default extracts from Debian's package.
+            let bytes = std::fs::read(debian_qemu_amd64(file)).unwrap();
+            let sum = format!("{:x}", sha2::Sha256::digest(&bytes));
+            assert_eq!(s["sha256"].as_str(), Some(sum.as_str()), "{file}");
+            amd64_pins += 1;
+        }
+    }
+    assert_eq!((sources.len(), amd64_pins), (4, 2));
+    // The init container runs before the agent, in the image's mount namespace, with a command
+    // the binary accepts, writing the same cache.
+    let spec = pod_spec(&objs);
+    let init = &spec["initContainers"][0];
+    assert_eq!(init["image"], agent(&objs)["image"]);
+    assert!(init["image"].as_str().unwrap().ends_with("-bundled"));
+    let args: Vec<String> = serde_json::from_value(init["args"].clone()).unwrap();
+    assert!(!args.iter().any(|a| a.starts_with("--mount-namespace")));
+    let argv = std::iter::once("binfmtd".to_string()).chain(args.iter().cloned());
+    if let Err(e) = <binfmtd::cli::Cli as clap::Parser>::try_parse_from(argv) {
+        panic!("binfmtd rejects the init container's args {args:?}:\n{e}");
+    }
+    assert!(args.contains(&"--cache-dir=/var/lib/binfmtd".to_string()));
+}

@@ -83,7 +83,11 @@ pub fn agent(objects: &[Value]) -> &Value {
 }
 
 /// The base and every overlay, by directory.
-pub const BUILDS: &[&str] = &["daemonset", "daemonset/overlays/eks"];
+pub const BUILDS: &[&str] = &[
+    "daemonset",
+    "daemonset/overlays/eks",
+    "daemonset/overlays/bundled",
+];
 
 pub fn write_temp(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
