@@ -157,7 +157,9 @@ fn register_proven(
         // Without a probe we cannot tell whether this qemu understands P; without P,
         // arguments are never shifted (only argv[0] is lost), so that is the safe choice.
         r.flags.preserve_argv0 = false;
-        fs.register(&r)?;
+        if let Some(adopted) = register_or_adopt(fs, prover, d, &r)? {
+            return Ok(adopted);
+        }
         let mut o = outcome(
             d,
             verb,
@@ -169,7 +171,9 @@ fn register_proven(
             Some("registered without proof: binfmtd has no probe program for this arch".into());
         return Ok((o, r.flags));
     }
-    fs.register(&r)?;
+    if let Some(adopted) = register_or_adopt(fs, prover, d, &r)? {
+        return Ok(adopted);
+    }
     let mut proof = prover.prove(d.arch);
     if proof.argv0 == Some(Argv0Mode::Shifted) {
         tracing::info!(
@@ -197,6 +201,45 @@ fn register_proven(
         proof.detail
     );
     Ok((failed(d, Some(proof), why), r.flags))
+}
+
+/// Register `r`; when binfmtd's own entry name already exists (another binfmtd that does
+/// not take the converge lock registered it since we read the entries), re-read it and
+/// prove it instead of failing: a concurrent registration of the same thing is not an
+/// error. Returns the adopted outcome, or None when `r` was registered here.
+fn register_or_adopt(
+    fs: &(dyn BinfmtMisc + Sync),
+    prover: &dyn Prover,
+    d: &Desired,
+    r: &Registration,
+) -> Result<Option<(Outcome, Flags)>, KernelError> {
+    let err = match fs.register(r) {
+        Ok(()) => return Ok(None),
+        Err(e) if e.is_exists() && r.name.starts_with(crate::entry::OWN_PREFIX) => e,
+        Err(e) => return Err(e),
+    };
+    tracing::info!(arch = d.arch.qemu, entry = %r.name, "entry registered concurrently by another binfmtd; proving it");
+    let Some(found) = fs.entries()?.into_iter().find(|e| e.name == r.name) else {
+        // It came and went again: whoever did that is still at work; report the conflict.
+        return Err(err);
+    };
+    let proof = prover.can_probe(d.arch).then(|| prover.prove(d.arch));
+    let mut o = outcome(
+        d,
+        "kept (registered concurrently)",
+        Some(found.name.clone()),
+        Some(found.flags.to_string()),
+        proof,
+    );
+    o.interpreter = found.interpreter.display().to_string();
+    o.working &= found.enabled;
+    if !found.enabled {
+        o.reason = Some(format!(
+            "{} was registered concurrently and is disabled",
+            found.name
+        ));
+    }
+    Ok(Some((o, found.flags)))
 }
 
 /// Register the new interpreter beside the old entry, prove it, and only then swap.

@@ -35,6 +35,11 @@ impl KernelError {
     pub fn is_permission(&self) -> bool {
         matches!(self, KernelError::Io { source, .. } if matches!(source.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)))
     }
+
+    /// EEXIST from `register`: an entry with that name appeared since we last looked.
+    pub fn is_exists(&self) -> bool {
+        matches!(self, KernelError::Io { source, .. } if source.raw_os_error() == Some(libc::EEXIST))
+    }
 }
 
 fn hint(e: &io::Error) -> &'static str {

@@ -17,11 +17,13 @@
 //! | `prover`  | the `Prover` trait (prove a format, detect native ones) and its exec version  | exec    |
 //! | `par`     | a scoped-thread parallel map for independent per-arch work                    | threads |
 //! | `install` | applying a plan: register, prove, keep or roll back, per arch                 | all     |
+//! | `converge`| one pass: arches minus natives, interpreters, plan+apply under the node lock, gc | all   |
 //! | `config`  | the config file: interpreter sources pinned by sha256, download settings     | none    |
 //! | `archive` | one member out of a tar (gz/xz/zst) or a .deb, streaming                      | none    |
 //! | `fetch`   | downloads: mirrors, retries, size cap, streaming sha256 (`Transport`)         | network |
 //! | `cache`   | the content-addressed interpreter store: atomic commits, index, gc            | files   |
 //! | `supply`  | per-arch provisioning: source -> bytes -> verified cache object               | all     |
+//! | `trust`   | the trust rule: a file or directory root uses, and every directory above it   | files   |
 //! | `cli`     | argument parsing and one file per subcommand                                  | all     |
 
 pub mod arch;
@@ -29,6 +31,7 @@ pub mod archive;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod converge;
 pub mod entry;
 pub mod exec;
 pub mod exit;
@@ -43,3 +46,4 @@ pub mod probe;
 pub mod prover;
 pub mod status;
 pub mod supply;
+pub mod trust;

@@ -113,7 +113,7 @@ fn dash_root_verdict_matches_chroot() {
         .run_script(&format!(
             "{reg}\n\
              mkdir /tmp/bare /tmp/full\n\
-             cp -a {dash}/. /tmp/bare/; cp -a {dash}/. {libc}/. /tmp/full/\n\
+             cp -a --no-preserve=ownership {dash}/. /tmp/bare/; cp -a --no-preserve=ownership {dash}/. {libc}/. /tmp/full/\n\
              {bare}{full}\
              chroot /tmp/full /bin/dash -c 'echo full-ran'\n\
              if chroot /tmp/bare /bin/dash -c 'echo bare-ran' 2>/tmp/err; then :; else echo bare-failed; fi\n\

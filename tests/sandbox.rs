@@ -283,7 +283,7 @@ fn dynamic_arm64_dash_runs_in_a_chroot_with_its_libc() {
         .with_qemu(&["aarch64"])
         .run_script(&format!(
             "d=$FIXTURES/bookworm/arm64\n\
-             mkdir /tmp/rootfs && cp -a $d/dash/. $d/libc6/. /tmp/rootfs/\n\
+             mkdir /tmp/rootfs && cp -a --no-preserve=ownership $d/dash/. $d/libc6/. /tmp/rootfs/\n\
              {reg}\n\
              if $d/dash/bin/dash -c true 2>/tmp/err; then echo ran; else echo outside=$?; fi\n\
              cat /tmp/err >&2\n\

@@ -20,9 +20,7 @@ pub const DEFAULT_CACHE_DIR: &str = "/var/lib/binfmtd";
 impl CacheArgs {
     /// Recorded interpreter sums (empty, and never saved, when the directory is unusable).
     pub fn sums(&self) -> crate::interp::Sums {
-        let usable = std::fs::create_dir_all(&self.cache_dir).is_ok()
-            && nix::unistd::access(&self.cache_dir, nix::unistd::AccessFlags::W_OK).is_ok();
-        crate::interp::Sums::load(usable.then_some(self.cache_dir.as_path()))
+        crate::converge::sums(&self.cache_dir)
     }
 }
 

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use super::common::CacheArgs;
 use crate::arch;
 use crate::exit::{Exit, Failure};
-use crate::kernel::{BinfmtFs, BinfmtMisc};
 use crate::supply;
 
 #[derive(Debug, clap::Args)]
@@ -79,39 +78,12 @@ pub fn run_fetch(args: FetchArgs) -> anyhow::Result<Exit> {
     Ok(code)
 }
 
-/// Drop cached files that neither the index nor a registered entry references.
-pub fn collect_garbage(
-    binfmt_misc: &Path,
-    cache_dir: &Path,
-) -> Result<crate::cache::GcReport, crate::cache::CacheError> {
-    supply::gc(cache_dir, &registered_objects(binfmt_misc, cache_dir))
-}
-
 pub fn run_gc(binfmt_misc: &Path, args: GcArgs) -> anyhow::Result<Exit> {
-    let report = collect_garbage(binfmt_misc, &args.supply.cache.cache_dir)
+    let report = crate::converge::collect_garbage(binfmt_misc, &args.supply.cache.cache_dir)
         .map_err(|e| Failure::new(Exit::Environment, e.to_string()))?;
     for path in &report.removed {
         println!("removed\t{}", path.display());
     }
     println!("freed\t{} bytes", report.freed_bytes);
     Ok(Exit::Ok)
-}
-
-/// sha256 names of cache objects that registered entries still point at. When
-/// binfmt_misc is not mounted nothing is registered through it, so nothing is kept.
-fn registered_objects(binfmt_misc: &Path, cache_dir: &Path) -> Vec<String> {
-    let objects = cache_dir.join("sha256");
-    let Ok(fs) = BinfmtFs::open(binfmt_misc) else {
-        return Vec::new();
-    };
-    let entries = fs.entries().unwrap_or_default();
-    entries
-        .iter()
-        .filter(|e| e.interpreter.parent() == Some(objects.as_path()))
-        .filter_map(|e| {
-            e.interpreter
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
-        .collect()
 }

@@ -1,16 +1,14 @@
 //! `binfmtd install`: check interpreters, register, prove, report.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::arch::Arch;
-use crate::entry::Flags;
+use crate::converge::{self, ConvergeError, Converged, Interpreters, Request};
 use crate::exit::{Exit, Failure};
-use crate::install::{self, Outcome};
 use crate::interp::Source;
 
 use super::common::{self, ProbeArgs};
-use super::fetch::SupplyArgs;
-use super::interpreters;
+use super::fetch::{load_config, SupplyArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct InstallArgs {
@@ -62,79 +60,60 @@ pub struct InstallArgs {
 }
 
 pub fn run(root: &Path, args: InstallArgs) -> anyhow::Result<Exit> {
-    let requested = common::arches(&args.arch)?;
-    let explicit_all = args
-        .arch
-        .split(',')
-        .any(|p| p.trim().eq_ignore_ascii_case("all"));
+    let req = request(&args)?;
     common::require_admin("install")?;
     let prover = common::prover(&args.probe, &args.supply.cache);
     let native = crate::prover::native_arches(prover.as_ref());
-    let is_native = |a: &Arch| native.iter().any(|n| n.qemu == a.qemu);
-    let named_native: Vec<&str> = requested
-        .iter()
-        .filter(|a| is_native(a))
-        .map(|a| a.qemu)
-        .collect();
-    if !named_native.is_empty() && !explicit_all && !args.skip_native {
-        return Err(Failure::new(
-            Exit::Usage,
-            format!(
-                "{} runs natively on this host; registering an emulator would hijack native binaries (binfmt_misc is consulted before the native loader). Drop it from --arch, or add --skip-native; nothing was registered",
-                named_native.join(", ")
-            ),
-        )
-        .into());
-    }
-    let foreign: Vec<&'static Arch> = requested.into_iter().filter(|a| !is_native(a)).collect();
+    // Refuse a named native arch before mounting anything.
+    converge::select(&req, &native).map_err(converge_failure)?;
     let fs = common::open_kernel(root, true)?;
-    let sums = args.supply.cache.sums();
-    let local = match (&args.interpreter, &args.interpreter_dir) {
-        (Some(f), _) => Some(Source::File(f.clone())),
-        (None, Some(d)) => Some(Source::Dir(d.clone())),
-        (None, None) => None,
-    };
-    let flags = Flags {
-        preserve_argv0: false,
-        open_binary: !args.no_open_binary || args.credentials,
-        credentials: args.credentials,
-        fix_binary: true,
-    };
-    let resolved =
-        interpreters::resolve(&foreign, local, &args.supply, flags, explicit_all, &sums)?;
-    sums.save();
-    let (mut outcomes, missing) = (resolved.failed, resolved.missing);
-    let applied = install::install(
-        &fs,
-        prover.as_ref(),
-        &resolved.desired,
-        install::Options {
-            replace_foreign: args.replace_foreign,
-        },
-    )
-    .map_err(common::kernel_failure)?;
-    outcomes.extend(applied);
-    outcomes.sort_by_key(|o| foreign.iter().position(|a| a.qemu == o.arch));
-    if resolved.from_cache {
-        // Interpreters nothing references any more (an old pin, a dropped arch) go now.
-        if let Err(e) = super::fetch::collect_garbage(root, &args.supply.cache.cache_dir) {
-            tracing::warn!(error = %e, "cache gc after install failed");
-        }
-    }
-    print(&outcomes, &named_native, &missing, args.json)?;
-    Ok(if outcomes.iter().all(|o| o.working) {
+    let done = converge::converge(&fs, prover.as_ref(), &req, &native, LOCK_WAIT)
+        .map_err(converge_failure)?;
+    print(&done, args.json)?;
+    Ok(if done.all_working() {
         Exit::Ok
     } else {
         Exit::NotWorking
     })
 }
 
-fn print(
-    outcomes: &[Outcome],
-    skipped_native: &[&str],
-    missing: &[&str],
-    json: bool,
-) -> anyhow::Result<()> {
+/// How long `install` waits for another binfmtd that is changing the same entries.
+const LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// The command line as a plain converge request (config loaded, arches resolved).
+pub fn request(args: &InstallArgs) -> anyhow::Result<Request> {
+    let arches = common::arches(&args.arch)?;
+    let all = args
+        .arch
+        .split(',')
+        .any(|p| p.trim().eq_ignore_ascii_case("all"));
+    let interpreters = match (&args.interpreter, &args.interpreter_dir) {
+        (Some(f), _) => Interpreters::Local(Source::File(f.clone())),
+        (None, Some(d)) => Interpreters::Local(Source::Dir(d.clone())),
+        (None, None) => Interpreters::Supply(load_config(&args.supply)?),
+    };
+    Ok(Request {
+        arches,
+        all,
+        skip_native: args.skip_native,
+        interpreters,
+        flags: converge::flags(args.credentials, !args.no_open_binary),
+        replace_foreign: args.replace_foreign,
+        cache_dir: args.supply.cache.cache_dir.clone(),
+    })
+}
+
+/// Map a converge error to the exit code the README documents.
+pub fn converge_failure(e: ConvergeError) -> anyhow::Error {
+    match e {
+        ConvergeError::Kernel(k) => common::kernel_failure(k),
+        e @ ConvergeError::NativeRequested(_) => Failure::new(Exit::Usage, e.to_string()).into(),
+        e @ ConvergeError::Lock(_) => Failure::new(Exit::Environment, e.to_string()).into(),
+    }
+}
+
+fn print(done: &Converged, json: bool) -> anyhow::Result<()> {
+    let (outcomes, skipped_native, missing) = (&done.outcomes, &done.skipped_native, &done.missing);
     if json {
         println!("{}", serde_json::to_string_pretty(outcomes)?);
         return Ok(());

@@ -11,7 +11,6 @@ mod common;
 mod explain;
 mod fetch;
 mod install;
-mod interpreters;
 mod status;
 mod uninstall;
 

@@ -1,14 +1,10 @@
 //! `binfmtd status` and `binfmtd selftest`: observe, prove, report.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::arch::{Arch, ARCHES};
-use crate::cache::IndexEntry;
+use crate::converge::observe;
 use crate::exit::Exit;
-use crate::interp::Sums;
-use crate::kernel::{BinfmtFs, BinfmtMisc};
-use crate::prover::Prover;
-use crate::status::{self, BinfmtMiscInfo, InterpreterFacts, Observed, Status};
+use crate::status::{self, Status};
 
 use super::common::{self, CacheArgs, ProbeArgs};
 
@@ -42,90 +38,6 @@ pub struct SelftestArgs {
     pub cache: CacheArgs,
 }
 
-/// Gather everything the report needs. Never mounts and never changes anything.
-pub fn observe(
-    root: &Path,
-    prover: &dyn Prover,
-    cache: &CacheArgs,
-    only: Option<&[&'static Arch]>,
-) -> Observed {
-    let sums = cache.sums();
-    let mut obs = Observed {
-        native: crate::prover::native_arches(prover),
-        ..Default::default()
-    };
-    let path = root.display().to_string();
-    let (info, entries) =
-        match BinfmtFs::open(root).and_then(|fs| Ok((fs.instance_enabled()?, fs.entries()?))) {
-            Ok((enabled, entries)) => (
-                BinfmtMiscInfo {
-                    path,
-                    available: true,
-                    enabled: Some(enabled),
-                    error: None,
-                },
-                entries,
-            ),
-            Err(e) => (
-                BinfmtMiscInfo {
-                    path,
-                    available: false,
-                    enabled: None,
-                    error: Some(e.to_string()),
-                },
-                vec![],
-            ),
-        };
-    obs.binfmt_misc = Some(info);
-    obs.entries = entries;
-    // Prove what could run: native formats and formats with an enabled entry.
-    let to_prove: Vec<&'static Arch> = ARCHES
-        .iter()
-        .filter(|a| only.is_none_or(|l| l.iter().any(|x| x.qemu == a.qemu)))
-        .filter(|a| {
-            let native = obs.native.iter().any(|n| n.qemu == a.qemu);
-            let entry = obs
-                .entries
-                .iter()
-                .any(|e| e.enabled && e.same_format_as(a.magic, a.mask));
-            prover.can_probe(a) && (native || entry)
-        })
-        .collect();
-    let proofs = crate::par::map(&to_prove, |a| prover.prove(a));
-    obs.proofs = to_prove.iter().map(|a| a.qemu).zip(proofs).collect();
-    let mut paths: Vec<PathBuf> = obs.entries.iter().map(|e| e.interpreter.clone()).collect();
-    paths.sort();
-    paths.dedup();
-    let index = crate::cache::read_index(&cache.cache_dir).unwrap_or_default();
-    let facts = crate::par::map(&paths, |p| interpreter_facts(prover, &sums, &index, p));
-    sums.save();
-    obs.interpreters = paths.into_iter().zip(facts).collect();
-    obs
-}
-
-/// Facts about an entry's interpreter. For files from binfmtd's cache, the index says where
-/// they came from and which qemu they are, without running them.
-fn interpreter_facts(
-    prover: &dyn Prover,
-    sums: &Sums,
-    index: &[IndexEntry],
-    path: &Path,
-) -> InterpreterFacts {
-    if !path.is_file() {
-        return InterpreterFacts::default();
-    }
-    let sha256 = sums.sha256(path).ok().map(|(h, _)| h);
-    let indexed = index.iter().find(|e| Some(&e.sha256) == sha256.as_ref());
-    InterpreterFacts {
-        present: true,
-        qemu_version: indexed
-            .and_then(|e| e.version.clone())
-            .or_else(|| prover.qemu_version(path)),
-        source: indexed.map(|e| e.source.clone()),
-        sha256,
-    }
-}
-
 fn exit_for(s: &Status) -> Exit {
     if !s.binfmt_misc.available {
         Exit::Environment
@@ -140,7 +52,7 @@ pub fn run(root: &Path, args: StatusArgs) -> anyhow::Result<Exit> {
     let prover = common::prover(&args.probe, &args.cache);
     let s = status::build(
         crate::arch::host(),
-        &observe(root, prover.as_ref(), &args.cache, None),
+        &observe(root, prover.as_ref(), &args.cache.cache_dir, None),
     );
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
@@ -155,7 +67,12 @@ pub fn selftest(root: &Path, args: SelftestArgs) -> anyhow::Result<Exit> {
     let prover = common::prover(&args.probe, &args.cache);
     let s = status::build(
         crate::arch::host(),
-        &observe(root, prover.as_ref(), &args.cache, only.as_deref()),
+        &observe(
+            root,
+            prover.as_ref(),
+            &args.cache.cache_dir,
+            only.as_deref(),
+        ),
     );
     let rows: Vec<&status::Format> = s
         .formats

@@ -35,6 +35,9 @@ use serde::Serialize;
 
 use crate::prover::ProbeResult;
 
+/// The report the daemon produces after every reconcile (same type as `status --json`).
+pub type Report = Status;
+
 pub const SCHEMA: &str = "binfmtd.status/v1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

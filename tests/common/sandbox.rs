@@ -19,7 +19,9 @@ use super::host;
 
 /// Host uid (and gid) that sandbox root maps to, and how many ids are mapped.
 pub const HOST_ID: u32 = 100_000;
-const ID_COUNT: u32 = 65_536;
+/// Ids 0..65533: the overflow uid 65534 stays unmapped here, so it stands only for owners
+/// outside the sandbox (binfmtd trusts those, see src/trust.rs) and no sandbox user has it.
+const ID_COUNT: u32 = 65_534;
 /// Where the qemu copies live inside the sandbox (a tmpfs owned by the sandbox root).
 pub const QEMU_DIR: &str = "/run/qemu";
 const PRELUDE: &str = include_str!("prelude.sh");

@@ -1,4 +1,4 @@
-//! Where `install` gets its interpreters: a local file or directory when the operator names
+//! Where a converge pass gets its interpreters: a local file or directory when the operator names
 //! one, otherwise the supply chain (config file, or the embedded Debian default).
 //! Every interpreter passes the core checks before it can be registered.
 
@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use crate::arch::Arch;
 use crate::entry::Flags;
 use crate::install::{failed_arch, Outcome};
-use crate::interp::{self, InterpError, Source, Sums};
+use crate::interp::{self, InterpError, Sums};
 use crate::plan::Desired;
 use crate::supply::SupplyError;
 
-use super::fetch::{load_config, SupplyArgs};
+use super::{Interpreters, Request};
 
 /// Checked interpreters, arches that failed (never registered), and arches skipped under
 /// `all` because no source has them.
@@ -23,25 +23,25 @@ pub struct Resolved {
     pub from_cache: bool,
 }
 
+/// Locate (or provision) and check an interpreter for each arch. Per-arch failures end up
+/// in `failed`; nothing here aborts the pass.
 pub fn resolve(
     arches: &[&'static Arch],
-    local: Option<Source>,
-    supply: &SupplyArgs,
-    flags: Flags,
-    all: bool,
+    source: &Interpreters,
+    req: &Request,
     sums: &Sums,
-) -> anyhow::Result<Resolved> {
+) -> Resolved {
+    let (flags, all): (Flags, bool) = (req.flags, req.all);
     let host = crate::arch::host();
-    let from_cache = local.is_none();
-    let located: Vec<Result<PathBuf, Miss>> = match &local {
-        Some(source) => arches
+    let from_cache = matches!(source, Interpreters::Supply(_));
+    let located: Vec<Result<PathBuf, Miss>> = match source {
+        Interpreters::Local(source) => arches
             .iter()
             .map(|a| interp::locate(a, source, arches.len()).map_err(|e| skip_or(e, all)))
             .collect(),
-        None => {
-            let config = load_config(supply)?;
-            let cache = &supply.cache.cache_dir;
-            crate::supply::provision(&config, arches, cache, host, &crate::supply::core_check)
+        Interpreters::Supply(config) => {
+            let cache = &req.cache_dir;
+            crate::supply::provision(config, arches, cache, host, &crate::supply::core_check)
                 .into_iter()
                 .map(|(_, r)| r.map(|p| p.path).map_err(|e| supply_skip_or(e, all)))
                 .collect()
@@ -70,7 +70,7 @@ pub fn resolve(
             Err(Miss::Failed(e)) => out.failed.push(failed_arch(arch, "-", None, e)),
         }
     }
-    Ok(out)
+    out
 }
 
 /// Why an arch has no checked interpreter.
