@@ -24,15 +24,17 @@ usage: install.sh [options] [-- extra binfmtd install arguments]
   --base-url URL      where releases live; files are fetched from URL/vV/ (env BINFMTD_BASE_URL)
   --arch A            CPU to install for instead of `uname -m` (x86_64|amd64|aarch64|arm64)
   --root DIR          install under DIR instead of / (staging trees, tests); never starts anything
-  --prefix DIR        where the binary goes (default /usr/local; the unit is adjusted to match)
+  --prefix DIR        where the binary goes (default /usr/local; the unit is adjusted to match); an
+                      absolute path of A-Z a-z 0-9 _ . / + - only
   --dry-run           download and verify, then print what would change; change nothing
   --arches LIST       binfmtd: arches to provision, e.g. arm64,riscv64 or all (-> binfmtd install --arch)
   --label-prefix P    binfmtd: node label prefix (-> --label-prefix; binfmtd versions with node labels)
   --kubeconfig PATH   binfmtd: kubeconfig for node labels (-> --kubeconfig; likewise)
   -- ARGS...          binfmtd: more `binfmtd install` arguments, e.g. -- --skip-native
 
-binfmtd arguments are written to /etc/default/binfmtd (BINFMTD_ARGS), read by binfmtd.service. Without
-any, an existing /etc/default/binfmtd is kept as it is, and a new one gets "--arch all".
+binfmtd arguments are written to /etc/default/binfmtd (BINFMTD_ARGS), read by binfmtd.service; only that
+line is changed, other lines (e.g. HTTPS_PROXY=) are kept. Without any, an existing /etc/default/binfmtd is
+kept as it is, and a new one gets "--arch all".
 EOF
 }
 
@@ -95,6 +97,35 @@ parse_args() {
     [ -n "$VERSION" ] || die 2 "no release version: pass --version (e.g. --version 0.1.0)"
     case "$ROOT" in /*) ;; *) die 2 "--root '$ROOT' must be an absolute path" ;; esac
     ROOT=${ROOT%/}
+    # PREFIX lands in the unit's ExecStart (through sed) and under ROOT: no characters those would
+    # read specially, no way out of ROOT.
+    case "$PREFIX" in
+    /*) ;;
+    *) die 2 "--prefix '$PREFIX' must be an absolute path" ;;
+    esac
+    case "$PREFIX/" in
+    *[!A-Za-z0-9_./+-]* | */../*)
+        die 2 "--prefix '$PREFIX' may hold only A-Z a-z 0-9 _ . / + - and no '..' component"
+        ;;
+    esac
+    PREFIX=${PREFIX%/}
+}
+
+# /etc/default/binfmtd with BINFMTD_ARGS set and every other line (an admin's HTTPS_PROXY=, the unit's
+# only way to get proxy variables) kept as it was.
+env_file() { # EXISTING
+    found=0
+    if [ -f "$1" ]; then
+        while IFS= read -r line || [ -n "$line" ]; do
+            case "$line" in
+            BINFMTD_ARGS=*) [ "$found" = 1 ] || echo "BINFMTD_ARGS=\"$BINFMTD_ARGS\"" && found=1 ;;
+            *) printf '%s\n' "$line" ;;
+            esac
+        done <"$1"
+    else
+        echo "# Written by binfmtd's install.sh; the arguments of \`binfmtd install\` (binfmtd.service)."
+    fi
+    [ "$found" = 1 ] || echo "BINFMTD_ARGS=\"$BINFMTD_ARGS\""
 }
 
 fetch() { # URL FILE
@@ -176,11 +207,10 @@ install_all() {
         BINFMTD_ARGS="--arch all" HAVE_ARGS=1 # everything this host has a qemu for, natives skipped
     fi
     if [ "$HAVE_ARGS" = 1 ]; then
-        {
-            echo "# Written by binfmtd's install.sh; the arguments of \`binfmtd install\` (binfmtd.service)."
-            echo "BINFMTD_ARGS=\"$BINFMTD_ARGS\""
-        } >"$TMP/env"
-        place "$TMP/env" /etc/default/binfmtd 0644
+        env_file "$ROOT/etc/default/binfmtd" >"$TMP/env"
+        mode=0644 # an admin's tighter mode (proxy credentials) stays
+        [ ! -f "$ROOT/etc/default/binfmtd" ] || mode=$(stat -c %a "$ROOT/etc/default/binfmtd")
+        place "$TMP/env" /etc/default/binfmtd "$mode"
     else
         say "kept /etc/default/binfmtd (no binfmtd arguments given)"
     fi

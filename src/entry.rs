@@ -33,17 +33,26 @@ pub struct Flags {
 impl Flags {
     /// Parse the letters as they appear in an entry file or a register string.
     pub fn parse(s: &str) -> Result<Flags, String> {
-        let mut f = Flags::default();
+        match Flags::parse_known(s) {
+            (f, unknown) if unknown.is_empty() => Ok(f),
+            (_, unknown) => Err(format!("unknown binfmt_misc flag(s) {unknown:?} in {s:?}")),
+        }
+    }
+
+    /// The flags binfmtd knows, and every other letter as it appeared: a newer kernel may
+    /// show flags this build does not know, and that must not make its entries unreadable.
+    pub fn parse_known(s: &str) -> (Flags, String) {
+        let (mut f, mut unknown) = (Flags::default(), String::new());
         for c in s.trim().chars() {
             match c {
                 'P' => f.preserve_argv0 = true,
                 'O' => f.open_binary = true,
                 'C' => f.credentials = true,
                 'F' => f.fix_binary = true,
-                other => return Err(format!("unknown binfmt_misc flag {other:?} in {s:?}")),
+                other => unknown.push(other),
             }
         }
-        Ok(f)
+        (f, unknown)
     }
 }
 
@@ -81,12 +90,19 @@ pub struct Entry {
     pub enabled: bool,
     pub interpreter: PathBuf,
     pub flags: Flags,
+    /// Flag letters this build does not know (from a newer kernel), kept to be reported.
+    pub unknown_flags: String,
     pub matcher: Matcher,
 }
 
 impl Entry {
     pub fn is_own(&self) -> bool {
         self.name.starts_with(OWN_PREFIX)
+    }
+
+    /// Every flag letter the kernel showed: the known ones in kernel order, then the rest.
+    pub fn flag_letters(&self) -> String {
+        format!("{}{}", self.flags, self.unknown_flags)
     }
 
     /// Would the kernel hand a file starting with `header` to this entry (if enabled)?
@@ -137,7 +153,8 @@ pub fn parse_entry(name: &str, text: &str) -> Result<Entry, EntryError> {
         name: name.to_string(),
         what,
     };
-    let (mut enabled, mut interpreter, mut flags) = (None, None, Flags::default());
+    let (mut enabled, mut interpreter) = (None, None);
+    let (mut flags, mut unknown_flags) = (Flags::default(), String::new());
     let (mut offset, mut magic, mut mask, mut ext) = (0usize, None, None, None);
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let (key, value) = line.split_once(' ').unwrap_or((line, ""));
@@ -145,7 +162,7 @@ pub fn parse_entry(name: &str, text: &str) -> Result<Entry, EntryError> {
             "enabled" => enabled = Some(true),
             "disabled" => enabled = Some(false),
             "interpreter" => interpreter = Some(PathBuf::from(value)),
-            "flags:" => flags = Flags::parse(value).map_err(err)?,
+            "flags:" => (flags, unknown_flags) = Flags::parse_known(value),
             "offset" => {
                 offset = value
                     .parse()
@@ -174,6 +191,7 @@ pub fn parse_entry(name: &str, text: &str) -> Result<Entry, EntryError> {
         enabled: enabled.ok_or_else(|| err("no enabled/disabled line".into()))?,
         interpreter: interpreter.ok_or_else(|| err("no interpreter line".into()))?,
         flags,
+        unknown_flags,
         matcher,
     })
 }

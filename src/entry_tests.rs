@@ -37,10 +37,31 @@ fn rejects_malformed_entries() {
         "enabled\nmagic 00\n",
         "enabled\ninterpreter /x\n",
         "enabled\ninterpreter /x\nmagic 0g\n",
-        "enabled\ninterpreter /x\nflags: Z\nmagic 00\n",
     ] {
         assert!(parse_entry("x", bad).is_err(), "{bad:?}");
     }
+}
+
+/// A flag letter from a newer kernel must not make the entry (and so the whole listing that
+/// `install` and `status` read) unparseable: the known flags hold, the rest is kept.
+#[test]
+fn unknown_flag_letters_are_kept_not_fatal() {
+    for (shown, known, unknown) in [
+        ("F", "F", ""),
+        ("POCF", "POCF", ""),
+        ("Z", "", "Z"),
+        ("POFZ", "POF", "Z"),
+        ("XFY", "F", "XY"),
+        ("", "", ""),
+    ] {
+        let text = format!("enabled\ninterpreter /x\nflags: {shown}\noffset 0\nmagic 00\n");
+        let e = parse_entry("x", &text).unwrap_or_else(|err| panic!("{shown:?}: {err}"));
+        assert_eq!(e.flags.to_string(), known, "{shown:?}");
+        assert_eq!(e.unknown_flags, unknown, "{shown:?}");
+        assert_eq!(e.flag_letters(), format!("{known}{unknown}"), "{shown:?}");
+    }
+    // Registrations stay strict: binfmtd never writes a letter it does not know.
+    assert!(Flags::parse("FZ").is_err());
 }
 
 #[test]

@@ -77,11 +77,26 @@ fn prove_foreign(prover: &dyn Prover, desired: &[Desired], observed: &[Entry]) -
         if same.is_empty() || same.iter().any(|e| e.is_own()) || !same.iter().any(|e| e.enabled) {
             continue;
         }
+        // The probe would have the kernel run their interpreter as root: never one a non-root
+        // user can change. Such an entry does not count as working; binfmtd's own entry,
+        // registered after it, is the one the kernel picks.
+        if same.iter().any(|e| e.enabled && untrusted(&e.interpreter)) {
+            tracing::warn!(arch = d.arch.qemu, "another tool's entry names an interpreter that fails the trust rule; not probing it");
+            continue;
+        }
         if prover.can_probe(d.arch) && prover.prove(d.arch).ok {
             working.extend(same.iter().filter(|e| e.enabled).map(|e| e.name.clone()));
         }
     }
     working
+}
+
+/// Fails the trust rule (a file that is merely absent here is not judged: F may pin it).
+fn untrusted(interpreter: &std::path::Path) -> bool {
+    matches!(
+        crate::trust::open_file(interpreter),
+        Err(crate::trust::TrustError::Unsafe { .. })
+    )
 }
 
 fn apply(
@@ -126,7 +141,7 @@ fn apply(
                     observed
                         .iter()
                         .find(|e| &e.name == entry)
-                        .map(|e| e.flags.to_string()),
+                        .map(Entry::flag_letters),
                     proof,
                 ));
             }
@@ -306,6 +321,31 @@ fn outcome(
 }
 
 /// An arch that could not be made to work, with why.
+/// The action of an arch left alone because the native probe could not tell whether the
+/// host runs it (see `prover::NativeSurvey`).
+pub const UNDECIDED: &str = "not registered (native or not is unknown)";
+
+/// Split `arches` into those to work on and, as outcomes, those whose nativeness is
+/// unknown: registering an emulator for them could hijack every native program.
+pub fn split_undecided(
+    arches: Vec<&'static Arch>,
+    survey: &crate::prover::NativeSurvey,
+) -> (Vec<&'static Arch>, Vec<Outcome>) {
+    let mut undecided = Vec::new();
+    let mut rest = Vec::new();
+    for a in arches {
+        match survey.unknown_why(a) {
+            Some(why) => {
+                let mut o = failed_arch(a, "", None, why.to_string());
+                o.action = UNDECIDED.into();
+                undecided.push(o);
+            }
+            None => rest.push(a),
+        }
+    }
+    (rest, undecided)
+}
+
 pub fn failed(d: &Desired, proof: Option<ProbeResult>, reason: String) -> Outcome {
     failed_arch(d.arch, &d.interpreter.display().to_string(), proof, reason)
 }

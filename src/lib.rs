@@ -11,7 +11,7 @@
 //! | `explain` | file facts (ELF, #!) and the run-here verdict; file reads in `explain::fs`    | files   |
 //! | `exec`    | running a child with a deadline (probes, `--version`)                         | exec    |
 //! | `exit`    | documented exit codes and the error type that carries one                     | none    |
-//! | `interp`  | locating interpreters; ELF/static/ownership checks; sha256                    | files   |
+//! | `interp`  | locating interpreters; trust rule + ELF/static checks; cache copies; sha256   | files   |
 //! | `kernel`  | the binfmt_misc filesystem behind the `BinfmtMisc` trait, rooted at a path    | kernel  |
 //! | `probe`   | tiny per-arch ELF probes, their output parser/judge, the `Runner` that execs  | exec    |
 //! | `prover`  | the `Prover` trait (prove a format, detect native ones) and its exec version  | exec    |
@@ -19,8 +19,8 @@
 //! | `install` | applying a plan: register, prove, keep or roll back, per arch                 | all     |
 //! | `converge`| one pass: arches minus natives, interpreters, plan+apply under the node lock, gc | all   |
 //! | `config`  | the config file: interpreter sources pinned by sha256, download settings     | none    |
-//! | `archive` | one member out of a tar (gz/xz/zst) or a .deb, streaming                      | none    |
-//! | `fetch`   | downloads: mirrors, retries, size cap, streaming sha256 (`Transport`)         | network |
+//! | `archive` | one member out of a tar (gz/xz/zst) or a .deb, streaming, capped, ELF-checked | none    |
+//! | `fetch`   | downloads: mirrors, retries, deadlines, size cap, streaming sha256 (`Transport`) | network |
 //! | `cache`   | the content-addressed interpreter store: atomic commits, index, gc            | files   |
 //! | `supply`  | per-arch provisioning: source -> bytes -> verified cache object               | all     |
 //! | `trust`   | the trust rule: a file or directory root uses, and every directory above it   | files   |

@@ -17,6 +17,7 @@ fn entry(name: &str, arch: &str, interp: &str, flags: &str, enabled: bool) -> En
         enabled,
         interpreter: interp.into(),
         flags: Flags::parse(flags).unwrap(),
+        unknown_flags: String::new(),
         matcher: Matcher::Magic {
             offset: 0,
             magic: a.magic.to_vec(),

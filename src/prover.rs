@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::arch::Arch;
 use crate::probe::ExecRunner;
 
-pub use crate::probe::{Argv0Mode, ProbeResult};
+pub use crate::probe::{Argv0Mode, Native, ProbeResult};
 
 /// Proves formats. `Sync` so that per-arch work can run on several threads.
 pub trait Prover: Sync {
@@ -15,24 +15,58 @@ pub trait Prover: Sync {
     fn can_probe(&self, arch: &Arch) -> bool;
     /// Execute the arch's probe; the kernel picks whichever entry handles it.
     fn prove(&self, arch: &'static Arch) -> ProbeResult;
-    /// Does the format run with no binfmt_misc entry at all (native or compat)?
-    fn runs_natively(&self, arch: &'static Arch) -> bool;
+    /// Does the format run with no binfmt_misc entry at all (native or compat)? `No` only
+    /// when the kernel says so; `Unknown` when the probe could not tell.
+    fn runs_natively(&self, arch: &'static Arch) -> Native;
     /// `interpreter --version`, parsed; None when it cannot be run.
     fn qemu_version(&self, interpreter: &Path) -> Option<String>;
+}
+
+/// Which formats this host runs natively, and which it could not tell.
+#[derive(Debug, Clone, Default)]
+pub struct NativeSurvey {
+    /// Its own arch, plus compat formats a native probe ran.
+    pub native: Vec<&'static Arch>,
+    /// Compat formats whose native probe failed without ENOEXEC, with why. Never register
+    /// an emulator for these: the CPU may well run them.
+    pub unknown: Vec<(&'static Arch, String)>,
+}
+
+impl NativeSurvey {
+    pub fn is_native(&self, arch: &Arch) -> bool {
+        self.native.iter().any(|n| n.qemu == arch.qemu)
+    }
+
+    /// Why `arch` is undecided, when it is.
+    pub fn unknown_why(&self, arch: &Arch) -> Option<&str> {
+        let mut it = self.unknown.iter();
+        it.find(|(a, _)| a.qemu == arch.qemu)
+            .map(|(_, w)| w.as_str())
+    }
 }
 
 /// Formats this host runs natively: its own arch, plus compat formats (i386 on x86_64,
 /// arm on arm64 CPUs with AArch32) that a native probe proves. Decided by executing, never
 /// by `uname`: many arm64 server CPUs lack AArch32.
-pub fn native_arches(prover: &dyn Prover) -> Vec<&'static Arch> {
+pub fn survey_native(prover: &dyn Prover) -> NativeSurvey {
     let host = crate::arch::host();
-    let mut out = vec![host];
+    let mut out = NativeSurvey {
+        native: vec![host],
+        unknown: Vec::new(),
+    };
     for a in compat_candidates(host) {
-        if prover.runs_natively(a) {
-            out.push(a);
+        match prover.runs_natively(a) {
+            Native::Yes => out.native.push(a),
+            Native::No => {}
+            Native::Unknown(why) => out.unknown.push((a, format!("cannot tell whether this host runs {} natively, so no emulator is registered for it; its native probe ended without ENOEXEC: {why}", a.qemu))),
         }
     }
     out
+}
+
+/// The proven-native formats of `survey_native`.
+pub fn native_arches(prover: &dyn Prover) -> Vec<&'static Arch> {
+    survey_native(prover).native
 }
 
 /// Formats a host CPU family might run natively, besides its own.
@@ -74,8 +108,8 @@ impl Prover for ExecProver {
         crate::probe::run(&self.runner, arch, false, self.timeout)
     }
 
-    fn runs_natively(&self, arch: &'static Arch) -> bool {
-        self.can_probe(arch) && crate::probe::run(&self.runner, arch, true, self.timeout).ok
+    fn runs_natively(&self, arch: &'static Arch) -> Native {
+        crate::probe::native(&self.runner, arch, self.timeout)
     }
 
     fn qemu_version(&self, interpreter: &Path) -> Option<String> {

@@ -37,6 +37,13 @@ pub enum TrustError {
     Unsafe { path: PathBuf, what: String },
 }
 
+impl TrustError {
+    /// The path (or a directory on it) does not exist: the walk's `openat` said ENOENT.
+    pub fn is_missing(&self) -> bool {
+        matches!(self, TrustError::Io { what, .. } if what.ends_with(&Errno::ENOENT.to_string()))
+    }
+}
+
 /// Which owners cannot be a non-root user of this user namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Owners {

@@ -193,15 +193,13 @@ fn refuses_a_world_writable_interpreter() {
     );
 }
 
-/// The host's own qemu, seen from the sandbox, is owned by an unmapped uid ("nobody").
+/// A qemu owned by an ordinary user (uid 1000, mapped in the sandbox) in a root-owned directory.
 #[test]
 fn refuses_an_interpreter_not_owned_by_root() {
-    let cmd = "$BINFMTD install --arch arm64 --interpreter /usr/bin/qemu-aarch64-static";
-    let says = [
-        "/usr/bin/qemu-aarch64-static",
-        "owned by uid 65534, not root",
-    ];
-    refused("", cmd, 1, &says);
+    let setup = "mkdir /tmp/q && cp $QEMU_DIR/qemu-aarch64-static /tmp/q/ && chown 1000:1000 /tmp/q/qemu-aarch64-static";
+    let cmd = "$BINFMTD install --arch arm64 --interpreter /tmp/q/qemu-aarch64-static";
+    let says = ["/tmp/q/qemu-aarch64-static", "owned by uid 1000, not root"];
+    refused(setup, cmd, 1, &says);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use binfmtd::arch;
 use binfmtd::entry::{parse_entry, Flags, Registration};
-use common::fixtures::{qemu_in_sandbox, register_cmd, register_raw_cmd};
+use common::fixtures::{qemu_cached_in_sandbox, qemu_in_sandbox, register_cmd, register_raw_cmd};
 use common::report::{json, status_row, INSTALL};
 use common::{sections, with_exit, Busybox, Sandbox};
 
@@ -161,8 +161,10 @@ fn reinstall_changes_nothing_and_says_kept() {
     let (first, code) = with_exit(&s["first"]);
     assert_eq!(code, 0, "{run}");
     for q in ["aarch64", "s390x"] {
-        let want =
-            format!("{q}: ok: registered binfmtd-{q} (flags POF, /run/qemu/qemu-{q}-static)");
+        let want = format!(
+            "{q}: ok: registered binfmtd-{q} (flags POF, {})",
+            qemu_cached_in_sandbox(q)
+        );
         assert!(first.contains(&want), "{want:?} missing: {run}");
     }
     let (second, code) = with_exit(&s["second"]);
@@ -170,7 +172,10 @@ fn reinstall_changes_nothing_and_says_kept() {
     let lines: Vec<&str> = second.lines().filter(|l| !l.starts_with("  ")).collect();
     assert_eq!(lines.len(), 2, "{run}");
     for (line, q) in lines.iter().zip(["aarch64", "s390x"]) {
-        let want = format!("{q}: ok: kept binfmtd-{q} (flags POF, /run/qemu/qemu-{q}-static)");
+        let want = format!(
+            "{q}: ok: kept binfmtd-{q} (flags POF, {})",
+            qemu_cached_in_sandbox(q)
+        );
         assert!(line.starts_with(&want), "{line:?} is not {want:?}: {run}");
     }
     assert_eq!(s["entries"], "binfmtd-aarch64\nbinfmtd-s390x\n", "{run}");
@@ -240,23 +245,23 @@ fn failed_reinstall_keeps_the_previous_registration() {
         second.starts_with("aarch64: NOT WORKING: kept previous binfmtd-aarch64"),
         "{run}"
     );
-    assert!(
-        second.contains("new interpreter /run/qemu-b/qemu-aarch64-static failed its probe, so the previous registration binfmtd-aarch64 stays (rollback)"),
-        "{run}"
+    // Both are binfmtd's cache copies: /run/qemu-b's file is the riscv64 qemu's bytes.
+    let want = format!(
+        "new interpreter {} failed its probe, so the previous registration binfmtd-aarch64 stays (rollback)",
+        qemu_cached_in_sandbox("riscv64")
     );
+    assert!(second.contains(&want), "{run}");
+    let kept = qemu_cached_in_sandbox("aarch64");
     assert_eq!(
         s["entries"], "binfmtd-aarch64\n",
         "no candidate left: {run}"
     );
-    assert_eq!(
-        s["same"], "same\ninterpreter /run/qemu/qemu-aarch64-static\n",
-        "{run}"
-    );
+    assert_eq!(s["same"], format!("same\ninterpreter {kept}\n"), "{run}");
     assert_eq!(s["run"], "aarch64\n", "{run}");
     let (text, code) = with_exit(&s["status"]);
     let row = status_row(&json(text), "aarch64").clone();
     assert_eq!(row["state"], "emulated-working", "{row}");
-    assert_eq!(row["interpreter"], "/run/qemu/qemu-aarch64-static", "{row}");
+    assert_eq!(row["interpreter"], kept.as_str(), "{row}");
     assert_eq!(code, 0, "{run}");
 }
 

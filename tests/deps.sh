@@ -7,12 +7,16 @@ set -euo pipefail
 packages=(
     # kernel tests: foreign CPUs, the sandbox (setpriv, unshare), disassembly, ELF tools
     qemu-user-static util-linux binutils binutils-multiarch file
+    # tests/trust_attacks.rs compiles its attacker programs as static executables
+    gcc libc6-dev
     # container runtimes run in the sandbox
     crun runc containerd umoci
     # supply-chain tests: archives
     xz-utils zstd
     # release artifacts: musl builds (ring needs an aarch64 C compiler), packages, image
     musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross dpkg-dev rpm rpm2cpio cpio skopeo jq
+    # python3: the seccomp-filter helper of tests/native_seccomp.rs
+    python3
     # install.sh, the unit under a booted systemd, cloud-init, shell lint
     curl wget systemd systemd-container cloud-init shellcheck
 )

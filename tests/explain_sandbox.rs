@@ -4,7 +4,7 @@
 mod common;
 
 use binfmtd::arch;
-use common::fixtures::qemu_in_sandbox;
+use common::fixtures::{qemu_cached_in_sandbox, qemu_in_sandbox};
 use common::{register_cmd, Busybox, Sandbox, NATIVE_I386};
 use serde_json::Value;
 
@@ -73,7 +73,7 @@ fn arm64_busybox_runs_emulated_after_install() {
     let entry = &v["entry"];
     assert_eq!(entry["name"], "binfmtd-aarch64");
     assert!(entry["flags"].as_str().unwrap().contains('F'), "{entry}");
-    assert_eq!(entry["interpreter"], qemu_in_sandbox("aarch64"));
+    assert_eq!(entry["interpreter"], qemu_cached_in_sandbox("aarch64"));
     // The version is the one the registered emulator itself prints.
     let qemu = entry["qemu_version"].as_str().unwrap_or_default();
     let printed = run

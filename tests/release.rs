@@ -16,6 +16,8 @@ mod cloud_init;
 mod http;
 #[path = "release/install_sh.rs"]
 mod install_sh;
+#[path = "release/install_sh_edits.rs"]
+mod install_sh_edits;
 #[path = "release/oci.rs"]
 mod oci;
 #[path = "release/packages.rs"]

@@ -63,7 +63,7 @@ pub fn run(root: &Path, args: InstallArgs) -> anyhow::Result<Exit> {
     let req = request(&args)?;
     common::require_admin("install")?;
     let prover = common::prover(&args.probe, &args.supply.cache);
-    let native = crate::prover::native_arches(prover.as_ref());
+    let native = crate::prover::survey_native(prover.as_ref());
     // Refuse a named native arch before mounting anything.
     converge::select(&req, &native).map_err(converge_failure)?;
     let fs = common::open_kernel(root, true)?;
@@ -135,7 +135,11 @@ fn print(done: &Converged, json: bool) -> anyhow::Result<()> {
             .as_ref()
             .map(|p| format!("; probe: {} ({} ms)", p.detail, p.millis))
             .unwrap_or_default();
-        let status = if o.working { "ok" } else { "NOT WORKING" };
+        let status = match (o.working, o.action == crate::install::UNDECIDED) {
+            (true, _) => "ok",
+            (false, true) => "SKIPPED",
+            (false, false) => "NOT WORKING",
+        };
         println!("{}: {status}: {what}{proof}", o.arch);
         if let Some(r) = &o.reason {
             println!("  {}: {r}", o.arch);

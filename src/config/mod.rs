@@ -43,6 +43,9 @@ pub struct RawDownload {
     pub backoff_ms: Option<u64>,
     pub max_bytes: Option<u64>,
     pub extra_ca_bundle: Option<PathBuf>,
+    pub attempt_timeout_secs: Option<u64>,
+    pub total_timeout_secs: Option<u64>,
+    pub min_bytes_per_sec: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,10 +61,9 @@ pub struct RawSource {
     pub size: Option<u64>,
     pub member: Option<String>,
     pub path: Option<PathBuf>,
-    #[serde(default)]
-    pub allow_http: bool,
-    #[serde(default)]
-    pub allow_file: bool,
+    /// Options, not bools: a local source refuses them even when set to false.
+    pub allow_http: Option<bool>,
+    pub allow_file: Option<bool>,
     #[serde(default)]
     pub member_sha256: BTreeMap<String, String>,
 }
@@ -85,6 +87,13 @@ pub struct DownloadOptions {
     /// Bodies larger than this are refused (a source's `size`, when set, is tighter).
     pub max_bytes: u64,
     pub extra_ca_bundle: Option<PathBuf>,
+    /// One attempt at one URL ends by then, however steadily bytes arrive.
+    pub attempt_timeout: Duration,
+    /// The whole download of one source (every mirror, every round) ends by then.
+    pub total_timeout: Duration,
+    /// Slower than this (bytes/s, averaged over each `read_timeout`) counts as stalled;
+    /// 0 turns the check off.
+    pub min_rate: u64,
 }
 
 impl Default for DownloadOptions {
@@ -96,6 +105,9 @@ impl Default for DownloadOptions {
             backoff: Duration::from_millis(500),
             max_bytes: 512 << 20,
             extra_ca_bundle: None,
+            attempt_timeout: Duration::from_secs(600),
+            total_timeout: Duration::from_secs(1800),
+            min_rate: 1024,
         }
     }
 }

@@ -26,6 +26,14 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> FieldError {
 
 /// Check everything and collect every problem, not just the first.
 pub fn validate(raw: &RawConfig) -> Result<Config, Vec<FieldError>> {
+    with_reserved_names(raw, &super::default::embedded_names())
+}
+
+/// `validate`, refusing source names in `reserved` (the embedded sources' own names).
+pub(crate) fn with_reserved_names(
+    raw: &RawConfig,
+    reserved: &[String],
+) -> Result<Config, Vec<FieldError>> {
     let mut errors = Vec::new();
     let download = download(&raw.download, &mut errors);
     let mut sources: Vec<Source> = raw
@@ -36,7 +44,15 @@ pub fn validate(raw: &RawConfig) -> Result<Config, Vec<FieldError>> {
         .collect();
     let mut names = std::collections::BTreeSet::new();
     for (i, s) in sources.iter().enumerate() {
-        if !names.insert(s.name.clone()) {
+        if reserved.contains(&s.name) {
+            errors.push(err(
+                format!("source[{i}].name"),
+                format!(
+                    "{:?} is the name of an embedded default source; give this source its own name",
+                    s.name
+                ),
+            ));
+        } else if !names.insert(s.name.clone()) {
             errors.push(err(
                 format!("source[{i}].name"),
                 format!(
@@ -81,6 +97,18 @@ fn download(raw: &RawDownload, errors: &mut Vec<FieldError>) -> DownloadOptions 
         "read-timeout-secs",
         errors,
     );
+    let attempt_timeout = secs(
+        raw.attempt_timeout_secs,
+        d.attempt_timeout,
+        "attempt-timeout-secs",
+        errors,
+    );
+    let total_timeout = secs(
+        raw.total_timeout_secs,
+        d.total_timeout,
+        "total-timeout-secs",
+        errors,
+    );
     if raw.retries.is_some_and(|r| r > 20) {
         errors.push(err(
             "download.retries",
@@ -103,6 +131,9 @@ fn download(raw: &RawDownload, errors: &mut Vec<FieldError>) -> DownloadOptions 
             .unwrap_or(d.backoff),
         max_bytes: raw.max_bytes.unwrap_or(d.max_bytes),
         extra_ca_bundle: raw.extra_ca_bundle.clone(),
+        attempt_timeout,
+        total_timeout,
+        min_rate: raw.min_bytes_per_sec.unwrap_or(d.min_rate),
     }
 }
 
@@ -225,6 +256,10 @@ fn origin(
 fn local(f: &Fields, errors: &mut Vec<FieldError>) -> Option<Origin> {
     f.forbid("urls", !f.raw.urls.is_empty(), errors);
     f.forbid("sha256", f.raw.sha256.is_some(), errors);
+    // Download settings: accepted and ignored, they would suggest a check that never runs.
+    f.forbid("size", f.raw.size.is_some(), errors);
+    f.forbid("allow-http", f.raw.allow_http.is_some(), errors);
+    f.forbid("allow-file", f.raw.allow_file.is_some(), errors);
     let Some(path) = f.raw.path.clone() else {
         errors.push(err(
             (f.at)("path"),
@@ -261,8 +296,15 @@ fn urls(raw: &RawSource, at: &dyn Fn(&str) -> String, errors: &mut Vec<FieldErro
         let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
         let allowed = match scheme.as_deref() {
             Some("https") => true,
-            Some("http") => raw.allow_http,
-            Some("file") => raw.allow_file,
+            Some("http") => raw.allow_http == Some(true),
+            Some("file") if !url[7..].starts_with('/') => {
+                errors.push(err(
+                    format!("{}[{j}]", at("urls")),
+                    format!("{url:?} names a host (file://HOST/PATH), which binfmtd would misread as a relative path; write a local file as file:///ABSOLUTE/PATH"),
+                ));
+                continue;
+            }
+            Some("file") => raw.allow_file == Some(true),
             _ => {
                 errors.push(err(
                     format!("{}[{j}]", at("urls")),
@@ -315,8 +357,8 @@ fn remote(
         urls: raw.urls.clone(),
         sha256: sha256?,
         size: raw.size,
-        allow_http: raw.allow_http,
-        allow_file: raw.allow_file,
+        allow_http: raw.allow_http == Some(true),
+        allow_file: raw.allow_file == Some(true),
     })
 }
 

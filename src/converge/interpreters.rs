@@ -19,7 +19,7 @@ pub struct Resolved {
     pub desired: Vec<Desired>,
     pub failed: Vec<Outcome>,
     pub missing: Vec<&'static str>,
-    /// True when the interpreters came from the cache (so `gc` applies afterwards).
+    /// True when the interpreters are cache objects (so `gc` applies afterwards): always.
     pub from_cache: bool,
 }
 
@@ -33,12 +33,17 @@ pub fn resolve(
 ) -> Resolved {
     let (flags, all): (Flags, bool) = (req.flags, req.all);
     let host = crate::arch::host();
-    let from_cache = matches!(source, Interpreters::Supply(_));
     let located: Vec<Result<PathBuf, Miss>> = match source {
-        Interpreters::Local(source) => arches
-            .iter()
-            .map(|a| interp::locate(a, source, arches.len()).map_err(|e| skip_or(e, all)))
-            .collect(),
+        Interpreters::Local(source) => {
+            let found: Vec<_> = arches
+                .iter()
+                .map(|a| interp::locate(a, source, arches.len()))
+                .collect();
+            interp::adopt_all(&req.cache_dir, &found, host, sums)
+                .into_iter()
+                .map(|r| r.map_err(|e| skip_or(e, all)))
+                .collect()
+        }
         Interpreters::Supply(config) => {
             let cache = &req.cache_dir;
             crate::supply::provision(config, arches, cache, host, &crate::supply::core_check)
@@ -57,7 +62,8 @@ pub fn resolve(
         desired: vec![],
         failed: vec![],
         missing: vec![],
-        from_cache,
+        // Local interpreters are registered as cache copies too.
+        from_cache: true,
     };
     for (&arch, r) in arches.iter().zip(checked) {
         match r {

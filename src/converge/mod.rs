@@ -17,7 +17,7 @@ use crate::entry::Flags;
 use crate::install::{self, Outcome};
 use crate::interp::{Source, Sums};
 use crate::kernel::{BinfmtFs, BinfmtMisc, KernelError};
-use crate::prover::Prover;
+use crate::prover::{NativeSurvey, Prover};
 
 pub use interpreters::{resolve, Resolved};
 pub use lock::{ConvergeLock, InstanceLock, LockError};
@@ -69,16 +69,21 @@ pub enum ConvergeError {
 /// What one pass did, in the order the arches were requested.
 #[derive(Debug, Clone, Default)]
 pub struct Converged {
+    /// Includes compat arches left alone because nobody can tell whether the host runs
+    /// them natively (action `install::UNDECIDED`, with the reason).
     pub outcomes: Vec<Outcome>,
     /// Requested arches this host runs natively (nothing registered for them).
     pub skipped_native: Vec<&'static str>,
     /// Arches skipped under `all` because no source has them.
     pub missing: Vec<&'static str>,
+    /// `all` was requested: undecided arches are skipped, not failures.
+    pub undecided_skipped: bool,
 }
 
 impl Converged {
     pub fn all_working(&self) -> bool {
-        self.outcomes.iter().all(|o| o.working)
+        let skipped = |o: &Outcome| self.undecided_skipped && o.action == install::UNDECIDED;
+        self.outcomes.iter().all(|o| o.working || skipped(o))
     }
 }
 
@@ -86,9 +91,9 @@ impl Converged {
 /// `all` or `skip_native` says to drop them.
 pub fn select(
     req: &Request,
-    native: &[&'static Arch],
+    native: &NativeSurvey,
 ) -> Result<(Vec<&'static Arch>, Vec<&'static str>), ConvergeError> {
-    let is_native = |a: &Arch| native.iter().any(|n| n.qemu == a.qemu);
+    let is_native = |a: &Arch| native.is_native(a);
     let named_native: Vec<&'static str> = req
         .arches
         .iter()
@@ -113,10 +118,11 @@ pub fn converge(
     fs: &(dyn BinfmtMisc + Sync),
     prover: &dyn Prover,
     req: &Request,
-    native: &[&'static Arch],
+    native: &NativeSurvey,
     lock_wait: std::time::Duration,
 ) -> Result<Converged, ConvergeError> {
     let (foreign, skipped_native) = select(req, native)?;
+    let (foreign, undecided) = install::split_undecided(foreign, native);
     let sums = sums(&req.cache_dir);
     let resolved = resolve(&foreign, &req.interpreters, req, &sums);
     sums.save();
@@ -134,6 +140,7 @@ pub fn converge(
     };
     outcomes.extend(applied);
     outcomes.sort_by_key(|o| foreign.iter().position(|a| a.qemu == o.arch));
+    outcomes.extend(undecided);
     if resolved.from_cache {
         // Interpreters nothing references any more (an old pin, a dropped arch) go now.
         if let Err(e) = collect_garbage(fs.root(), &req.cache_dir) {
@@ -144,6 +151,7 @@ pub fn converge(
         outcomes,
         skipped_native,
         missing,
+        undecided_skipped: req.all,
     })
 }
 

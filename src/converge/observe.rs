@@ -11,7 +11,7 @@ use crate::entry::Entry;
 use crate::interp::Sums;
 use crate::kernel::{BinfmtFs, BinfmtMisc};
 use crate::prover::{ProbeResult, Prover};
-use crate::status::{BinfmtMiscInfo, InterpreterFacts, Observed};
+use crate::status::{untrusted_entry, BinfmtMiscInfo, InterpreterFacts, Observed};
 
 /// Gather everything the report needs, proving what could run. Never mounts and never
 /// changes anything.
@@ -21,23 +21,29 @@ pub fn observe(
     cache_dir: &Path,
     only: Option<&[&'static Arch]>,
 ) -> Observed {
-    let native = crate::prover::native_arches(prover);
+    let survey = crate::prover::survey_native(prover);
+    let native = survey.native;
     let (info, entries) = kernel_view(root);
-    // Prove what could run: native formats and formats with an enabled entry.
+    let mut obs = with_proofs(prover, cache_dir, native, info, entries, BTreeMap::new());
+    // Prove what could run: native formats and formats with an enabled entry, unless an
+    // entry for the format names an interpreter that fails the trust rule (the kernel
+    // would run it as root for the probe).
     let to_prove: Vec<&'static Arch> = ARCHES
         .iter()
         .filter(|a| only.is_none_or(|l| l.iter().any(|x| x.qemu == a.qemu)))
         .filter(|a| {
-            let is_native = native.iter().any(|n| n.qemu == a.qemu);
-            let entry = entries
+            let is_native = obs.native.iter().any(|n| n.qemu == a.qemu);
+            let entry = obs
+                .entries
                 .iter()
                 .any(|e| e.enabled && e.same_format_as(a.magic, a.mask));
-            prover.can_probe(a) && (is_native || entry)
+            prover.can_probe(a) && (is_native || entry) && !untrusted_entry(a, &obs)
         })
         .collect();
     let proofs = crate::par::map(&to_prove, |a| prover.prove(a));
-    let proofs = to_prove.iter().map(|a| a.qemu).zip(proofs).collect();
-    with_proofs(prover, cache_dir, native, info, entries, proofs)
+    obs.proofs = to_prove.iter().map(|a| a.qemu).zip(proofs).collect();
+    obs.native_unknown = survey.unknown;
+    obs
 }
 
 /// The report's inputs from proofs already made (the daemon's last results).
@@ -56,6 +62,7 @@ pub fn with_proofs(
         entries,
         proofs,
         interpreters,
+        ..Default::default()
     }
 }
 
@@ -101,7 +108,8 @@ fn interpreter_facts(
 }
 
 /// Facts about an entry's interpreter. For files from binfmtd's cache, the index says where
-/// they came from and which qemu they are, without running them.
+/// they came from and which qemu they are, without running them. A file that fails the
+/// trust rule is reported as such and never run.
 fn facts_of(
     prover: &dyn Prover,
     sums: &Sums,
@@ -111,7 +119,21 @@ fn facts_of(
     if !path.is_file() {
         return InterpreterFacts::default();
     }
-    let sha256 = sums.sha256(path).ok().map(|(h, _)| h);
+    let tf = match crate::trust::open_file(path) {
+        Ok(tf) => tf,
+        Err(e) => {
+            let why = match e {
+                crate::trust::TrustError::Unsafe { what, .. } => what,
+                e => e.to_string(),
+            };
+            return InterpreterFacts {
+                present: true,
+                untrusted: Some(why),
+                ..Default::default()
+            };
+        }
+    };
+    let sha256 = sums.sha256_open(&tf.file, &tf.path).ok().map(|(h, _)| h);
     let indexed = index.iter().find(|e| Some(&e.sha256) == sha256.as_ref());
     InterpreterFacts {
         present: true,
@@ -120,5 +142,6 @@ fn facts_of(
             .or_else(|| prover.qemu_version(path)),
         source: indexed.map(|e| e.source.clone()),
         sha256,
+        untrusted: None,
     }
 }

@@ -4,9 +4,9 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{AttemptError, Progress, Transport};
+use super::{AttemptError, Deadline, Progress, Transport};
 use crate::config::DownloadOptions;
 
 pub struct HttpTransport {
@@ -14,6 +14,7 @@ pub struct HttpTransport {
     rt: tokio::runtime::Runtime,
     read_timeout: Duration,
     connect_timeout: Duration,
+    min_rate: u64,
 }
 
 /// Building the client failed: bad CA bundle, or no TLS roots at all.
@@ -51,6 +52,7 @@ impl HttpTransport {
             rt,
             read_timeout: opts.read_timeout,
             connect_timeout: opts.connect_timeout,
+            min_rate: opts.min_rate,
         })
     }
 
@@ -60,30 +62,35 @@ impl HttpTransport {
         sink: &mut dyn Write,
         limit: u64,
         progress: &mut Progress,
+        deadline: Deadline,
     ) -> Result<u64, AttemptError> {
-        let wait = self.connect_timeout + self.read_timeout;
+        let wait = (self.connect_timeout + self.read_timeout).min(deadline.left());
         let resp = tokio::time::timeout(wait, self.client.get(url).send())
             .await
-            .map_err(|_| AttemptError::Timeout(format!("no response headers within {wait:?}")))?
+            .map_err(|_| match deadline.left().is_zero() {
+                true => deadline.error(0),
+                false => AttemptError::Timeout(format!("no response headers within {wait:?}")),
+            })?
             .map_err(|e| classify(&e))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(AttemptError::Status(status.as_u16()));
         }
-        if let Some(len) = resp.content_length().filter(|l| *l > limit) {
-            let _ = len;
+        if resp.content_length().is_some_and(|l| l > limit) {
             return Err(AttemptError::TooLarge { limit });
         }
         let mut resp = resp;
         let mut n = 0u64;
+        let mut rate = RateCheck::new(self.min_rate, self.read_timeout);
         loop {
-            let chunk = tokio::time::timeout(self.read_timeout, resp.chunk())
+            let chunk = tokio::time::timeout(self.read_timeout.min(deadline.left()), resp.chunk())
                 .await
-                .map_err(|_| {
-                    AttemptError::Timeout(format!(
+                .map_err(|_| match deadline.left().is_zero() {
+                    true => deadline.error(n),
+                    false => AttemptError::Timeout(format!(
                         "no data for {:?} after {n} bytes",
                         self.read_timeout
-                    ))
+                    )),
                 })?
                 .map_err(|e| AttemptError::Broken(format!("after {n} bytes: {}", chain(&e))))?;
             let Some(chunk) = chunk else { return Ok(n) };
@@ -94,7 +101,44 @@ impl HttpTransport {
             sink.write_all(&chunk)
                 .map_err(|e| AttemptError::Local(e.to_string()))?;
             progress.advance(n);
+            rate.check(n)?;
         }
+    }
+}
+
+/// A mirror that trickles bytes (each read well within the read timeout) is as stuck as
+/// one that sends nothing: over each window the average must reach `min` bytes/s.
+struct RateCheck {
+    min: u64,
+    window: Duration,
+    since: Instant,
+    at_start: u64,
+}
+
+impl RateCheck {
+    fn new(min: u64, window: Duration) -> RateCheck {
+        RateCheck {
+            min,
+            window,
+            since: Instant::now(),
+            at_start: 0,
+        }
+    }
+
+    fn check(&mut self, n: u64) -> Result<(), AttemptError> {
+        let took = self.since.elapsed();
+        if self.min == 0 || took < self.window {
+            return Ok(());
+        }
+        let rate = (n - self.at_start) as f64 / took.as_secs_f64();
+        if rate < self.min as f64 {
+            return Err(AttemptError::Timeout(format!(
+                "{rate:.0} bytes/s over the last {took:.1?} after {n} bytes, below download.min-bytes-per-sec = {}",
+                self.min
+            )));
+        }
+        (self.since, self.at_start) = (Instant::now(), n);
+        Ok(())
     }
 }
 
@@ -105,11 +149,13 @@ impl Transport for HttpTransport {
         sink: &mut dyn Write,
         limit: u64,
         progress: &mut Progress,
+        deadline: Deadline,
     ) -> Result<u64, AttemptError> {
         if let Some(path) = url.strip_prefix("file://") {
             return get_file(Path::new(path), sink, limit, progress);
         }
-        self.rt.block_on(self.get_http(url, sink, limit, progress))
+        self.rt
+            .block_on(self.get_http(url, sink, limit, progress, deadline))
     }
 }
 

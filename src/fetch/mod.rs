@@ -8,7 +8,7 @@ mod progress;
 
 use std::fs::File;
 use std::io::{self, Seek, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use http::HttpTransport;
 pub use progress::Progress;
@@ -62,7 +62,8 @@ pub struct FetchError {
     pub attempts: Vec<(String, AttemptError)>,
 }
 
-/// One attempt: GET `url`, write the body to `sink`, give up past `limit` bytes.
+/// One attempt: GET `url`, write the body to `sink`, give up past `limit` bytes, and end
+/// with `AttemptError::Timeout` once `deadline.at` has passed.
 pub trait Transport {
     fn get(
         &self,
@@ -70,7 +71,44 @@ pub trait Transport {
         sink: &mut dyn Write,
         limit: u64,
         progress: &mut Progress,
+        deadline: Deadline,
     ) -> Result<u64, AttemptError>;
+}
+
+/// When an attempt must be over, and which setting said so (for the message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    pub at: Instant,
+    pub key: &'static str,
+}
+
+impl Deadline {
+    /// The sooner of the attempt's own deadline and the whole download's.
+    fn for_attempt(opts: &DownloadOptions, download_end: Instant) -> Deadline {
+        let own = Instant::now() + opts.attempt_timeout;
+        if own < download_end {
+            Deadline {
+                at: own,
+                key: "download.attempt-timeout-secs",
+            }
+        } else {
+            Deadline {
+                at: download_end,
+                key: "download.total-timeout-secs",
+            }
+        }
+    }
+
+    pub fn left(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    pub fn error(&self, done: u64) -> AttemptError {
+        AttemptError::Timeout(format!(
+            "deadline reached after {done} bytes ({} ends it)",
+            self.key
+        ))
+    }
 }
 
 /// What a successful download produced.
@@ -102,9 +140,11 @@ pub fn download(
         .size
         .map_or(opts.max_bytes, |s| s.min(opts.max_bytes));
     let mut attempts: Vec<(String, AttemptError)> = Vec::new();
+    let end = Instant::now() + opts.total_timeout;
     for round in 0..=opts.retries {
         if round > 0 {
             let pause = backoff(opts.backoff, round, 0.5 + rand::random::<f64>() / 2.0);
+            let pause = pause.min(end.saturating_duration_since(Instant::now()));
             tracing::info!(
                 source = label,
                 round,
@@ -115,7 +155,13 @@ pub fn download(
         }
         let mut any_transient = false;
         for url in &remote.urls {
-            match attempt(t, url, remote, limit, file, label) {
+            let deadline = Deadline::for_attempt(opts, end);
+            if deadline.left().is_zero() {
+                attempts.retain(|(u, _)| u != url);
+                attempts.push((url.clone(), deadline.error(0)));
+                return Err(FetchError { attempts });
+            }
+            match attempt(t, url, remote, limit, file, label, deadline) {
                 Ok(d) => return Ok(d),
                 Err(e) => {
                     tracing::warn!(source = label, url, error = %e, "download attempt failed");
@@ -143,6 +189,7 @@ fn attempt(
     limit: u64,
     file: &mut File,
     label: &str,
+    deadline: Deadline,
 ) -> Result<Downloaded, AttemptError> {
     check_scheme(url, remote)?;
     let local = |e: io::Error| AttemptError::Local(e.to_string());
@@ -152,7 +199,7 @@ fn attempt(
     let mut progress = Progress::new(label, remote.size);
     // TLS hands over ~16 KB records; batch them into large writes.
     let mut buf = io::BufWriter::with_capacity(1 << 20, &mut w);
-    let n = t.get(url, &mut buf, limit, &mut progress)?;
+    let n = t.get(url, &mut buf, limit, &mut progress, deadline)?;
     buf.flush()
         .map_err(|e| AttemptError::Local(e.to_string()))?;
     drop(buf);

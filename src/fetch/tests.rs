@@ -1,6 +1,6 @@
 use std::cell::RefCell;
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::*;
 
@@ -19,6 +19,7 @@ impl Transport for Script {
         sink: &mut dyn Write,
         limit: u64,
         _: &mut Progress,
+        _: Deadline,
     ) -> Result<u64, AttemptError> {
         let n = self.calls.borrow().iter().filter(|u| *u == url).count();
         self.calls.borrow_mut().push(url.to_string());
@@ -153,4 +154,33 @@ fn local_write_failure_stops_at_once() {
     let (out, calls) = run(&script, &remote(&["https://a", "https://b"], b"x"));
     assert!(out.is_err());
     assert_eq!(calls, ["https://a"], "no mirror can fix a full disk");
+}
+
+#[test]
+fn an_attempt_gets_the_sooner_deadline_and_none_starts_after_the_total() {
+    let opts = DownloadOptions {
+        attempt_timeout: Duration::from_secs(5),
+        ..quick()
+    };
+    let d = Deadline::for_attempt(&opts, Instant::now() + Duration::from_secs(3600));
+    assert_eq!(d.key, "download.attempt-timeout-secs");
+    assert!(d.left() <= Duration::from_secs(5));
+    let d = Deadline::for_attempt(&opts, Instant::now() + Duration::from_secs(1));
+    assert_eq!(d.key, "download.total-timeout-secs");
+    // With the whole download's time used up, nothing more is tried.
+    let script = Script {
+        answers: vec![("https://a", vec![Err(AttemptError::Status(503))])],
+        calls: RefCell::default(),
+    };
+    let spent = DownloadOptions {
+        total_timeout: Duration::ZERO,
+        ..quick()
+    };
+    let mut f = tempfile::tempfile().unwrap();
+    let err = download(&script, &remote(&["https://a"], b"x"), &spent, &mut f, "t").unwrap_err();
+    assert!(script.calls.borrow().is_empty());
+    assert!(
+        matches!(&err.attempts[..], [(_, AttemptError::Timeout(m))] if m.contains("total-timeout-secs")),
+        "{err}"
+    );
 }

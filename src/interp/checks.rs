@@ -1,8 +1,9 @@
-//! The checks themselves: ELF facts from bytes (pure), permissions from metadata, hashing.
+//! The checks themselves: ELF facts from bytes (pure), the trust rule on an open handle,
+//! hashing.
 
-use std::fs::{self, File};
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::fs::File;
+use std::io::{Read, Seek};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use object::read::elf::{FileHeader, ProgramHeader};
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::{InterpError, InterpreterInfo};
 use crate::arch::{self, Arch};
+use crate::trust::{self, TrustError, TrustedFile};
 
 /// Check an ELF image (its first bytes suffice if they hold the program headers): built
 /// for `host`, and with no PT_INTERP.
@@ -65,52 +67,47 @@ fn pt_interp<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> object::Result<
     Ok(None)
 }
 
-/// Owned by root and writable by nobody else: the file, and the directory holding it.
-pub fn check_permissions(path: &Path) -> Result<PathBuf, InterpError> {
-    let io = |what: String| InterpError::Io {
-        path: path.to_path_buf(),
-        what,
-    };
-    let real = fs::canonicalize(path).map_err(|e| io(format!("cannot resolve: {e}")))?;
-    let meta = fs::metadata(&real).map_err(|e| io(format!("cannot stat: {e}")))?;
-    let unsafe_ = |what: String| InterpError::Unsafe {
-        path: real.clone(),
-        what,
-    };
-    if !meta.is_file() {
-        return Err(io("not a regular file".into()));
+/// Open `path` under the trust rule (src/trust.rs: the file and every directory above it
+/// owned by root and not writable by others, walked on open handles) and check the open
+/// file is executable by its owner. Everything after works on this handle, never on the
+/// path again.
+pub fn open_checked(path: &Path) -> Result<TrustedFile, InterpError> {
+    let tf = trust::open_file(path).map_err(from_trust)?;
+    if tf.stat.st_mode & 0o100 == 0 {
+        return Err(InterpError::Unsafe {
+            path: tf.path,
+            what: "it is not executable by its owner".into(),
+        });
     }
-    check_owner_mode(&meta, "it").map_err(unsafe_)?;
-    if meta.mode() & 0o100 == 0 {
-        return Err(unsafe_("it is not executable by its owner".into()));
-    }
-    let dir = real.parent().unwrap_or(Path::new("/"));
-    let dmeta = fs::metadata(dir).map_err(|e| io(format!("cannot stat {}: {e}", dir.display())))?;
-    check_owner_mode(&dmeta, &format!("its directory {}", dir.display())).map_err(unsafe_)?;
-    Ok(real)
+    Ok(tf)
 }
 
-fn check_owner_mode(meta: &fs::Metadata, what: &str) -> Result<(), String> {
-    if meta.uid() != 0 {
-        return Err(format!("{what} is owned by uid {}, not root", meta.uid()));
+/// The trust rule's refusal as an interpreter error (same path, same words).
+pub(crate) fn from_trust(e: TrustError) -> InterpError {
+    match e {
+        TrustError::Unsafe { path, what } => InterpError::Unsafe { path, what },
+        TrustError::Io { path, what } => InterpError::Io { path, what },
     }
-    if meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "{what} is writable by group or others (mode {:o})",
-            meta.mode() & 0o7777
-        ));
-    }
-    Ok(())
+}
+
+/// The ownership and mode checks alone (on every component of the path). Returns the
+/// resolved path.
+pub fn check_permissions(path: &Path) -> Result<PathBuf, InterpError> {
+    open_checked(path).map(|tf| tf.path)
 }
 
 /// sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut f = File::open(path)?;
+    sha256_read(&File::open(path)?)
+}
+
+/// sha256 of an open file from its start (positional reads: the offset stays put).
+pub fn sha256_read(f: &File) -> std::io::Result<(String, u64)> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut n = 0u64;
     loop {
-        let k = f.read(&mut buf)?;
+        let k = f.read_at(&mut buf, n)?;
         if k == 0 {
             break;
         }
@@ -124,20 +121,27 @@ pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Every check but the hash: permissions (on the resolved path), then an ELF for the host,
-/// static, judged from the first 64 KiB (enough for the program headers). Returns the
-/// resolved path.
-pub fn check_file(path: &Path, host: &Arch) -> Result<PathBuf, InterpError> {
-    let real = check_permissions(path)?;
+/// Every check but the hash, on one open handle: the trust rule, then an ELF for the
+/// host, static, judged from the first 64 KiB (enough for the program headers).
+pub fn check_open(path: &Path, host: &Arch) -> Result<TrustedFile, InterpError> {
+    let tf = open_checked(path)?;
     let mut head = Vec::with_capacity(4096);
-    File::open(&real)
-        .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
+    (&tf.file)
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .and_then(|_| (&tf.file).rewind())
         .map_err(|e| InterpError::Io {
-            path: real.clone(),
+            path: tf.path.clone(),
             what: format!("cannot read: {e}"),
         })?;
-    check_elf(&real, &head, host)?;
-    Ok(real)
+    check_elf(&tf.path, &head, host)?;
+    Ok(tf)
+}
+
+/// As `check_open`, returning the resolved path (for files that stay where they are:
+/// the cache's own objects).
+pub fn check_file(path: &Path, host: &Arch) -> Result<PathBuf, InterpError> {
+    check_open(path, host).map(|tf| tf.path)
 }
 
 /// Every check, in order: permissions (on the resolved path), ELF for the host, static; then hash.
@@ -151,13 +155,15 @@ pub fn check_interpreter_with(
     host: &Arch,
     sums: &super::Sums,
 ) -> Result<InterpreterInfo, InterpError> {
-    let real = check_file(path, host)?;
-    let (sha256, size) = sums.sha256(&real).map_err(|e| InterpError::Io {
-        path: real.clone(),
-        what: format!("cannot read: {e}"),
-    })?;
+    let tf = check_open(path, host)?;
+    let (sha256, size) = sums
+        .sha256_open(&tf.file, &tf.path)
+        .map_err(|e| InterpError::Io {
+            path: tf.path.clone(),
+            what: format!("cannot read: {e}"),
+        })?;
     Ok(InterpreterInfo {
-        path: real,
+        path: tf.path,
         sha256,
         size,
     })

@@ -7,6 +7,7 @@
 //! (an unprivileged `status`), sums are simply computed.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -26,15 +27,18 @@ struct Fingerprint {
 
 impl Fingerprint {
     fn of(path: &Path) -> std::io::Result<Fingerprint> {
-        let m = std::fs::metadata(path)?;
+        Ok(Fingerprint::from_meta(&std::fs::metadata(path)?))
+    }
+
+    fn from_meta(m: &std::fs::Metadata) -> Fingerprint {
         let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
-        Ok(Fingerprint {
+        Fingerprint {
             dev: m.dev(),
             ino: m.ino(),
             size: m.size(),
             mtime_ns: ns(m.mtime(), m.mtime_nsec()),
             ctime_ns: ns(m.ctime(), m.ctime_nsec()),
-        })
+        }
     }
 }
 
@@ -92,6 +96,30 @@ impl Sums {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(path.to_path_buf(), rec);
+            *self.dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        }
+        Ok((sha256, size))
+    }
+
+    /// sha256 and size of an open file (read from its start), recorded under `key` (the
+    /// path it was opened by): a file checked on its handle is hashed through that handle.
+    pub fn sha256_open(&self, file: &File, key: &Path) -> std::io::Result<(String, u64)> {
+        let fp = Fingerprint::from_meta(&file.metadata()?);
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = records.get(key).filter(|r| r.fingerprint == fp) {
+            return Ok((r.sha256.clone(), fp.size));
+        }
+        drop(records);
+        let (sha256, size) = super::sha256_read(file)?;
+        if Fingerprint::from_meta(&file.metadata()?) == fp {
+            let rec = Record {
+                fingerprint: fp,
+                sha256: sha256.clone(),
+            };
+            self.records
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key.to_path_buf(), rec);
             *self.dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
         }
         Ok((sha256, size))

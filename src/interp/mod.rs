@@ -3,21 +3,26 @@
 //! Every check runs before any registration. The checks are the ones that matter under
 //! the F flag: the kernel pins the file and runs it in every container on the node, so it
 //! must be an ELF for THIS host's CPU, statically linked (a container has none of its
-//! libraries), and writable by root alone (anyone who can rewrite it owns every
-//! foreign-arch process on the node).
+//! libraries), and pass the trust rule (`crate::trust`: it and every directory above it
+//! root's alone; anyone who can change it owns every foreign-arch process on the node).
+//! A local interpreter is registered as a copy in the cache made from the checked handle
+//! (`adopt`), never by its own path.
 
+mod adopt;
 mod checks;
 mod hashes;
 
 use std::path::{Path, PathBuf};
 
+pub use adopt::{adopt, adopt_all};
 pub use checks::{
-    check_elf, check_file, check_interpreter, check_interpreter_with, check_permissions,
-    sha256_file,
+    check_elf, check_file, check_interpreter, check_interpreter_with, check_open,
+    check_permissions, open_checked, sha256_file, sha256_read,
 };
 pub use hashes::Sums;
 
 use crate::arch::Arch;
+use crate::trust;
 
 /// Facts about an interpreter that passed every check.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -27,7 +32,7 @@ pub struct InterpreterInfo {
     pub size: u64,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum InterpError {
     #[error("no interpreter for {arch}: looked for {looked}. Hint: put qemu-<arch> (trixie's qemu-user) or qemu-<arch>-static (Debian's qemu-user-static) there, or leave out --interpreter/--interpreter-dir to use the pinned sources of the config")]
     NotFound { arch: String, looked: String },
@@ -43,7 +48,7 @@ pub enum InterpError {
     },
     #[error("interpreter {path} is dynamically linked (PT_INTERP {loader}); under the F flag it would fail inside containers that lack its libraries. Hint: use a statically linked qemu (Debian's qemu-user-static, or trixie's qemu-user)")]
     Dynamic { path: PathBuf, loader: String },
-    #[error("interpreter {path}: {what}. Hint: `chown root:root` it and `chmod go-w` it and its directory; anyone who can write it controls every emulated process")]
+    #[error("interpreter {path}: {what}. Hint: binfmtd registers an interpreter only when no other user can change it or any directory above it (anyone who can controls every emulated process): `chown root:root` and `chmod go-w` each of them, or use a copy in a directory that is")]
     Unsafe { path: PathBuf, what: String },
 }
 
@@ -108,13 +113,42 @@ pub fn locate(arch: &Arch, source: &Source, requested: usize) -> Result<PathBuf,
         })
 }
 
-/// Run `interpreter --version` (at most `timeout`) and parse what it prints.
+/// The only PATH a `--version` child gets: root's environment is not handed to it.
+const CLEAN_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Run `interpreter --version` (at most `timeout`) and parse what it prints; None when it
+/// cannot be learned, including when the file fails the trust rule (logged, never run).
 pub fn qemu_version(interpreter: &Path, timeout: std::time::Duration) -> Option<String> {
-    let out = crate::exec::stdout_within(
-        std::process::Command::new(interpreter).arg("--version"),
-        timeout,
-    )?;
-    parse_version(&String::from_utf8_lossy(&out))
+    match version_of(interpreter, timeout) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "not asking this interpreter its version");
+            None
+        }
+    }
+}
+
+/// As `qemu_version`, saying why a file was not run. The file must pass the trust rule
+/// (it runs as this process's user, usually root); it is executed through the handle that
+/// passed (`/proc/self/fd/N`), so the path cannot be swapped in between, with a clean
+/// environment.
+pub fn version_of(
+    interpreter: &Path,
+    timeout: std::time::Duration,
+) -> Result<Option<String>, InterpError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let tf = trust::open_file(interpreter).map_err(checks::from_trust)?;
+    let by_fd = format!("/proc/self/fd/{}", tf.file.as_raw_fd());
+    let mut cmd = std::process::Command::new(by_fd);
+    cmd.arg0(interpreter)
+        .arg("--version")
+        .env_clear()
+        .env("PATH", CLEAN_PATH)
+        .current_dir("/");
+    let out = crate::exec::stdout_within(&mut cmd, timeout);
+    drop(tf);
+    Ok(out.and_then(|o| parse_version(&String::from_utf8_lossy(&o))))
 }
 
 /// `qemu-x --version` prints "qemu-x version 7.2.0 (Debian 1:7.2+dfsg-7)"; keep what follows "version".

@@ -97,5 +97,43 @@ fn writable_interpreters_and_directories_are_refused() {
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let err = check_interpreter(&f, crate::arch::host()).unwrap_err();
-    assert!(err.to_string().contains("its directory"), "{err}");
+    let says = format!("directory {} is writable", dir.path().display());
+    assert!(err.to_string().contains(&says), "{err}");
+}
+
+/// `--version` is asked only of a file that passes the trust rule, through its handle.
+#[test]
+fn version_is_asked_only_of_trusted_files() {
+    let t = std::time::Duration::from_secs(10);
+    let v = version_of(&qemu("aarch64"), t).unwrap();
+    assert!(v.is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit())));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let f = dir.path().join("qemu-aarch64");
+    std::fs::copy(qemu("aarch64"), &f).unwrap();
+    let err = version_of(&f, t).unwrap_err();
+    assert!(matches!(err, InterpError::Unsafe { .. }), "{err}");
+    assert_eq!(qemu_version(&f, t), None);
+}
+
+/// A local interpreter becomes a cache object named by its sha256, copied from the checked
+/// handle; an unchanged file is not copied again, a changed one gets a new object.
+#[test]
+fn local_interpreters_are_adopted_into_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = crate::cache::Cache::open(&dir.path().join("cache")).unwrap();
+    let src = dir.path().join("qemu-aarch64");
+    std::fs::copy(qemu("aarch64"), &src).unwrap();
+    let sums = Sums::default();
+    let host = crate::arch::host();
+    let first = adopt(&cache, &src, host, &sums).unwrap();
+    assert_eq!(first.sha256, sha256_file(&src).unwrap().0);
+    assert_eq!(first.path, cache.object_path(&first.sha256));
+    assert_eq!(sha256_file(&first.path).unwrap().0, first.sha256);
+    let again = adopt(&cache, &src, host, &sums).unwrap();
+    assert_eq!(again, first);
+    std::fs::copy(qemu("riscv64"), &src).unwrap();
+    let upgraded = adopt(&cache, &src, host, &sums).unwrap();
+    assert_ne!(upgraded.path, first.path);
+    assert_eq!(upgraded.sha256, sha256_file(&qemu("riscv64")).unwrap().0);
 }

@@ -174,6 +174,43 @@ pub fn run<R: Runner + ?Sized>(
     }
 }
 
+/// What the native probe variant says about a format. Only the kernel refusing the exec
+/// (ENOEXEC: no loader and no entry) proves "not native"; a run that dies another way
+/// (a signal from a seccomp filter that kills foreign-ABI system calls, a timeout, another
+/// errno) proves nothing either way, and registering an emulator on that guess would
+/// hijack every native program of the format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Native {
+    Yes,
+    No,
+    /// Why the run decided nothing.
+    Unknown(String),
+}
+
+/// Run `arch`'s native variant through `runner` and classify the result (see `Native`).
+pub fn native<R: Runner + ?Sized>(runner: &R, arch: &Arch, timeout: Duration) -> Native {
+    let Some(image) = native_program(arch) else {
+        return Native::Unknown(format!("no probe program exists for {}", arch.qemu));
+    };
+    match runner.run(&image, PROBE_ARGV0, PROBE_ARGS, timeout) {
+        Err(ProbeError::NoHandler { .. }) => Native::No,
+        Err(e) => Native::Unknown(e.to_string()),
+        Ok(out) => match judge(arch, &out) {
+            (true, _, _) => Native::Yes,
+            (false, _, why) => Native::Unknown(why + killed_hint(&out)),
+        },
+    }
+}
+
+/// A probe killed by SIGSYS met a seccomp filter: name the usual one.
+fn killed_hint(out: &RunOutput) -> &'static str {
+    use std::os::unix::process::ExitStatusExt;
+    match out.status.signal() {
+        Some(libc::SIGSYS) => ". Hint: a seccomp filter killed it (systemd's SystemCallArchitectures= without this ABI?); allow the ABI, or run binfmtd outside that filter",
+        _ => "",
+    }
+}
+
 /// ENOEXEC means different things for the two variants: no standard entry can match the
 /// native one, so there it only says the CPU does not run the format itself.
 fn no_handler(arch: &Arch, native: bool) -> String {

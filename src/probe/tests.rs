@@ -321,3 +321,61 @@ fn run_without_a_probe_says_so() {
         r.detail
     );
 }
+
+/// Only ENOEXEC says "not native"; a probe killed by a signal (a seccomp filter), timed
+/// out, failing with another errno or printing garbage decides nothing.
+#[test]
+fn native_is_no_only_on_enoexec() {
+    let a = lookup("i386").unwrap();
+    let t = Duration::from_secs(2);
+    assert_eq!(
+        native(&Canned(|| errno_run(libc::ENOEXEC)), a, t),
+        Native::No
+    );
+    let good = Canned(|| {
+        Ok(finished(
+            0,
+            b"BINFMTD-PROBE argc=02 argv0=40 arch=i386\n",
+            b"",
+        ))
+    });
+    assert_eq!(native(&good, a, t), Native::Yes);
+    let cases: [(Canned, &str); 5] = [
+        (
+            Canned(|| killed_run(libc::SIGSYS)),
+            "SystemCallArchitectures",
+        ),
+        (Canned(|| killed_run(libc::SIGKILL)), "signal: 9"),
+        (Canned(|| errno_run(libc::EACCES)), "noexec"),
+        (
+            Canned(|| {
+                Err(ProbeError::TimedOut {
+                    after: Duration::from_secs(2),
+                })
+            }),
+            "timed out",
+        ),
+        (Canned(|| Ok(finished(0, b"garbage", b""))), "wrong output"),
+    ];
+    for (runner, needle) in cases {
+        match native(&runner, a, t) {
+            Native::Unknown(why) => assert!(why.contains(needle), "{why:?} lacks {needle:?}"),
+            other => panic!("{other:?} where {needle:?} was expected"),
+        }
+    }
+}
+
+fn errno_run(e: i32) -> Result<RunOutput, ProbeError> {
+    Err(ProbeError::exec(
+        Path::new("/p"),
+        io::Error::from_raw_os_error(e),
+    ))
+}
+
+fn killed_run(sig: i32) -> Result<RunOutput, ProbeError> {
+    Ok(RunOutput {
+        status: ExitStatus::from_raw(sig),
+        stdout: vec![],
+        stderr: vec![],
+    })
+}

@@ -16,6 +16,22 @@ pub struct InterpreterFacts {
     pub qemu_version: Option<String>,
     /// Where binfmtd's cache got it from (config source), when it came from the cache.
     pub source: Option<String>,
+    /// Why the file fails the trust rule (a non-root user could change it): then it was
+    /// neither run for its version nor probed.
+    pub untrusted: Option<String>,
+}
+
+/// Does an enabled entry for this format name an interpreter that fails the trust rule?
+/// Probing the format would make the kernel run it as root.
+pub fn untrusted_entry(arch: &Arch, obs: &Observed) -> bool {
+    obs.entries.iter().any(|e| {
+        e.enabled
+            && e.same_format_as(arch.magic, arch.mask)
+            && obs
+                .interpreters
+                .get(&e.interpreter)
+                .is_some_and(|f| f.untrusted.is_some())
+    })
 }
 
 /// Everything the report is built from.
@@ -23,6 +39,8 @@ pub struct InterpreterFacts {
 pub struct Observed {
     pub binfmt_misc: Option<BinfmtMiscInfo>,
     pub native: Vec<&'static Arch>,
+    /// Compat formats the native probe could not decide, with why (never registered).
+    pub native_unknown: Vec<(&'static Arch, String)>,
     pub entries: Vec<Entry>,
     /// Probe results by qemu arch name, for formats that have an enabled entry or are native.
     pub proofs: BTreeMap<&'static str, ProbeResult>,
@@ -59,6 +77,11 @@ pub fn build(host: &'static Arch, obs: &Observed) -> Status {
             arch: host.qemu,
             platform: host.platform(),
             native: obs.native.iter().map(|a| a.qemu).collect(),
+            native_unknown: obs
+                .native_unknown
+                .iter()
+                .map(|(a, why)| (a.qemu, why.clone()))
+                .collect(),
         },
         binfmt_misc: obs.binfmt_misc.clone().unwrap_or(BinfmtMiscInfo {
             path: String::new(),
@@ -85,7 +108,16 @@ fn format_row(arch: &'static Arch, obs: &Observed) -> Format {
     let facts = entry.and_then(|e| obs.interpreters.get(&e.interpreter));
     let proof = obs.proofs.get(arch.qemu).cloned();
     let native = obs.native.iter().any(|n| n.qemu == arch.qemu);
-    let (state, reason, hint) = judge(arch, native, entry, proof.as_ref(), facts);
+    let (state, mut reason, mut hint) = if untrusted_entry(arch, obs) && !native {
+        untrusted(arch, obs)
+    } else {
+        judge(arch, native, entry, proof.as_ref(), facts)
+    };
+    let undecided = obs.native_unknown.iter().find(|(a, _)| a.qemu == arch.qemu);
+    if let (State::Absent, Some((_, why))) = (state, undecided) {
+        // `install` would refuse it too: the hint to install would be wrong.
+        (reason, hint) = (Some(why.clone()), None);
+    }
     Format {
         arch: arch.qemu,
         platform: arch.platform(),
@@ -103,7 +135,7 @@ fn format_row(arch: &'static Arch, obs: &Observed) -> Format {
         entry: entry.map(|e| e.name.clone()),
         other_entries: others,
         enabled: entry.map(|e| e.enabled),
-        flags: entry.map(|e| e.flags.to_string()),
+        flags: entry.map(Entry::flag_letters),
         interpreter: entry.map(|e| e.interpreter.display().to_string()),
         interpreter_present: facts.map(|f| f.present),
         sha256: facts.and_then(|f| f.sha256.clone()),
@@ -116,6 +148,30 @@ fn format_row(arch: &'static Arch, obs: &Observed) -> Format {
 }
 
 type Judgement = (State, Option<String>, Option<String>);
+
+/// A format an entry serves through an interpreter other users can change: failing, since
+/// whoever can change it runs code as root in every emulated process.
+fn untrusted(arch: &Arch, obs: &Observed) -> Judgement {
+    let why: Vec<String> = obs
+        .entries
+        .iter()
+        .filter(|e| e.enabled && e.same_format_as(arch.magic, arch.mask))
+        .filter_map(|e| {
+            let f = obs.interpreters.get(&e.interpreter)?;
+            Some(format!(
+                "entry {} runs interpreter {}, which a non-root user can change ({}); binfmtd did not run it",
+                e.name,
+                e.interpreter.display(),
+                f.untrusted.as_deref()?
+            ))
+        })
+        .collect();
+    let hint = format!(
+        "make the interpreter and every directory above it root's alone, or replace the entry: `binfmtd install --arch {} --replace-foreign`",
+        arch.qemu
+    );
+    (State::RegisteredFailing, Some(why.join("; ")), Some(hint))
+}
 
 fn judge(
     arch: &Arch,

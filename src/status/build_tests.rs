@@ -9,6 +9,7 @@ fn entry(name: &str, arch: &str, flags: &str, enabled: bool) -> Entry {
         enabled,
         interpreter: format!("/q/qemu-{arch}").into(),
         flags: Flags::parse(flags).unwrap(),
+        unknown_flags: String::new(),
         matcher: Matcher::Magic {
             offset: 0,
             magic: a.magic.to_vec(),
@@ -116,4 +117,54 @@ fn a_failing_foreign_entry_gets_a_reason_and_a_hint() {
         "{reason}"
     );
     assert!(f.hint.as_ref().unwrap().contains("--replace-foreign"));
+}
+
+#[test]
+fn an_undecided_compat_format_says_why_and_offers_no_install_hint() {
+    let why = "cannot tell whether this host runs i386 natively (killed by SIGSYS)";
+    let obs = Observed {
+        native: vec![lookup("x86_64").unwrap()],
+        native_unknown: vec![(lookup("i386").unwrap(), why.to_string())],
+        ..Default::default()
+    };
+    let s = build(lookup("x86_64").unwrap(), &obs);
+    assert_eq!(
+        s.host.native_unknown.get("i386").map(String::as_str),
+        Some(why)
+    );
+    let f = row(&s, "i386");
+    assert_eq!(
+        (f.state, f.reason.as_deref(), f.hint.as_deref()),
+        (State::Absent, Some(why), None)
+    );
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["host"]["native_unknown"]["i386"], why);
+    assert!(super::super::table(&s).contains(&format!("native: i386 UNKNOWN: {why}")));
+}
+
+/// An entry whose interpreter fails the trust rule is failing, whatever else is known, and
+/// the reason names the entry, the file and why.
+#[test]
+fn an_untrusted_interpreter_fails_its_format() {
+    let mut obs = Observed {
+        native: vec![lookup("x86_64").unwrap()],
+        entries: vec![entry("qemu-riscv64", "riscv64", "OPF", true)],
+        ..Default::default()
+    };
+    let facts = InterpreterFacts {
+        present: true,
+        untrusted: Some("directory /q is owned by uid 1000, not root".into()),
+        ..Default::default()
+    };
+    obs.interpreters.insert("/q/qemu-riscv64".into(), facts);
+    assert!(untrusted_entry(lookup("riscv64").unwrap(), &obs));
+    let s = build(lookup("x86_64").unwrap(), &obs);
+    let f = row(&s, "riscv64");
+    assert_eq!(f.state, State::RegisteredFailing);
+    let why = f.reason.as_deref().unwrap();
+    assert!(
+        why.contains("qemu-riscv64") && why.contains("uid 1000"),
+        "{why}"
+    );
+    assert!(f.hint.as_deref().unwrap().contains("--replace-foreign"));
 }

@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! { "schema": "binfmtd.status/v1",
-//!   "host": { "arch": "x86_64", "platform": "linux/amd64", "native": ["x86_64", "i386", "i486"] },
+//!   "host": { "arch": "x86_64", "platform": "linux/amd64", "native": ["x86_64", "i386", "i486"],
+//!             "native_unknown": { "i386": "why the native probe decided nothing" } },
 //!   "binfmt_misc": { "path": "/proc/sys/fs/binfmt_misc", "available": true, "enabled": true, "error": null },
 //!   "formats": [ {
 //!       "arch": "aarch64", "platform": "linux/arm64", "goarch": "arm64", "debian": ["arm64"],
@@ -28,7 +29,7 @@
 mod build;
 mod render;
 
-pub use build::{build, InterpreterFacts, Observed};
+pub use build::{build, untrusted_entry, InterpreterFacts, Observed};
 pub use render::table;
 
 use serde::Serialize;
@@ -87,6 +88,8 @@ pub struct Host {
     pub arch: &'static str,
     pub platform: Option<&'static str>,
     pub native: Vec<&'static str>,
+    /// Compat formats whose native probe decided nothing, with why; binfmtd registers none.
+    pub native_unknown: std::collections::BTreeMap<&'static str, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

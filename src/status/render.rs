@@ -15,6 +15,9 @@ pub fn table(s: &Status) -> String {
         s.host.platform.unwrap_or("-"),
         s.host.native.join(", ")
     );
+    for (arch, why) in &s.host.native_unknown {
+        let _ = writeln!(out, "native: {arch} UNKNOWN: {why}");
+    }
     match (&bm.error, bm.enabled) {
         (Some(err), _) => {
             let _ = writeln!(out, "binfmt_misc: {} unavailable: {err}", bm.path);

@@ -3,7 +3,7 @@
 //! Extracted members wait here, as temp files in the cache, until their arch's turn
 //! verifies and commits them; whatever is not taken is removed when the run ends.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::BufReader;
@@ -25,11 +25,14 @@ pub(super) struct Batches {
     requested: RefCell<Vec<&'static Arch>>,
     scanned: RefCell<HashSet<String>>,
     ready: RefCell<HashMap<(String, &'static str), Extracted>>,
+    max_bytes: Cell<u64>,
 }
 
 impl Batches {
-    pub fn set_requested(&self, arches: &[&'static Arch]) {
+    /// The arches of this run, and the size cap (download.max-bytes) for each member.
+    pub fn set_requested(&self, arches: &[&'static Arch], max_bytes: u64) {
         *self.requested.borrow_mut() = arches.to_vec();
+        self.max_bytes.set(max_bytes);
     }
 
     pub fn take(&self, source: &Source, arch: &Arch) -> Option<Extracted> {
@@ -76,7 +79,7 @@ impl Batches {
             .iter_mut()
             .map(|t| HashingFile::new(&mut t.file))
             .collect();
-        let found = one_pass(archive, format, &members, &mut outs);
+        let found = one_pass(archive, format, &members, &mut outs, self.max_bytes.get());
         let sums: Vec<(String, u64)> = outs.into_iter().map(HashingFile::finish).collect();
         let found = match found {
             Ok(f) => f,
@@ -102,9 +105,10 @@ fn one_pass(
     format: ArchiveFormat,
     members: &[String],
     outs: &mut [HashingFile],
+    max_bytes: u64,
 ) -> Result<Vec<Found>, String> {
     let names: Vec<&str> = members.iter().map(String::as_str).collect();
     let f = File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
-    archive::extract_members(format, BufReader::with_capacity(1 << 16, f), &names, outs)
-        .map_err(|e| e.to_string())
+    let f = BufReader::with_capacity(1 << 16, f);
+    archive::extract_members(format, f, &names, outs, max_bytes).map_err(|e| e.to_string())
 }

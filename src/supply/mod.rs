@@ -132,7 +132,8 @@ impl Supplier<'_> {
         &self,
         arches: &[&'static Arch],
     ) -> Vec<(&'static Arch, Result<ProvisionedInterpreter, SupplyError>)> {
-        self.batch.set_requested(arches);
+        self.batch
+            .set_requested(arches, self.config.download.max_bytes);
         let done: Vec<_> = arches.iter().map(|a| (*a, self.provision_one(a))).collect();
         let versions = new_versions(&done);
         let mut out: Vec<_> = done

@@ -206,7 +206,8 @@ impl Ctx<'_> {
                 }
             };
             let mut w = HashingFile::new(&mut t.file);
-            match archive::extract_member(format, file, &wanted, &mut w) {
+            let max = self.s.config.download.max_bytes;
+            match archive::extract_member(format, file, &wanted, &mut w, max) {
                 Err(ArchiveError::Missing { .. }) => {
                     return Err(Miss(format!("no member {wanted}")))
                 }
@@ -238,16 +239,21 @@ impl Ctx<'_> {
         })))
     }
 
+    /// A local file: opened once under the trust rule (it and every directory above it
+    /// root's alone), and copied from that same handle, so what is checked is what is
+    /// copied. A file other users can change is refused before anything runs it.
     fn local(&self, path: &Path) -> Outcome {
-        let mut src = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        let src = match crate::trust::open_file(path) {
+            Ok(tf) => tf,
+            Err(e) if e.is_missing() => {
                 return Err(Miss(format!("{} does not exist", path.display())))
             }
             Err(e) => {
-                return Ok(Err(
-                    self.setup(format!("cannot read {}: {e}", path.display()))
-                ))
+                return Ok(Err(SupplyError::Refused {
+                    arch: self.arch.qemu.into(),
+                    source_name: self.name(),
+                    what: e.to_string(),
+                }))
             }
         };
         let mut t = match self.s.cache.temp("sha256") {
@@ -255,7 +261,7 @@ impl Ctx<'_> {
             Err(e) => return Ok(Err(self.cache_err(e))),
         };
         let mut w = HashingFile::new(&mut t.file);
-        if let Err(e) = io::copy(&mut src, &mut w) {
+        if let Err(e) = io::copy(&mut &src.file, &mut w) {
             return Ok(Err(
                 self.setup(format!("copying {} into the cache: {e}", path.display()))
             ));

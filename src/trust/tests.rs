@@ -117,3 +117,11 @@ fn ensure_dir_creates_with_the_exact_mode() {
     assert!(e.to_string().contains("owned by uid 1000"), "{e}");
     assert!(!t.path().join("x/y/z").exists());
 }
+
+#[test]
+fn a_missing_component_is_told_apart_from_a_refusal() {
+    let e = open_file(Path::new("/nonexistent-binfmtd-dir/qemu-x")).unwrap_err();
+    assert!(e.is_missing(), "{e}");
+    let e = open_file(Path::new("/proc/self/status/x")).unwrap_err();
+    assert!(!e.is_missing(), "{e}");
+}

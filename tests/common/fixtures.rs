@@ -105,3 +105,11 @@ pub fn register_raw_cmd(reg: &Registration) -> String {
 pub fn qemu_in_sandbox(target: &str) -> String {
     format!("{}/qemu-{target}-static", super::sandbox::QEMU_DIR)
 }
+
+/// Where `install --interpreter-dir $QEMU_DIR` registers that qemu: binfmtd's copy of it in
+/// the default cache, named by its sha256 (the sandbox copies are /usr/bin's bytes).
+pub fn qemu_cached_in_sandbox(target: &str) -> String {
+    let host = format!("/usr/bin/qemu-{target}-static");
+    let (sha, _) = binfmtd::interp::sha256_file(std::path::Path::new(&host)).unwrap();
+    format!("/var/lib/binfmtd/sha256/{sha}")
+}

@@ -10,6 +10,8 @@ sandbox_setup() {
     mount -t tmpfs -o mode=0755 tmpfs /run
     mount -t tmpfs -o mode=1777 tmpfs /tmp
     mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+    # binfmtd's default cache, /var/lib/binfmtd, holds the copy of every interpreter it registers.
+    mount -t tmpfs -o mode=0755 tmpfs /var/lib
     mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
     sandbox_qemu
 }

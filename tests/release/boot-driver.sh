@@ -17,13 +17,9 @@ for run in first second; do
     echo $? >"$out/$run.rc"
     record "$run"
 done
-# What the unit left behind: its entry in this container's binfmt_misc instance, and a foreign program
-# that runs through it.
-for entry in /proc/sys/fs/binfmt_misc/*; do
-    if grep -qx 'interpreter /opt/qemu/qemu-aarch64-static' "$entry" 2>/dev/null; then
-        cat "$entry" >"$out/entry"
-    fi
-done
+# What the unit left behind: its entry in this container's binfmt_misc instance (naming binfmtd's copy of
+# /opt/qemu's file in its cache, never /opt/qemu itself), and a foreign program that runs through it.
+cat /proc/sys/fs/binfmt_misc/binfmtd-aarch64 >"$out/entry" 2>/dev/null
 /srv/release/arm64/busybox echo foreign program ran >"$out/foreign" 2>&1
 journalctl -u binfmtd.service --no-pager >"$out/journal" 2>&1
 echo finished >"$out/finished"

@@ -9,14 +9,14 @@ use crate::http::Server;
 use crate::{artifact, assert_success, dist, run, snapshot, text, VERSION};
 
 /// A release host: a copy of the dist directory under v<version>/, possibly tampered with.
-struct Host {
+pub(crate) struct Host {
     _dir: tempfile::TempDir,
     files: PathBuf,
-    server: Server,
+    pub(crate) server: Server,
 }
 
 impl Host {
-    fn new() -> Host {
+    pub(crate) fn new() -> Host {
         let dir = tempfile::tempdir().unwrap();
         let files = dir.path().join(format!("v{VERSION}"));
         std::fs::create_dir(&files).unwrap();
@@ -34,7 +34,7 @@ impl Host {
 }
 
 /// Run the released install.sh with `uname -m` answering `cpu` (a stand-in `uname` first on PATH).
-fn install(host: &Host, cpu: &str, args: &[&str]) -> Output {
+pub(crate) fn install(host: &Host, cpu: &str, args: &[&str]) -> Output {
     let fake = tempfile::tempdir().unwrap();
     let uname = fake.path().join("uname");
     std::fs::write(
@@ -55,7 +55,7 @@ fn install(host: &Host, cpu: &str, args: &[&str]) -> Output {
         .env("BINFMTD_BASE_URL", &host.server.url))
 }
 
-fn staging() -> (tempfile::TempDir, String) {
+pub(crate) fn staging() -> (tempfile::TempDir, String) {
     let root = tempfile::tempdir().unwrap();
     let arg = root.path().to_str().unwrap().to_string();
     (root, arg)

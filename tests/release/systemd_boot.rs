@@ -193,8 +193,13 @@ fn install_sh_enables_and_starts_the_unit_under_a_running_systemd() {
     let entry = r.read("entry");
     assert!(
         entry.starts_with("enabled\n"),
-        "no enabled entry for /opt/qemu/qemu-aarch64-static: {entry:?}; {}",
+        "no enabled binfmtd-aarch64 entry: {entry:?}; {}",
         r.context
+    );
+    // The copy of /opt/qemu's file in the cache is registered, not the path an operator controls.
+    assert!(
+        entry.contains("\ninterpreter /var/lib/binfmtd/sha256/"),
+        "the entry does not name a cache copy: {entry}"
     );
     let flags = entry
         .lines()

@@ -54,6 +54,7 @@ pub fn opts(server: &server::Server) -> DownloadOptions {
         backoff: std::time::Duration::from_millis(50),
         max_bytes: 256 << 20,
         extra_ca_bundle: Some(server.ca_file.clone()),
+        ..DownloadOptions::default()
     }
 }
 
