@@ -278,3 +278,31 @@ fn the_bundled_overlay_pins_debians_interpreters_and_seeds_the_cache_first() {
     }
     assert!(args.contains(&"--cache-dir=/var/lib/binfmtd".to_string()));
 }
+
+#[test]
+fn the_readmes_deployment_example_is_valid_and_prefers_native() {
+    let readme = std::fs::read_to_string(manifests::repo().join("README.md")).unwrap();
+    let section = readme
+        .split("## Run on EKS")
+        .nth(1)
+        .expect("README has Run on EKS");
+    let yaml = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("a yaml block in Run on EKS");
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, text) = validate(&write_temp(dir.path(), "example.yaml", yaml), OLDEST);
+    assert!(ok, "{text}");
+    let objs = objects(yaml);
+    let affinity = &objs[0]["spec"]["template"]["spec"]["affinity"]["nodeAffinity"];
+    let required = &affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        [0]["matchExpressions"][0];
+    assert_eq!(
+        required,
+        &serde_json::json!({"key": "binfmtd.io/amd64", "operator": "In", "values": ["native", "emulated"]})
+    );
+    let preferred = &affinity["preferredDuringSchedulingIgnoredDuringExecution"][0]["preference"]
+        ["matchExpressions"][0];
+    assert_eq!(preferred["values"], serde_json::json!(["native"]));
+}
