@@ -46,10 +46,11 @@ Maintainer: binfmtd maintainers <binfmtd@users.noreply.github.com>
 Section: admin
 Priority: optional
 Installed-Size: $(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)
-Recommends: qemu-user-static | qemu-user (>= 1:7.2)
 Description: provision, prove and report qemu-user emulation via binfmt_misc
  binfmtd registers qemu-user emulators in binfmt_misc with the F flag, proves
- each registration by running a tiny foreign program, and reports per-arch state.
+ each registration by running a tiny foreign program, repairs entries that
+ vanish or change, and reports per-arch state. It downloads its own pinned,
+ verified qemu-user interpreters.
  The package never removes or flushes binfmt_misc entries; run
  'binfmtd uninstall' for that.
 CONTROL

@@ -6,7 +6,7 @@
 # It maps `uname -m` to a release artifact, downloads the binary, the systemd unit, the default config and
 # SHA256SUMS, verifies every download BEFORE anything is installed, installs what differs from what is
 # there (a re-run with the same options changes nothing), then enables and starts binfmtd.service when
-# systemd runs. It never touches binfmt_misc itself: the unit's `binfmtd install` does, and only adds.
+# systemd runs. It never touches binfmt_misc itself: the unit's `binfmtd run` does, and only adds.
 #
 # Exit codes: 0 done (or nothing to do); 1 download, checksum or install failure; 2 bad usage or an
 # unsupported CPU.
@@ -18,7 +18,7 @@ DEFAULT_BASE_URL="https://github.com/binfmtd/binfmtd/releases/download"
 
 usage() {
     cat <<'EOF'
-usage: install.sh [options] [-- extra binfmtd install arguments]
+usage: install.sh [options] [-- extra binfmtd run arguments]
 
   --version V         release to install (default: the one this script came with)
   --base-url URL      where releases live; files are fetched from URL/vV/ (env BINFMTD_BASE_URL)
@@ -27,14 +27,14 @@ usage: install.sh [options] [-- extra binfmtd install arguments]
   --prefix DIR        where the binary goes (default /usr/local; the unit is adjusted to match); an
                       absolute path of A-Z a-z 0-9 _ . / + - only
   --dry-run           download and verify, then print what would change; change nothing
-  --arches LIST       binfmtd: arches to provision, e.g. arm64,riscv64 or all (-> binfmtd install --arch)
+  --arches LIST       binfmtd: arches to provision, e.g. arm64,riscv64 or all (-> binfmtd run --arch)
   --label-prefix P    binfmtd: node label prefix (-> --label-prefix; binfmtd versions with node labels)
   --kubeconfig PATH   binfmtd: kubeconfig for node labels (-> --kubeconfig; likewise)
-  -- ARGS...          binfmtd: more `binfmtd install` arguments, e.g. -- --skip-native
+  -- ARGS...          binfmtd: more `binfmtd run` arguments, e.g. -- --skip-native
 
 binfmtd arguments are written to /etc/default/binfmtd (BINFMTD_ARGS), read by binfmtd.service; only that
 line is changed, other lines (e.g. HTTPS_PROXY=) are kept. Without any, an existing /etc/default/binfmtd is
-kept as it is, and a new one gets "--arch all".
+kept as it is, and a new one gets "--arch amd64,arm64 --skip-native" (each node emulates the other server CPU).
 EOF
 }
 
@@ -123,7 +123,7 @@ env_file() { # EXISTING
             esac
         done <"$1"
     else
-        echo "# Written by binfmtd's install.sh; the arguments of \`binfmtd install\` (binfmtd.service)."
+        echo "# Written by binfmtd's install.sh; the arguments of \`binfmtd run\` (binfmtd.service)."
     fi
     [ "$found" = 1 ] || echo "BINFMTD_ARGS=\"$BINFMTD_ARGS\""
 }
@@ -204,7 +204,7 @@ install_all() {
         place "$TMP/config.toml" /etc/binfmtd/config.toml 0644 # never overwrite an admin's config
     fi
     if [ "$HAVE_ARGS" = 0 ] && [ ! -e "$ROOT/etc/default/binfmtd" ]; then
-        BINFMTD_ARGS="--arch all" HAVE_ARGS=1 # everything this host has a qemu for, natives skipped
+        BINFMTD_ARGS="--arch amd64,arm64 --skip-native" HAVE_ARGS=1 # the other server CPU (binfmtd.env says why)
     fi
     if [ "$HAVE_ARGS" = 1 ]; then
         env_file "$ROOT/etc/default/binfmtd" >"$TMP/env"
@@ -225,7 +225,7 @@ activate() {
         return 0
     fi
     command -v systemctl >/dev/null 2>&1 || {
-        say "systemctl not found: start binfmtd with '$PREFIX/bin/binfmtd install' by other means"
+        say "systemctl not found: start '$PREFIX/bin/binfmtd run' by other means (see the README)"
         return 0
     }
     if [ "$ROOT" != "" ] || [ ! -d /run/systemd/system ]; then
@@ -239,7 +239,7 @@ activate() {
     [ "$UNIT_CHANGED" = 0 ] || systemctl daemon-reload
     [ -L "$wants" ] || { systemctl --quiet enable binfmtd.service && say "enabled binfmtd.service"; }
     if [ "$CHANGED" = 1 ]; then
-        # install is additive and the unit has no ExecStop: a restart never removes entries.
+        # SIGTERM leaves every entry and the unit has no ExecStop: a restart never removes entries.
         systemctl restart binfmtd.service || die 1 "binfmtd.service failed; see 'journalctl -u binfmtd'"
         say "started binfmtd.service"
     else

@@ -98,6 +98,14 @@ impl BinfmtFs {
         }
     }
 
+    /// `root` taken as binfmt_misc without checking; for a poller that reads entries
+    /// (which only binfmt_misc yields) and calls `open` when the listing is empty.
+    pub fn unchecked(root: &Path) -> BinfmtFs {
+        BinfmtFs {
+            root: root.to_path_buf(),
+        }
+    }
+
     /// Use the instance at `root`, mounting binfmt_misc there first if needed. The mount
     /// is left in place for good: unmounting would destroy every registration.
     pub fn open_or_mount(root: &Path) -> Result<(BinfmtFs, MountOutcome), KernelError> {

@@ -18,6 +18,7 @@
 //! | `par`     | a scoped-thread parallel map for independent per-arch work                    | threads |
 //! | `install` | applying a plan: register, prove, keep or roll back, per arch                 | all     |
 //! | `converge`| one pass: arches minus natives, interpreters, plan+apply under the node lock, gc | all   |
+//! | `agent`   | `binfmtd run`: the poll loop; pure drift/backoff/fight decisions in `agent::decide` | all |
 //! | `config`  | the config file: interpreter sources pinned by sha256, download settings     | none    |
 //! | `archive` | one member out of a tar (gz/xz/zst) or a .deb, streaming, capped, ELF-checked | none    |
 //! | `fetch`   | downloads: mirrors, retries, deadlines, size cap, streaming sha256 (`Transport`) | network |
@@ -26,6 +27,7 @@
 //! | `trust`   | the trust rule: a file or directory root uses, and every directory above it   | files   |
 //! | `cli`     | argument parsing and one file per subcommand                                  | all     |
 
+pub mod agent;
 pub mod arch;
 pub mod archive;
 pub mod cache;

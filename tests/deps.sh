@@ -21,6 +21,8 @@ packages=(
     python3
     # install.sh, the unit under a booted systemd, cloud-init, shell lint
     curl wget systemd systemd-container cloud-init shellcheck
+    # benches/agent.rs: peak RSS of a one-shot install
+    time
 )
 
 # tests/run.sh installs first and then runs tests/release.sh: no second apt round.

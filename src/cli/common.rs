@@ -33,8 +33,9 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "DIR", global = true)]
     pub probe_dir: Option<PathBuf>,
 
-    /// How long one probe may run before it is killed and counted as failed.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10, global = true)]
+    /// How long one probe may run before it is killed and counted as failed (1 or more).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub probe_timeout: u64,
 }
 

@@ -18,6 +18,17 @@ pub struct InstallArgs {
     #[arg(long, value_name = "LIST", required = true)]
     pub arch: String,
 
+    /// Print the outcome as JSON (one object per arch).
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub converge: ConvergeArgs,
+}
+
+/// What `install` and `run` share: where interpreters come from and how they are registered.
+#[derive(Debug, clap::Args)]
+pub struct ConvergeArgs {
     /// The qemu-user interpreter to register (one arch, or a file named qemu-<arch>[-static]).
     /// Without --interpreter or --interpreter-dir, interpreters come from the sources in
     /// --config (default: the embedded pinned Debian trixie qemu-user package), via the cache.
@@ -30,27 +41,31 @@ pub struct InstallArgs {
     pub interpreter_dir: Option<PathBuf>,
 
     /// Set the C flag: foreign setuid binaries (sudo, ping) get their credentials, and qemu
-    /// runs with them. Off by default: see README "Flags".
+    /// runs with them. Off by default: see README "Flags". Config key: credentials.
     #[arg(long)]
     pub credentials: bool,
 
     /// Do not set the O flag (hand qemu an open fd, so it can run binaries that are
     /// executable but not readable). Ignored with --credentials, which implies O.
+    /// Config key: open-binary = false.
     #[arg(long)]
     pub no_open_binary: bool,
 
     /// Remove other tools' entries for the requested formats (default: never touched).
+    /// Config key: replace-foreign.
     #[arg(long)]
     pub replace_foreign: bool,
 
     /// Skip, rather than refuse, requested arches this host runs natively (useful when one
-    /// list serves a mixed amd64/arm64 fleet).
+    /// list serves a mixed amd64/arm64 fleet). Config key: skip-native.
     #[arg(long)]
     pub skip_native: bool,
 
-    /// Print the outcome as JSON (one object per arch).
-    #[arg(long)]
-    pub json: bool,
+    /// Enter this mount namespace first (e.g. /proc/1/ns/mnt from a container with
+    /// hostPID), so binfmt_misc is mounted and interpreters are opened in the host's
+    /// namespace and the entries outlive this process.
+    #[arg(long, value_name = "PATH")]
+    pub mount_namespace: Option<PathBuf>,
 
     #[command(flatten)]
     pub probe: ProbeArgs,
@@ -60,9 +75,9 @@ pub struct InstallArgs {
 }
 
 pub fn run(root: &Path, args: InstallArgs) -> anyhow::Result<Exit> {
-    let req = request(&args)?;
+    let req = request(&args.converge, Some(&args.arch))?;
     common::require_admin("install")?;
-    let prover = common::prover(&args.probe, &args.supply.cache);
+    let prover = common::prover(&args.converge.probe, &args.converge.supply.cache);
     let native = crate::prover::survey_native(prover.as_ref());
     // Refuse a named native arch before mounting anything.
     converge::select(&req, &native).map_err(converge_failure)?;
@@ -80,25 +95,35 @@ pub fn run(root: &Path, args: InstallArgs) -> anyhow::Result<Exit> {
 /// How long `install` waits for another binfmtd that is changing the same entries.
 const LOCK_WAIT: Duration = Duration::from_secs(120);
 
-/// The command line as a plain converge request (config loaded, arches resolved).
-pub fn request(args: &InstallArgs) -> anyhow::Result<Request> {
-    let arches = common::arches(&args.arch)?;
-    let all = args
-        .arch
+/// The command line and the config file as a plain converge request: the command line
+/// wins; `arch` (from --arch) falls back to the config's `arches`.
+pub fn request(args: &ConvergeArgs, arch: Option<&str>) -> anyhow::Result<Request> {
+    let config = load_config(&args.supply)?;
+    let agent = &config.agent;
+    let list = arch.or(agent.arches.as_deref()).ok_or_else(|| {
+        Failure::new(
+            Exit::Usage,
+            "no arches to converge to: pass --arch LIST or set arches = [...] in the config file",
+        )
+    })?;
+    let arches = common::arches(list)?;
+    let all = list
         .split(',')
         .any(|p| p.trim().eq_ignore_ascii_case("all"));
     let interpreters = match (&args.interpreter, &args.interpreter_dir) {
         (Some(f), _) => Interpreters::Local(Source::File(f.clone())),
         (None, Some(d)) => Interpreters::Local(Source::Dir(d.clone())),
-        (None, None) => Interpreters::Supply(load_config(&args.supply)?),
+        (None, None) => Interpreters::Supply(config.clone()),
     };
+    let credentials = args.credentials || agent.credentials.unwrap_or(false);
+    let open_binary = !args.no_open_binary && agent.open_binary.unwrap_or(true);
     Ok(Request {
         arches,
         all,
-        skip_native: args.skip_native,
+        skip_native: args.skip_native || agent.skip_native.unwrap_or(false),
         interpreters,
-        flags: converge::flags(args.credentials, !args.no_open_binary),
-        replace_foreign: args.replace_foreign,
+        flags: converge::flags(credentials, open_binary),
+        replace_foreign: args.replace_foreign || agent.replace_foreign.unwrap_or(false),
         cache_dir: args.supply.cache.cache_dir.clone(),
     })
 }

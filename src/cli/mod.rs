@@ -11,6 +11,7 @@ mod common;
 mod explain;
 mod fetch;
 mod install;
+mod run;
 mod status;
 mod uninstall;
 
@@ -27,8 +28,19 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Log format on stderr: human (colour only on a terminal) or json (one object per line,
+    /// for log collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
 }
 
 pub const EXIT_CODES: &str = "Exit codes: 0 all requested arches work; 1 some arch (or file) does not work, \
@@ -39,6 +51,9 @@ missing CAP_SYS_ADMIN); 4 unexpected internal or I/O error.";
 pub enum Command {
     /// Register qemu-user emulators for foreign arches, prove each works, report per arch.
     Install(install::InstallArgs),
+    /// The node agent: converge, then keep every arch working (repair drift, re-prove,
+    /// report). SIGHUP re-reads the config; SIGTERM/SIGINT exit leaving the entries.
+    Run(run::RunArgs),
     /// Remove binfmtd's own entries (never another tool's).
     Uninstall(uninstall::UninstallArgs),
     /// One row per format: state, owner, flags, interpreter, qemu version, probe result.
@@ -56,7 +71,13 @@ pub enum Command {
 /// Parse arguments, run, print the error chain, and map to a documented exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // setns into a mount namespace fails once a process has threads: first thing, then.
+    if let Err(e) = enter_mount_namespace(&cli.command) {
+        eprintln!("binfmtd: error: {e:#}");
+        return Exit::Environment.into();
+    }
+    let daemon = matches!(cli.command, Command::Run(_));
+    init_logging(cli.verbose, cli.log_format, daemon);
     match run(cli) {
         Ok(code) => code.into(),
         Err(err) => {
@@ -73,6 +94,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Install(args) => install::run(&cli.binfmt_misc, args),
+        Command::Run(args) => run::run(&cli.binfmt_misc, args),
         Command::Uninstall(args) => uninstall::run(&cli.binfmt_misc, args),
         Command::Status(args) => status::run(&cli.binfmt_misc, args),
         Command::Selftest(args) => status::selftest(&cli.binfmt_misc, args),
@@ -82,16 +104,49 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
 }
 
-fn init_logging(verbose: u8) {
+/// `--mount-namespace PATH` of install and run: join that mount namespace.
+fn enter_mount_namespace(command: &Command) -> anyhow::Result<()> {
+    let path = match command {
+        Command::Install(a) => a.converge.mount_namespace.as_ref(),
+        Command::Run(a) => a.converge.mount_namespace.as_ref(),
+        _ => None,
+    };
+    let Some(path) = path else { return Ok(()) };
+    let ns = std::fs::File::open(path).map_err(|e| {
+        anyhow::anyhow!(
+            "--mount-namespace {}: cannot open: {e}. Hint: with hostPID, /proc/1/ns/mnt is the host's",
+            path.display()
+        )
+    })?;
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| {
+        anyhow::anyhow!(
+            "--mount-namespace {}: setns failed: {e}. Hint: it needs CAP_SYS_ADMIN and CAP_SYS_CHROOT (a privileged container)",
+            path.display()
+        )
+    })?;
+    // The working directory still points into the old namespace's tree.
+    let _ = std::env::set_current_dir("/");
+    Ok(())
+}
+
+/// The daemon logs each repair and failure (info); one-shot commands only warnings.
+fn init_logging(verbose: u8, format: LogFormat, daemon: bool) {
     let default = match verbose {
+        0 if daemon => "info",
         0 => "warn",
         1 => "debug",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        // Colour codes only for a person at a terminal, never into a pipe or the journal.
+        LogFormat::Human => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }

@@ -14,6 +14,11 @@ pub struct StatusArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// The running agent's status file: its view (repairs, backoff, fights) is added when
+    /// the agent that wrote it still runs.
+    #[arg(long, value_name = "PATH", default_value = "/run/binfmtd/status.json")]
+    pub status_file: std::path::PathBuf,
+
     #[command(flatten)]
     pub probe: ProbeArgs,
 
@@ -54,12 +59,52 @@ pub fn run(root: &Path, args: StatusArgs) -> anyhow::Result<Exit> {
         crate::arch::host(),
         &observe(root, prover.as_ref(), &args.cache.cache_dir, None),
     );
+    let daemon = crate::agent::report::fresh_daemon(&args.status_file);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        let mut v = serde_json::to_value(&s)?;
+        if let (Some(d), Some(o)) = (daemon, v.as_object_mut()) {
+            o.insert("daemon".into(), d);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", status::table(&s));
+        if let Some(d) = daemon {
+            print_daemon(&d);
+        }
     }
     Ok(exit_for(&s))
+}
+
+/// The agent's view under the table: one line for the agent, one per arch it keeps.
+fn print_daemon(d: &serde_json::Value) {
+    let get = |k: &str| d[k].as_str().unwrap_or("-").to_string();
+    println!(
+        "agent: pid {} since {}, last reconcile {}",
+        d["pid"],
+        get("started"),
+        get("last_reconcile")
+    );
+    for (arch, a) in d["arches"].as_object().into_iter().flatten() {
+        let mut line = format!(
+            "  {arch}: {} (repairs {}, last {})",
+            a["state"].as_str().unwrap_or("-"),
+            a["repairs"],
+            a["last_reason"].as_str().unwrap_or("-")
+        );
+        if let Some(t) = a["retry_at"].as_str() {
+            line.push_str(&format!(", retry at {t}"));
+        }
+        let with: Vec<&str> = a["fighting_with"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        if !with.is_empty() {
+            line.push_str(&format!(", fighting with {}", with.join(", ")));
+        }
+        println!("{line}");
+    }
 }
 
 pub fn selftest(root: &Path, args: SelftestArgs) -> anyhow::Result<Exit> {

@@ -5,6 +5,7 @@
 //! typed and checked, or into a list of errors that each name the field and the fix.
 //! Both steps are pure; only `load` reads a file.
 
+mod agent;
 mod default;
 mod validate;
 
@@ -16,6 +17,7 @@ use serde::Deserialize;
 
 use crate::arch::Arch;
 
+pub use agent::AgentSettings;
 pub use default::{embedded_sources, EMBEDDED_TOML};
 pub use validate::{validate, FieldError};
 
@@ -32,6 +34,12 @@ pub struct RawConfig {
     pub embedded_default: Option<bool>,
     #[serde(default, rename = "source")]
     pub sources: Vec<RawSource>,
+    /// Agent settings (`binfmtd run`); the command line wins over each.
+    pub arches: Option<Vec<String>>,
+    pub skip_native: Option<bool>,
+    pub credentials: Option<bool>,
+    pub open_binary: Option<bool>,
+    pub replace_foreign: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +82,8 @@ pub struct Config {
     pub download: DownloadOptions,
     /// Listed sources first, then (unless disabled) the embedded default.
     pub sources: Vec<Source>,
+    /// Which arches and flags `binfmtd run` converges to, when the command line is silent.
+    pub agent: AgentSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,10 +250,18 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             e.span().map(|s| at_line(text, s.start)).unwrap_or_default()
         ),
     })?;
-    validate(&raw).map_err(|errors| ConfigError::Invalid {
+    let invalid = |errors| ConfigError::Invalid {
         path: path.to_path_buf(),
         errors,
-    })
+    };
+    match (validate(&raw), agent::settings(&raw)) {
+        (Ok(config), Ok(agent)) => Ok(Config { agent, ..config }),
+        (Ok(_), Err(e)) | (Err(e), Ok(_)) => Err(invalid(e)),
+        (Err(mut e), Err(more)) => {
+            e.extend(more);
+            Err(invalid(e))
+        }
+    }
 }
 
 /// " (line L, column C)" for a byte offset, 1-based as editors count.

@@ -66,7 +66,11 @@ pub(crate) fn with_reserved_names(
         sources.extend(embedded_sources());
     }
     if errors.is_empty() {
-        Ok(Config { download, sources })
+        Ok(Config {
+            download,
+            sources,
+            agent: Default::default(),
+        })
     } else {
         Err(errors)
     }

@@ -6,14 +6,35 @@ set -eu
 # /run and /tmp stay untouched), then a private binfmt_misc instance: the first binfmt_misc
 # mount in a user namespace is a new, empty instance that dies with the namespace.
 sandbox_setup() {
+    sandbox_dirs
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    sandbox_qemu
+}
+
+# The private directories alone (no binfmt_misc instance yet).
+sandbox_dirs() {
     mount -t proc proc /proc
     mount -t tmpfs -o mode=0755 tmpfs /run
+    # A checkout under /tmp would vanish under the fresh /tmp: bind the paths the tests use
+    # ($SANDBOX_KEEP: the checkout, the built binary, the fixtures) back where they were.
+    mkdir /run/.host-tmp
+    mount --bind /tmp /run/.host-tmp
     mount -t tmpfs -o mode=1777 tmpfs /tmp
+    _ifs=$IFS IFS=:
+    for _p in ${SANDBOX_KEEP:-}; do
+        case "$_p" in
+        /tmp/*)
+            mkdir -p "$_p"
+            mount --bind "/run/.host-tmp/${_p#/tmp/}" "$_p"
+            ;;
+        esac
+    done
+    IFS=$_ifs
+    umount -l /run/.host-tmp
+    rmdir /run/.host-tmp
     mount -t tmpfs -o mode=1777 tmpfs /dev/shm
     # binfmtd's default cache, /var/lib/binfmtd, holds the copy of every interpreter it registers.
     mount -t tmpfs -o mode=0755 tmpfs /var/lib
-    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-    sandbox_qemu
 }
 
 # Host-root-owned files show up owned by "nobody" in here, and interpreters must be owned by

@@ -155,6 +155,7 @@ impl Sandbox {
             .env("LC_ALL", "C")
             .env("BINFMTD", env!("CARGO_BIN_EXE_binfmtd"))
             .env("FIXTURES", super::fixtures::dir())
+            .env("SANDBOX_KEEP", keep())
             .env("QEMU_DIR", QEMU_DIR)
             .env("QEMU_TARGETS", self.qemu.join(" "))
             .env("SANDBOX_SCRIPT", full)
@@ -256,4 +257,19 @@ fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
             Err(e) => panic!("waiting for sandbox pid {}: {e}", child.id()),
         }
     }
+}
+
+/// Paths under /tmp the sandbox's fresh /tmp must not hide (prelude.sh binds them back): the
+/// checkout, the built binary's directory and the fixtures, so a clone in /tmp works too.
+fn keep() -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_binfmtd"));
+    [
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        bin.parent().unwrap_or(bin),
+        super::fixtures::dir().as_path(),
+    ]
+    .iter()
+    .map(|p| p.display().to_string())
+    .collect::<Vec<_>>()
+    .join(":")
 }

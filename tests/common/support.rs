@@ -81,8 +81,9 @@ fn visible() -> Result<(), String> {
     match run.stdout.trim() {
         "" if run.status.success() => Ok(()),
         unreadable => Err(format!(
-            "the sandbox (host uid {}) cannot read {unreadable}. Hint: make the checkout and its parent \
-             directories world-readable (chmod o+rx), or move it (e.g. under /srv); {}",
+            "the sandbox (host uid {}) cannot read {unreadable}. Hint: a directory above it is private \
+             (mode 0700, like /root or a `mktemp -d` directory): give its parent directories o+x, clone \
+             elsewhere (/tmp, /srv), or let tests/run.sh build in /var/tmp; {}",
             super::sandbox::HOST_ID,
             run.stderr.trim()
         )),

@@ -76,7 +76,7 @@ fn assert_installed(root: &Path, arch: &str, args: &str) {
     );
     let unit = std::fs::read_to_string(root.join("etc/systemd/system/binfmtd.service")).unwrap();
     assert!(
-        unit.contains("\nExecStart=/usr/local/bin/binfmtd install $BINFMTD_ARGS\n"),
+        unit.contains("\nExecStart=/usr/local/bin/binfmtd run $BINFMTD_ARGS\n"),
         "unit ExecStart not adjusted:\n{unit}"
     );
     let env = std::fs::read_to_string(root.join("etc/default/binfmtd")).unwrap();
@@ -270,7 +270,7 @@ fn falls_back_to_wget_without_curl() {
         .env("BINFMTD_BASE_URL", &host.server.url));
     assert_success("install.sh with wget only", &out);
     // No binfmtd arguments and no earlier file: the default list.
-    assert_installed(root.path(), "x86_64", "--arch all");
+    assert_installed(root.path(), "x86_64", "--arch amd64,arm64 --skip-native");
 }
 
 #[test]

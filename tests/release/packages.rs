@@ -257,9 +257,10 @@ fn unit_passes_systemd_analyze_verify_and_keeps_its_hardening_score() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no exposure score in:\n{out}"));
     println!("systemd-analyze security --offline: {score}");
-    // 5.0 today; the unit cannot go much lower while it must mount in the host namespace (see its comments).
+    // 5.1 today; the unit cannot go much lower while it must mount in the host namespace (see its comments)
+    // and let the native probe use the compat ABI (SystemCallArchitectures=native x86 arm, +0.1).
     assert!(
-        score <= 5.0,
-        "binfmtd.service exposure {score} regressed past 5.0:\n{out}"
+        score <= 5.1,
+        "binfmtd.service exposure {score} regressed past 5.1:\n{out}"
     );
 }

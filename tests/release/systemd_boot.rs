@@ -164,9 +164,55 @@ fn assert_install_and_rerun(r: &Recorded) {
     );
 }
 
-/// install.sh on a live systemd, end to end: the hardened unit runs `binfmtd install --arch arm64`, which
-/// mounts binfmt_misc, registers qemu-aarch64 and proves it with a probe under the unit's own sandbox
-/// (seccomp filter, NoNewPrivileges, DevicePolicy...); afterwards an arm64 busybox runs through the entry.
+/// The daemon's contract with systemd: READY with STATUS=, no i386 entry on x86_64, entries kept on stop,
+/// and ordering: a unit After= it starts only once it is READY.
+fn assert_ready_and_ordered(r: &Recorded) {
+    let context = &r.context;
+    assert_eq!(r.show("first", "Type"), "notify", "{context}");
+    assert_eq!(r.show("first", "SubState"), "running", "{context}");
+    let status = r.show("first", "StatusText");
+    assert!(
+        status.starts_with("working: ") && status.contains("aarch64"),
+        "STATUS= {status:?}; {context}"
+    );
+    let entries = r.read("entries");
+    assert!(
+        entries.lines().any(|e| e == "binfmtd-aarch64"),
+        "{entries}; {context}"
+    );
+    if std::env::consts::ARCH == "x86_64" {
+        assert!(
+            !entries
+                .lines()
+                .any(|e| e == "binfmtd-i386" || e == "binfmtd-i486"),
+            "i386 runs natively and must not be emulated: {entries}; {context}"
+        );
+        assert!(
+            status.contains("aarch64") && !status.contains("i386"),
+            "{status}"
+        );
+    }
+    assert_eq!(r.show("stopped", "ActiveState"), "inactive", "{context}");
+    assert_eq!(
+        r.read("entries-after-stop"),
+        entries,
+        "stop removed entries; {context}"
+    );
+    assert_eq!(r.read("foreign-unit.rc").trim(), "0", "{context}");
+    assert_eq!(
+        r.read("foreign-unit").trim(),
+        "foreign unit ran",
+        "{context}"
+    );
+    assert_eq!(r.show("ordered", "ActiveState"), "active", "{context}");
+}
+
+/// install.sh on a live systemd, end to end: the hardened Type=notify unit runs `binfmtd run --arch all`
+/// (arm64 on arm64 hosts), which mounts binfmt_misc, registers qemu-aarch64 and proves it with a probe
+/// under the unit's own sandbox (seccomp filter, NoNewPrivileges, DevicePolicy...), and reports READY with
+/// the working arches; an arm64 busybox runs through the entry. i386 stays native on x86_64 (the native
+/// probe survives the unit's SystemCallArchitectures=), `systemctl stop` leaves the entries, and a unit
+/// ordered after binfmtd.service runs a foreign program on a flushed instance.
 #[test]
 fn install_sh_enables_and_starts_the_unit_under_a_running_systemd() {
     // The container's registration needs a per-user-namespace binfmt_misc instance: the
@@ -212,6 +258,7 @@ fn install_sh_enables_and_starts_the_unit_under_a_running_systemd() {
         "{}",
         r.context
     );
+    assert_ready_and_ordered(&r);
     assert_eq!(
         super::common::host::snapshot(),
         host_entries,

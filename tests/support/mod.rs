@@ -82,6 +82,7 @@ pub fn config(server: &server::Server, sources: Vec<Source>) -> Config {
     Config {
         download: opts(server),
         sources,
+        agent: Default::default(),
     }
 }
 

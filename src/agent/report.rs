@@ -1,0 +1,120 @@
+//! The status file: the `binfmtd.status/v1` report plus a `daemon` object, replaced
+//! atomically (written beside, then renamed) so a reader never sees half a file.
+//!
+//! ```text
+//! "daemon": { "pid": 1234, "started": "2026-01-01T00:00:00Z", "last_reconcile": "...",
+//!   "interval_ms": 250, "reproof_interval_s": 600,
+//!   "arches": { "aarch64": { "state": "working" | "failing" | "backoff" | "fighting" | "missing",
+//!       "repairs": 2, "last_reason": "flushed" | null, "failures": 0,
+//!       "retry_at": "..." | null, "fighting_with": ["qemu-aarch64"] } } }
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::status::Report;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Daemon {
+    pub pid: u32,
+    pub started: String,
+    pub last_reconcile: Option<String>,
+    pub interval_ms: u64,
+    pub reproof_interval_s: u64,
+    pub arches: BTreeMap<&'static str, ArchState>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ArchState {
+    pub state: &'static str,
+    pub repairs: u64,
+    pub last_reason: Option<&'static str>,
+    pub failures: u32,
+    pub retry_at: Option<String>,
+    pub fighting_with: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct File<'a> {
+    #[serde(flatten)]
+    report: &'a Report,
+    daemon: &'a Daemon,
+}
+
+/// Replace `path` with the report: write `path.tmp`, fsync, rename over.
+pub fn write(path: &Path, report: &Report, daemon: &Daemon) -> std::io::Result<()> {
+    let text = serde_json::to_vec_pretty(&File { report, daemon })?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = tmp_path(path);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&text)?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The `daemon` object of the status file at `path`, when the agent that wrote it still runs
+/// (its pid is alive and is a binfmtd): `binfmtd status` adds it to the live view.
+pub fn fresh_daemon(path: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let file: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let daemon = file.get("daemon")?.clone();
+    let pid = daemon.get("pid")?.as_u64()?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (comm.trim() == "binfmtd").then_some(daemon)
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// RFC 3339 UTC for a wall-clock time (no timezone database needed).
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_times() {
+        let at = |s| rfc3339(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_798_761_599), "2026-12-31T23:59:59Z");
+    }
+}
