@@ -2,6 +2,8 @@
 //! shape the node agent needs, and speak the binary's own command line and config format.
 //! Needs kubectl (kustomize) and the Python packages that tests/deps.sh installs.
 
+#[path = "daemonset/cli.rs"]
+mod cli;
 #[path = "daemonset/manifests.rs"]
 mod manifests;
 #[path = "daemonset/policy.rs"]
