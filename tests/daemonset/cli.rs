@@ -2,6 +2,7 @@
 //! binfmtd's real argument parser, and its config files through binfmtd's real config loader,
 //! so a flag or key renamed in the binary fails here, not on a cluster.
 
+use clap::Parser;
 use serde_json::Value;
 
 use super::manifests::{agent, find, kustomize, objects, BUILDS};
@@ -48,6 +49,34 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
             a.strip_prefix(&prefix)
         }
     })
+}
+
+#[test]
+fn daemonset_args_parse_with_the_binarys_own_cli() {
+    for build in BUILDS {
+        let objs = objects(&kustomize(build));
+        let args = expanded_args(agent(&objs));
+        let argv = std::iter::once("binfmtd".to_string()).chain(args.iter().cloned());
+        let cli = binfmtd::cli::Cli::try_parse_from(argv).unwrap_or_else(|e| {
+            panic!("{build}: binfmtd rejects the DaemonSet's args {args:?}:\n{e}")
+        });
+        assert!(
+            format!("{:?}", cli.command).starts_with("Run("),
+            "{build}: the DaemonSet must run `binfmtd run`, parsed as {:?}",
+            cli.command
+        );
+        assert_eq!(
+            flag(&args, "--mount-namespace"),
+            Some("/proc/1/ns/mnt"),
+            "{build}"
+        );
+        assert_eq!(flag(&args, "--node-labels"), Some(""), "{build}");
+        assert_eq!(
+            flag(&args, "--cache-dir"),
+            Some("/var/lib/binfmtd"),
+            "{build}"
+        );
+    }
 }
 
 #[test]
