@@ -14,47 +14,40 @@ use support::apiserver::ApiServer;
 const SA: &str = "system:serviceaccount:kube-system:binfmtd";
 const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
-#[test]
-fn in_cluster_service_account_configuration_works() {
-    let Some(sandbox) = Sandbox::new() else {
-        return;
-    };
-    let s = ApiServer::start();
-    s.add_token("in-cluster-token", SA);
-    s.add_token("observer", "observer");
-    s.add_node("n1", &[("kubernetes.io/arch", "amd64")]);
-    let script = format!(
+/// The wait for the label and the agent's stop, shared by both tests: `$AGENT` is running.
+const WAIT_FOR_LABEL: &str = r#"
+n=0
+until [ "$(label)" = emulated ]; do
+    n=$((n + 1)); [ $n -lt 600 ] || { cat /tmp/agent.log; exit 1; }; sleep 0.05
+done
+kill $AGENT; wait $AGENT || true
+"#;
+
+/// `label`: the node's binfmtd.io/s390x label as an observer sees it.
+fn label_fn(s: &ApiServer) -> String {
+    format!(
         r#"
-mkdir -p /run/projected
-printf '%s' in-cluster-token > /run/projected/token
-printf '%s' {ca} > /run/projected/ca.crt
-printf '%s' kube-system > /run/projected/namespace
-mkdir -p {SA_DIR}
-mount --bind /run/projected {SA_DIR}
 printf '%s' {ca} > /run/ca.pem
 label() {{
     curl -sf --cacert /run/ca.pem -H 'Authorization: Bearer observer' https://127.0.0.1:{port}/api/v1/nodes/n1 |
         jq -r '.metadata.labels["binfmtd.io/s390x"] // "none"'
 }}
-env -u KUBECONFIG KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT={port} NODE_NAME=n1 \
-    $BINFMTD run --arch s390x --interpreter-dir $QEMU_DIR --node-labels 2>/tmp/agent.log & AGENT=$!
-n=0
-until [ "$(label)" = emulated ]; do
-    n=$((n + 1)); [ $n -lt 600 ] || {{ cat /tmp/agent.log; exit 1; }}; sleep 0.05
-done
-kill $AGENT; wait $AGENT || true
-section label; label
 "#,
         ca = sh_quote(&s.ca_pem),
         port = s.port,
-    );
-    let run = sandbox.with_qemu(&["s390x"]).run_script(&script).success();
-    assert_eq!(sections(&run.stdout)["label"], "emulated\n", "{run}");
-    let labels = s.labels("n1");
-    assert_eq!(
-        labels.get("kubernetes.io/arch").map(String::as_str),
-        Some("amd64")
-    );
+    )
+}
+
+fn api_server() -> ApiServer {
+    let s = ApiServer::start();
+    s.add_token("in-cluster-token", SA);
+    s.add_token("observer", "observer");
+    s.add_node("n1", &[("kubernetes.io/arch", "amd64")]);
+    s
+}
+
+/// Every request but the observer's came with the service account's token.
+fn assert_agent_was_the_service_account(s: &ApiServer, run: &common::Run) {
     let agent: Vec<_> = s
         .log()
         .into_iter()
@@ -65,7 +58,93 @@ section label; label
         agent.iter().all(|r| r.user.as_deref() == Some(SA)),
         "{agent:?}"
     );
+    assert_eq!(
+        s.labels("n1").get("kubernetes.io/arch").map(String::as_str),
+        Some("amd64")
+    );
     assert!(host_sa_untouched(), "the bind mount leaked to the host");
+}
+
+#[test]
+fn in_cluster_service_account_configuration_works() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    let s = api_server();
+    let script = format!(
+        r#"
+mkdir -p /run/projected
+printf '%s' in-cluster-token > /run/projected/token
+printf '%s' {ca} > /run/projected/ca.crt
+printf '%s' kube-system > /run/projected/namespace
+mkdir -p {SA_DIR}
+mount --bind /run/projected {SA_DIR}
+{label}
+env -u KUBECONFIG KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT={port} NODE_NAME=n1 \
+    $BINFMTD run --arch s390x --interpreter-dir $QEMU_DIR --node-labels 2>/tmp/agent.log & AGENT=$!
+{WAIT_FOR_LABEL}
+section label; label
+"#,
+        ca = sh_quote(&s.ca_pem),
+        port = s.port,
+        label = label_fn(&s),
+    );
+    let run = sandbox.with_qemu(&["s390x"]).run_script(&script).success();
+    assert_eq!(sections(&run.stdout)["label"], "emulated\n", "{run}");
+    assert_agent_was_the_service_account(&s, &run);
+}
+
+/// The DaemonSet's case: the service-account files and the ConfigMap are mounted in the pod's
+/// mount namespace only, laid out as the kubelet does (`..data` symlinks), and binfmtd leaves
+/// that namespace first thing (`--mount-namespace /proc/1/ns/mnt`, the sandbox's "host", which
+/// has neither). It still logs in with the pod's token and converges to the arches the
+/// ConfigMap names (no --arch on the command line).
+#[test]
+fn pod_files_are_read_after_entering_the_host_mount_namespace() {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    let s = api_server();
+    let pod = format!(
+        r#"set -eu
+mount -t tmpfs tmpfs /run/pod
+mkdir -p /run/pod/sa/..2026_12_02 /run/pod/config/..2026_12_02
+printf '%s' in-cluster-token > /run/pod/sa/..2026_12_02/token
+printf '%s' {ca} > /run/pod/sa/..2026_12_02/ca.crt
+printf 'arches = ["s390x"]\n' > /run/pod/config/..2026_12_02/config.toml
+for d in sa config; do ln -s ..2026_12_02 /run/pod/$d/..data; done
+ln -s ..data/token /run/pod/sa/token
+ln -s ..data/ca.crt /run/pod/sa/ca.crt
+ln -s ..data/config.toml /run/pod/config/config.toml
+mount --bind /run/pod/sa {SA_DIR}
+exec env -u KUBECONFIG KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT={port} NODE_NAME=n1 \
+    $BINFMTD run --mount-namespace /proc/1/ns/mnt --config /run/pod/config/config.toml \
+    --interpreter-dir $QEMU_DIR --node-labels
+"#,
+        ca = sh_quote(&s.ca_pem),
+        port = s.port,
+    );
+    let script = format!(
+        r#"
+mkdir -p /run/pod {SA_DIR}
+{label}
+unshare --mount sh -c {pod} 2>/tmp/agent.log & AGENT=$!
+{WAIT_FOR_LABEL}
+section host-view; ls -A {SA_DIR} /run/pod | tr '\n' ' '; echo
+section label; label
+section entries; entries
+"#,
+        pod = sh_quote(&pod),
+        label = label_fn(&s),
+    );
+    let run = sandbox.with_qemu(&["s390x"]).run_script(&script).success();
+    let out = sections(&run.stdout);
+    assert_eq!(out["label"], "emulated\n", "{run}");
+    assert!(out["entries"].contains("binfmtd-s390x"), "{run}");
+    // The "host" never saw the pod's files: they were read through the pod's root.
+    assert!(!out["host-view"].contains("token"), "{run}");
+    assert!(!out["host-view"].contains("config.toml"), "{run}");
+    assert_agent_was_the_service_account(&s, &run);
 }
 
 /// The host may have a service-account directory of its own (a CI pod); ours must not show.

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::pod_root::{own_path, PodRoot};
 use crate::exit::{Exit, Failure};
 use crate::kube::Source;
 use crate::labels::{Prefix, DEFAULT_PREFIX};
@@ -39,13 +40,20 @@ pub struct LabelArgs {
     /// /etc/kubernetes/node-feature-discovery/features.d.
     #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = crate::nfd::DEFAULT_DIR)]
     pub nfd_features_dir: Option<PathBuf>,
+
+    /// Set after `--mount-namespace`: $KUBECONFIG and the service account are read there.
+    #[arg(skip)]
+    pub pod_root: Option<Box<super::pod_root::PodRoot>>,
 }
 
 impl LabelArgs {
     /// The publishing options; both modes at once is a usage error.
     pub fn options(&self) -> Result<Options, Failure> {
         let node = self.node_labels.then(|| {
-            let source = Source::resolve(self.kubeconfig.clone(), std::env::var_os("KUBECONFIG"));
+            let source = own_source(
+                Source::resolve(self.kubeconfig.clone(), std::env::var_os("KUBECONFIG")),
+                self.pod_root.as_deref(),
+            );
             let name = self
                 .node_name
                 .clone()
@@ -62,6 +70,29 @@ impl LabelArgs {
         crate::nfd::check_modes(opts.node.is_some(), opts.nfd_dir.as_deref(), &opts.prefix)
             .map_err(|e| Failure::new(Exit::Usage, e.to_string()))?;
         Ok(opts)
+    }
+}
+
+/// The kubeconfig paths and the service-account directory, read in the namespace binfmtd
+/// started in (`--kubeconfig` itself is rewritten already; rewriting twice would be wrong).
+fn own_source(source: Source, root: Option<&PodRoot>) -> Source {
+    match (source, root) {
+        (s, None) => s,
+        (Source::InCluster { .. }, Some(r)) => Source::InCluster {
+            dir: Some(own_path(&r.service_account, Some(r))),
+        },
+        (Source::Kubeconfig(paths), Some(r)) => Source::Kubeconfig(
+            paths
+                .into_iter()
+                .map(|p| {
+                    if p.starts_with(&r.dir) {
+                        p
+                    } else {
+                        own_path(&p, Some(r))
+                    }
+                })
+                .collect(),
+        ),
     }
 }
 

@@ -12,6 +12,7 @@ mod explain;
 mod fetch;
 mod install;
 pub mod labels;
+mod pod_root;
 mod run;
 mod status;
 mod uninstall;
@@ -71,9 +72,9 @@ pub enum Command {
 
 /// Parse arguments, run, print the error chain, and map to a documented exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     // setns into a mount namespace fails once a process has threads: first thing, then.
-    if let Err(e) = enter_mount_namespace(&cli.command) {
+    if let Err(e) = enter_mount_namespace(&mut cli.command) {
         eprintln!("binfmtd: error: {e:#}");
         return Exit::Environment.into();
     }
@@ -105,28 +106,30 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
 }
 
-/// `--mount-namespace PATH` of install and run: join that mount namespace.
-fn enter_mount_namespace(command: &Command) -> anyhow::Result<()> {
-    let path = match command {
-        Command::Install(a) => a.converge.mount_namespace.as_ref(),
-        Command::Run(a) => a.converge.mount_namespace.as_ref(),
-        _ => None,
+/// `--mount-namespace PATH` of install and run: join that mount namespace, then point the
+/// agent's own inputs (--config, --kubeconfig, $KUBECONFIG, the service account) at the
+/// namespace it started in, where the pod's files are.
+fn enter_mount_namespace(command: &mut Command) -> anyhow::Result<()> {
+    let (converge, labels) = match command {
+        Command::Install(a) => (&mut a.converge, None),
+        Command::Run(a) => (&mut a.converge, Some(&mut a.labels)),
+        _ => return Ok(()),
     };
-    let Some(path) = path else { return Ok(()) };
-    let ns = std::fs::File::open(path).map_err(|e| {
-        anyhow::anyhow!(
-            "--mount-namespace {}: cannot open: {e}. Hint: with hostPID, /proc/1/ns/mnt is the host's",
-            path.display()
-        )
-    })?;
-    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| {
-        anyhow::anyhow!(
-            "--mount-namespace {}: setns failed: {e}. Hint: it needs CAP_SYS_ADMIN and CAP_SYS_CHROOT (a privileged container)",
-            path.display()
-        )
-    })?;
-    // The working directory still points into the old namespace's tree.
-    let _ = std::env::set_current_dir("/");
+    let Some(path) = &converge.mount_namespace else {
+        return Ok(());
+    };
+    // Symlinks in the directories resolve now, while they resolve in the pod's tree.
+    let config = converge.supply.config.as_deref().map(pod_root::real_dir);
+    let kubeconfig = labels
+        .as_ref()
+        .and_then(|l| l.kubeconfig.as_deref().map(pod_root::real_dir));
+    let root = pod_root::enter(path)?;
+    let own = |p: PathBuf| pod_root::own_path(&p, Some(&root));
+    converge.supply.config = config.map(own);
+    if let Some(labels) = labels {
+        labels.kubeconfig = kubeconfig.map(own);
+        labels.pod_root = Some(Box::new(root));
+    }
     Ok(())
 }
 

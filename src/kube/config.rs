@@ -5,9 +5,12 @@
 //! agent must not pick up whatever an operator left in root's home.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use ::kube::config::{KubeConfigOptions, Kubeconfig};
+use ::kube::config::{
+    AuthInfo, Cluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster,
+    NamedContext,
+};
 use ::kube::Config;
 
 use super::KubeError;
@@ -16,8 +19,16 @@ use super::KubeError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Kubeconfig(Vec<PathBuf>),
-    InCluster,
+    /// The service account. `dir`: where its token and CA are read, when not at
+    /// [`SERVICE_ACCOUNT_DIR`] in this namespace: after `--mount-namespace` the pod's
+    /// directory, reached through a handle on the pod's root (`/proc/self/fd/<N>/...`).
+    InCluster {
+        dir: Option<PathBuf>,
+    },
 }
+
+/// Where Kubernetes mounts a pod's service-account token and cluster CA.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 impl Source {
     /// The flag wins; an empty `KUBECONFIG` counts as unset.
@@ -33,7 +44,7 @@ impl Source {
             .filter(|p| !p.as_os_str().is_empty())
             .collect();
         if paths.is_empty() {
-            Source::InCluster
+            Source::InCluster { dir: None }
         } else {
             Source::Kubeconfig(paths)
         }
@@ -46,7 +57,11 @@ impl Source {
                 let list: Vec<String> = p.iter().map(|p| p.display().to_string()).collect();
                 format!("kubeconfig {}", list.join(":"))
             }
-            Source::InCluster => "the in-cluster service account".to_string(),
+            Source::InCluster { dir: None } => "the in-cluster service account".to_string(),
+            Source::InCluster { dir: Some(d) } => format!(
+                "the in-cluster service account (the pod's files, read as {})",
+                d.display()
+            ),
         }
     }
 
@@ -76,12 +91,90 @@ impl Source {
                     .await
                     .map_err(|e| err(&e))?
             }
-            Source::InCluster => Config::incluster().map_err(|e| err(&e))?,
+            Source::InCluster { dir } => {
+                let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+                let kc = in_cluster_kubeconfig(
+                    env("KUBERNETES_SERVICE_HOST"),
+                    env("KUBERNETES_SERVICE_PORT"),
+                    dir.as_deref(),
+                )
+                .map_err(|e| err(&e))?;
+                // The same code path as a kubeconfig with tokenFile: kube-rs re-reads the
+                // projected token as the kubelet rotates it.
+                Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                    .await
+                    .map_err(|e| err(&e))?
+            }
         };
         // One retry policy, ours (409/429/5xx with jitter, counted), not two stacked.
         config.default_retry = false;
         Ok(config)
     }
+}
+
+/// The in-cluster configuration as a kubeconfig held in memory: the API server from
+/// `KUBERNETES_SERVICE_HOST`/`_PORT` (an IPv6 address in brackets), the CA and the token file
+/// from the service-account directory (`dir`, else [`SERVICE_ACCOUNT_DIR`]). Checks that both files exist,
+/// so a missing one is named rather than reported as a TLS or auth failure later.
+pub fn in_cluster_kubeconfig(
+    host: Option<String>,
+    port: Option<String>,
+    dir: Option<&Path>,
+) -> Result<Kubeconfig, String> {
+    const HINT: &str = "in a pod Kubernetes sets it; outside one pass --kubeconfig FILE";
+    let host = host.ok_or_else(|| format!("KUBERNETES_SERVICE_HOST is not set ({HINT})"))?;
+    let port = port.ok_or_else(|| format!("KUBERNETES_SERVICE_PORT is not set ({HINT})"))?;
+    let host = match host.parse::<std::net::Ipv6Addr>() {
+        Ok(_) => format!("[{host}]"),
+        Err(_) => host,
+    };
+    let file = |name: &str| -> Result<String, String> {
+        let logical = Path::new(SERVICE_ACCOUNT_DIR).join(name);
+        let path = dir.unwrap_or(Path::new(SERVICE_ACCOUNT_DIR)).join(name);
+        std::fs::metadata(&path).map_err(|e| {
+            format!(
+                "service-account {name} {}: {e} (read as {}). Hint: mount the service-account \
+                 token (automountServiceAccountToken: true on the pod or its service account)",
+                logical.display(),
+                path.display()
+            )
+        })?;
+        path.into_os_string()
+            .into_string()
+            .map_err(|p| format!("{}: not UTF-8", Path::new(&p).display()))
+    };
+    let (ca, token) = (file("ca.crt")?, file("token")?);
+    let name = "in-cluster".to_string();
+    Ok(Kubeconfig {
+        clusters: vec![NamedCluster {
+            name: name.clone(),
+            cluster: Some(Cluster {
+                server: Some(format!("https://{host}:{port}")),
+                certificate_authority: Some(ca),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        auth_infos: vec![NamedAuthInfo {
+            name: name.clone(),
+            auth_info: Some(AuthInfo {
+                token_file: Some(token),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        contexts: vec![NamedContext {
+            name: name.clone(),
+            context: Some(Context {
+                cluster: name.clone(),
+                user: Some(name.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        current_context: Some(name),
+        ..Default::default()
+    })
 }
 
 /// The node to label: `--node-name`, else `NODE_NAME` (the CLI passes both as one value),
@@ -108,12 +201,48 @@ mod tests {
             Source::resolve(None, Some("/b:/c".into())),
             Source::Kubeconfig(vec![p("/b"), p("/c")])
         );
-        assert_eq!(Source::resolve(None, Some("".into())), Source::InCluster);
-        assert_eq!(Source::resolve(None, None), Source::InCluster);
+        let in_cluster = Source::InCluster { dir: None };
+        assert_eq!(Source::resolve(None, Some("".into())), in_cluster);
+        assert_eq!(Source::resolve(None, None), in_cluster);
         assert_eq!(
             Source::Kubeconfig(vec![p("/b"), p("/c")]).describe(),
             "kubeconfig /b:/c"
         );
+    }
+
+    #[test]
+    fn in_cluster_kubeconfig_reads_the_given_dir_and_names_what_is_missing() {
+        let root = tempfile::tempdir().unwrap();
+        let sa = root.path().join("sa");
+        let s = |v: &str| Some(v.to_string());
+        let missing = in_cluster_kubeconfig(s("10.0.0.1"), s("443"), Some(&sa));
+        let e = missing.unwrap_err();
+        assert!(
+            e.contains("service-account ca.crt") && e.contains("automount"),
+            "{e}"
+        );
+        std::fs::create_dir_all(&sa).unwrap();
+        std::fs::write(sa.join("ca.crt"), "ca").unwrap();
+        let e = in_cluster_kubeconfig(s("10.0.0.1"), s("443"), Some(&sa)).unwrap_err();
+        assert!(e.contains("service-account token"), "{e}");
+        std::fs::write(sa.join("token"), "t").unwrap();
+
+        let kc = in_cluster_kubeconfig(s("fd00::1"), s("6443"), Some(&sa)).unwrap();
+        let cluster = kc.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(cluster.server.as_deref(), Some("https://[fd00::1]:6443"));
+        let ca = sa.join("ca.crt").display().to_string();
+        assert_eq!(cluster.certificate_authority.as_deref(), Some(ca.as_str()));
+        let user = kc.auth_infos[0].auth_info.as_ref().unwrap();
+        let token = sa.join("token").display().to_string();
+        assert_eq!(user.token_file.as_deref(), Some(token.as_str()));
+        let kc = in_cluster_kubeconfig(s("10.0.0.1"), s("443"), Some(&sa)).unwrap();
+        let server = kc.clusters[0].cluster.as_ref().unwrap().server.clone();
+        assert_eq!(server.as_deref(), Some("https://10.0.0.1:443"));
+
+        let e = in_cluster_kubeconfig(None, s("443"), None).unwrap_err();
+        assert!(e.contains("KUBERNETES_SERVICE_HOST"), "{e}");
+        let e = in_cluster_kubeconfig(s("h"), None, None).unwrap_err();
+        assert!(e.contains("KUBERNETES_SERVICE_PORT"), "{e}");
     }
 
     #[test]
