@@ -63,7 +63,8 @@ pub struct ConvergeArgs {
 
     /// Enter this mount namespace first (e.g. /proc/1/ns/mnt from a container with
     /// hostPID), so binfmt_misc is mounted and interpreters are opened in the host's
-    /// namespace and the entries outlive this process.
+    /// namespace and the entries outlive this process. --config, --kubeconfig, $KUBECONFIG
+    /// and the service-account token are still read in the namespace binfmtd started in.
     #[arg(long, value_name = "PATH")]
     pub mount_namespace: Option<PathBuf>,
 

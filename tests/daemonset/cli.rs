@@ -16,10 +16,7 @@ fn expanded_args(container: &Value) -> Vec<String> {
         .iter()
         .map(|e| e["name"].as_str().unwrap())
         .collect();
-    let sample = |name: &str| match name {
-        "POD_UID" => "0f6a3c0e-7d52-4b8e-9a43-2d1c5b7e8f90".to_string(),
-        other => format!("sample-{}", other.to_lowercase()),
-    };
+    let sample = |name: &str| format!("sample-{}", name.to_lowercase());
     container["args"]
         .as_array()
         .unwrap()
@@ -76,7 +73,31 @@ fn daemonset_args_parse_with_the_binarys_own_cli() {
             Some("/var/lib/binfmtd"),
             "{build}"
         );
+        own_files_come_from_the_pod(build, &objs, &args);
     }
+}
+
+/// The config is the ConfigMap as mounted in the pod, and the API credentials the pod's own
+/// service account (binfmtd reads both from the pod's mount namespace after entering the
+/// host's): no kubelet-internal paths, no hand-written kubeconfig with a guessed ClusterIP.
+fn own_files_come_from_the_pod(build: &str, objs: &[Value], args: &[String]) {
+    let c = agent(objs);
+    let mount = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "config")
+        .expect("the config volume is mounted");
+    let want = format!("{}/config.toml", mount["mountPath"].as_str().unwrap());
+    assert_eq!(flag(args, "--config"), Some(want.as_str()), "{build}");
+    assert_eq!(flag(args, "--kubeconfig"), None, "{build}");
+    assert!(
+        !args.iter().any(|a| a.contains("/var/lib/kubelet")),
+        "{build}: {args:?}"
+    );
+    let spec = &find(objs, "DaemonSet", "binfmtd")["spec"]["template"]["spec"];
+    assert_eq!(spec["automountServiceAccountToken"], true, "{build}");
+    assert_eq!(spec["serviceAccountName"], "binfmtd", "{build}");
 }
 
 #[test]
