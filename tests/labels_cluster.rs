@@ -14,13 +14,16 @@ use support::apiserver::ApiServer;
 const SA: &str = "system:serviceaccount:kube-system:binfmtd";
 const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
-/// The wait for the label and the agent's stop, shared by both tests: `$AGENT` is running.
+/// The wait for the label, shared by both tests: `$AGENT` is running. `until_true CMD` waits
+/// (at most 30 s) for any condition.
 const WAIT_FOR_LABEL: &str = r#"
-n=0
-until [ "$(label)" = emulated ]; do
-    n=$((n + 1)); [ $n -lt 600 ] || { cat /tmp/agent.log; exit 1; }; sleep 0.05
-done
-kill $AGENT; wait $AGENT || true
+until_true() {
+    n=0
+    until eval "$1"; do
+        n=$((n + 1)); [ $n -lt 600 ] || { cat /tmp/agent.log; exit 1; }; sleep 0.05
+    done
+}
+until_true '[ "$(label)" = emulated ]'
 "#;
 
 /// `label`: the node's binfmtd.io/s390x label as an observer sees it.
@@ -83,6 +86,7 @@ mount --bind /run/projected {SA_DIR}
 env -u KUBECONFIG KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT={port} NODE_NAME=n1 \
     $BINFMTD run --arch s390x --interpreter-dir $QEMU_DIR --node-labels 2>/tmp/agent.log & AGENT=$!
 {WAIT_FOR_LABEL}
+kill $AGENT; wait $AGENT || true
 section label; label
 "#,
         ca = sh_quote(&s.ca_pem),
@@ -97,8 +101,8 @@ section label; label
 /// The DaemonSet's case: the service-account files and the ConfigMap are mounted in the pod's
 /// mount namespace only, laid out as the kubelet does (`..data` symlinks), and binfmtd leaves
 /// that namespace first thing (`--mount-namespace /proc/1/ns/mnt`, the sandbox's "host", which
-/// has neither). It still logs in with the pod's token and converges to the arches the
-/// ConfigMap names (no --arch on the command line).
+/// has neither). It still logs in with the pod's token, converges to the arches the
+/// ConfigMap names (no --arch on the command line), and follows an update of the ConfigMap.
 #[test]
 fn pod_files_are_read_after_entering_the_host_mount_namespace() {
     let Some(sandbox) = Sandbox::new() else {
@@ -130,6 +134,16 @@ mkdir -p /run/pod {SA_DIR}
 {label}
 unshare --mount sh -c {pod} 2>/tmp/agent.log & AGENT=$!
 {WAIT_FOR_LABEL}
+# The kubelet updates a ConfigMap by swapping ..data; the agent's watcher sees it through the
+# pod's namespace, which only the agent's own handle keeps alive (nothing else runs in it).
+for f in /proc/$AGENT/fd/*; do case $(readlink $f) in mnt:*) POD_NS=$f;; esac; done
+nsenter --mount=$POD_NS sh -c '
+    cd /run/pod/config && mkdir ..2026_12_03
+    printf "arches = [\"s390x\"]\ncredentials = true\n" > ..2026_12_03/config.toml
+    ln -s ..2026_12_03 ..data_tmp && mv -T ..data_tmp ..data'
+until_true 'grep -q "^flags: .*C" /proc/sys/fs/binfmt_misc/binfmtd-s390x'
+section reloaded; grep ^flags: /proc/sys/fs/binfmt_misc/binfmtd-s390x
+kill $AGENT; wait $AGENT || true
 section host-view; ls -A {SA_DIR} /run/pod | tr '\n' ' '; echo
 section label; label
 section entries; entries
@@ -141,6 +155,7 @@ section entries; entries
     let out = sections(&run.stdout);
     assert_eq!(out["label"], "emulated\n", "{run}");
     assert!(out["entries"].contains("binfmtd-s390x"), "{run}");
+    assert!(out["reloaded"].contains("C"), "{run}");
     // The "host" never saw the pod's files: they were read through the pod's root.
     assert!(!out["host-view"].contains("token"), "{run}");
     assert!(!out["host-view"].contains("config.toml"), "{run}");

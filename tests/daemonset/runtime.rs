@@ -1,8 +1,10 @@
 //! The DaemonSet's pod, in a real container runtime: the released OCI image run by containerd (ctr,
 //! crun underneath) inside the sandbox, with the pod's settings: privileged, the sandbox's pid
 //! namespace as the "host" PID namespace (hostPID), the cache bind-mounted at the same path
-//! (the hostPath), the config file read on the host. The sandbox's own mount namespace is the
-//! "host"'s, and binfmt_misc is NOT mounted there, as on Amazon Linux 2023 before its automount fires.
+//! (the hostPath), the config file mounted at /etc/binfmtd in the container only, like the
+//! ConfigMap (binfmtd reads it through the pod's namespace after entering the host's). The
+//! sandbox's own mount namespace is the "host"'s, and binfmt_misc is NOT mounted there, as on
+//! Amazon Linux 2023 before its automount fires.
 //!
 //! `binfmtd run --mount-namespace /proc/1/ns/mnt` registers in the host's namespace; when the pod is
 //! stopped (SIGTERM) the entries stay, and a second, unprivileged arm64 container runs. The control
@@ -23,7 +25,7 @@ use crate::common::{fixtures, sections, with_exit, Busybox, Sandbox};
 use crate::{assert_success, dist, run, VERSION};
 
 /// Everything up to the point where a pod could start: "host" mounts, containerd, both images, the
-/// config on the host; then `$pod ARGS` runs the pod's container (image tag TAG) in the foreground.
+/// config beside them (the container mounts it at /etc/binfmtd); then `$pod ARGS` runs the pod's container (image tag TAG) in the foreground.
 fn host_script(bb: &Busybox, tag: &str) -> String {
     format!(
         "mount -t proc proc /proc\n\
@@ -55,7 +57,7 @@ fn host_script(bb: &Busybox, tag: &str) -> String {
 
 /// The agent pod's life: start, wait until ready, stop with SIGTERM, then run an arm64 container.
 const AGENT_LIFE: &str = "\
-$pod run --mount-namespace /proc/1/ns/mnt --config /run/config/config.toml \
+$pod run --mount-namespace /proc/1/ns/mnt --config /etc/binfmtd/config.toml \
     --cache-dir /var/lib/binfmtd --listen 0.0.0.0:9464 >/tmp/agent.log 2>&1 &
 agent=$!
 ready=no
