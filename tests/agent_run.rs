@@ -356,3 +356,43 @@ fn mount_namespace_keeps_entries_in_the_host_namespace() {
     assert!(err.contains("other than the host's"), "{run}");
     assert!(!err.contains('\u{1b}'), "colour codes into a pipe: {run}");
 }
+
+/// A foreign entry an arch relied on is removed: binfmtd registers its own. binfmtd's entry
+/// rewritten with other flags: binfmtd puts its own back.
+#[test]
+fn repairs_a_removed_foreign_entry_and_a_rewritten_one() {
+    let Some(sb) = Sandbox::new() else { return };
+    let riscv = binfmtd::arch::lookup("riscv64").unwrap();
+    let foreign = common::register_cmd(riscv, &common::fixtures::qemu_in_sandbox("riscv64"), "F")
+        .replace("binfmtd-riscv64", "qemu-riscv64");
+    let bb = Busybox::by_debian("riscv64").host_path();
+    let run = sb
+        .with_qemu(&["riscv64"])
+        .run_script(&script(&format!(
+            "{foreign}\n\
+             start_agent --arch riscv64\n\
+             section foreign; entries; repairs riscv64\n\
+             echo -1 > $BM/qemu-riscv64; repaired riscv64 '2 foreign-removed'\n\
+             section own; entries; {bb} uname -m; grep flags $BM/binfmtd-riscv64\n\
+             interp=$(sed -n 's/^interpreter //p' $BM/binfmtd-riscv64)\n\
+             rewrite=$(printf '%s' '{rewrite}' | sed \"s#/INTERP#$interp#\")\n\
+             echo -1 > $BM/binfmtd-riscv64; printf '%s' \"$rewrite\" > $BM/register\n\
+             wait_for eval '[ \"$(jq -r .daemon.arches.riscv64.repairs $STATUS)\" = 3 ]'\n\
+             section rewritten; grep flags $BM/binfmtd-riscv64; {bb} uname -m\n\
+             jq -r .daemon.arches.riscv64.last_reason $STATUS",
+            bb = bb.display(),
+            rewrite = common::register_cmd(riscv, "/INTERP", "F")
+                .split('\'')
+                .nth(3)
+                .unwrap(),
+        )))
+        .success();
+    let s = sections(&run.stdout);
+    assert_eq!(s["foreign"], "qemu-riscv64\n1 start\n", "{run}");
+    assert_eq!(s["own"], "binfmtd-riscv64\nriscv64\nflags: POF\n", "{run}");
+    let rewritten: Vec<&str> = s["rewritten"].lines().collect();
+    assert_eq!(rewritten[..2], ["flags: POF", "riscv64"], "{run}");
+    // Removed and registered again within one poll: seen as a rewrite, or (if a poll fell
+    // between the two writes) as a removal.
+    assert!(["rewritten", "removed"].contains(&rewritten[2]), "{run}");
+}
