@@ -26,10 +26,12 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, OFlag, AT_FDCWD};
 use nix::sys::stat::{fchmod, fstat, mkdirat, FileStat, Mode, SFlag};
 
+pub mod at;
+
 /// Symlinks followed in one walk before giving up (the kernel's limit is 40 too).
 const MAX_LINKS: u32 = 40;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum TrustError {
     #[error("{path}: {what}")]
     Io { path: PathBuf, what: String },

@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(
     # kernel tests: foreign CPUs, the sandbox (setpriv, unshare), disassembly, ELF tools
     qemu-user-static util-linux binutils binutils-multiarch file
+    # sandbox attack scripts (renameat2 exchange through ctypes)
+    python3
     # tests/trust_attacks.rs compiles its attacker programs as static executables
     gcc libc6-dev
     # container runtimes run in the sandbox

@@ -1,13 +1,16 @@
 //! The index: for each arch, which interpreter object is current and where it came from.
 //! `status` reads it to show the qemu version and source; `gc` keeps what it references.
 
-use std::fs;
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::{io_err, Cache, CacheError};
+use crate::trust::at;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -28,18 +31,19 @@ pub struct IndexEntry {
 }
 
 impl Cache {
-    fn index_path(&self, arch: &str) -> PathBuf {
-        self.root.join("index").join(format!("{arch}.json"))
+    fn index_name(arch: &str) -> String {
+        format!("{arch}.json")
     }
 
     /// Every readable index entry, sorted by arch.
     pub fn index(&self) -> Result<Vec<IndexEntry>, CacheError> {
-        read_index(&self.root)
+        let dir = self.area("index")?;
+        read_entries(&dir.fd, &dir.path)
     }
 
     pub fn index_entry(&self, arch: &str) -> Option<IndexEntry> {
-        let bytes = fs::read(self.index_path(arch)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let dir = self.area("index").ok()?;
+        read_entry(dir.fd.as_fd(), Self::index_name(arch).as_ref()).ok()
     }
 
     /// Replace an arch's entry atomically (temp + fsync + rename + dir fsync).
@@ -48,13 +52,17 @@ impl Cache {
         let json = serde_json::to_vec_pretty(entry).expect("index entries serialize");
         t.file.write_all(&json).map_err(io_err("write", &t.path))?;
         self.seal(&t, 0o644)?;
-        self.commit(t, &self.index_path(&entry.arch))
+        let dest = self.area("index")?.path.join(Self::index_name(&entry.arch));
+        self.commit(t, &dest)
     }
 
     pub fn remove_index(&self, arch: &str) -> Result<(), CacheError> {
-        let path = self.index_path(arch);
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", &path)(e)),
+        let dir = self.area("index")?;
+        let name = Self::index_name(arch);
+        match at::unlink(dir.fd.as_fd(), name.as_ref()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io_err("remove", &dir.path.join(name))(e))
+            }
             _ => Ok(()),
         }
     }
@@ -63,29 +71,38 @@ impl Cache {
 /// Every readable index entry under a cache root, sorted by arch, without taking the
 /// cache lock (entries are replaced by rename, so a reader never sees half of one): what
 /// `status` calls while an install may be running. An unreadable entry is skipped with a
-/// warning; the next provision rewrites it.
+/// warning; the next provision rewrites it. Nothing is read through a symlink.
 pub fn read_index(root: &Path) -> Result<Vec<IndexEntry>, CacheError> {
-    let dir = root.join("index");
-    let mut out = Vec::new();
-    let entries = match fs::read_dir(&dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        other => other.map_err(io_err("list", &dir))?,
+    let path = root.join("index");
+    let top = match File::open(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other.map_err(io_err("open", root))?,
     };
-    for e in entries {
-        let path = e.map_err(io_err("list", &dir))?.path();
-        if path.extension().is_none_or(|x| x != "json") {
+    match at::open_dir_fd(top.as_fd(), "index".as_ref()) {
+        Err(nix::Error::ENOENT) => Ok(Vec::new()),
+        Err(e) => Err(io_err("open", &path)(e.into())),
+        Ok(dir) => read_entries(&dir, &path),
+    }
+}
+
+fn read_entries(dir: &OwnedFd, path: &Path) -> Result<Vec<IndexEntry>, CacheError> {
+    let mut out = Vec::new();
+    for name in at::list(dir).map_err(io_err("list", path))? {
+        if Path::new(&name).extension().is_none_or(|x| x != "json") {
             continue;
         }
-        match fs::read(&path).map(|b| serde_json::from_slice::<IndexEntry>(&b)) {
-            Ok(Ok(entry)) => out.push(entry),
-            Ok(Err(err)) => {
-                tracing::warn!(path = %path.display(), %err, "ignoring unreadable index entry")
-            }
+        match read_entry(dir.as_fd(), &name) {
+            Ok(entry) => out.push(entry),
             Err(err) => {
-                tracing::warn!(path = %path.display(), %err, "ignoring unreadable index entry")
+                tracing::warn!(path = %path.join(&name).display(), %err, "ignoring unreadable index entry")
             }
         }
     }
     out.sort_by(|a, b| a.arch.cmp(&b.arch));
     Ok(out)
+}
+
+fn read_entry(dir: BorrowedFd, name: &OsStr) -> std::io::Result<IndexEntry> {
+    let f = at::open_regular(dir, name)?;
+    Ok(serde_json::from_reader(std::io::BufReader::new(f))?)
 }

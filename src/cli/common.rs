@@ -109,7 +109,8 @@ pub fn prover(args: &ProbeArgs, cache: &CacheArgs) -> Box<dyn Prover> {
 
 fn default_probe_dir(cache_dir: &Path) -> PathBuf {
     let state = cache_dir.join("probe");
-    if std::fs::create_dir_all(&state).is_ok()
+    // Created with an explicit mode and checked by the trust rule (the runner checks again).
+    if crate::trust::ensure_dir(&state, 0o755).is_ok()
         && nix::unistd::access(&state, nix::unistd::AccessFlags::W_OK).is_ok()
     {
         state

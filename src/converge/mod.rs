@@ -157,7 +157,8 @@ pub fn converge(
 
 /// Recorded interpreter sums (empty, and never saved, when the directory is unusable).
 pub fn sums(cache_dir: &Path) -> Sums {
-    let usable = std::fs::create_dir_all(cache_dir).is_ok()
+    // Created with an explicit mode (never the umask's) and checked by the trust rule.
+    let usable = crate::trust::ensure_dir(cache_dir, 0o755).is_ok()
         && nix::unistd::access(cache_dir, nix::unistd::AccessFlags::W_OK).is_ok();
     Sums::load(usable.then_some(cache_dir))
 }
@@ -173,18 +174,9 @@ pub fn collect_garbage(
 /// sha256 names of cache objects that registered entries still point at. When
 /// binfmt_misc is not mounted nothing is registered through it, so nothing is kept.
 fn registered_objects(binfmt_misc: &Path, cache_dir: &Path) -> Vec<String> {
-    let objects = cache_dir.join("sha256");
     let Ok(fs) = BinfmtFs::open(binfmt_misc) else {
         return Vec::new();
     };
     let entries = fs.entries().unwrap_or_default();
-    entries
-        .iter()
-        .filter(|e| e.interpreter.parent() == Some(objects.as_path()))
-        .filter_map(|e| {
-            e.interpreter
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
-        .collect()
+    crate::supply::objects_in_use(cache_dir, entries.iter().map(|e| e.interpreter.as_path()))
 }

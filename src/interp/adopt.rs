@@ -77,10 +77,9 @@ pub fn adopt(
     let (want, _) = sums
         .sha256_open(&tf.file, &tf.path)
         .map_err(|e| io("cannot read", e))?;
-    let intact = |sha: &str| {
-        let dest = cache.object_path(sha);
-        sums.sha256(&dest).is_ok_and(|(h, _)| h == sha)
-    };
+    // Through the cache's directory handle, re-hashed (cheap while unchanged); a copy that
+    // no longer matches its name is dropped there and made again here.
+    let intact = |sha: &str| cache.verified_object(sha).is_some();
     if intact(&want) {
         return Ok(InterpreterInfo {
             path: cache.object_path(&want),

@@ -8,11 +8,15 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+
+use crate::trust::{at, TrustedDir};
 
 const FILE: &str = "interpreter-sums.json";
 
@@ -51,22 +55,37 @@ struct Record {
 /// Sums by canonical path. Safe to share between threads.
 #[derive(Debug, Default)]
 pub struct Sums {
-    file: Option<PathBuf>,
+    /// The directory the record lives in, held open: it is read and replaced relative to
+    /// this handle, never through a symlink.
+    dir: Option<TrustedDir>,
     records: Mutex<BTreeMap<PathBuf, Record>>,
     dirty: Mutex<bool>,
 }
 
 impl Sums {
-    /// Load the record from `dir` (an unreadable or corrupt record is an empty one).
+    /// Load the record from `dir` (an unreadable or corrupt record is an empty one). A
+    /// directory that is not safe by the trust rule is not used: sums are then computed
+    /// every time and never saved.
     pub fn load(dir: Option<&Path>) -> Sums {
-        let file = dir.map(|d| d.join(FILE));
-        let records = file
+        let dir = dir.and_then(|d| match crate::trust::open_dir(d) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::debug!(error = %e, "not recording interpreter sums there");
+                None
+            }
+        });
+        Sums::in_dir(dir)
+    }
+
+    /// As `load`, from a directory already opened by a trusted walk.
+    pub fn in_dir(dir: Option<TrustedDir>) -> Sums {
+        let records = dir
             .as_ref()
-            .and_then(|f| std::fs::read(f).ok())
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(|d| at::open_regular(d.fd.as_fd(), FILE.as_ref()).ok())
+            .and_then(|f| serde_json::from_reader(std::io::BufReader::new(f)).ok())
             .unwrap_or_default();
         Sums {
-            file,
+            dir,
             records: Mutex::new(records),
             dirty: Mutex::new(false),
         }
@@ -75,71 +94,66 @@ impl Sums {
     /// sha256 and size of `path`, from the record when its fingerprint still matches.
     pub fn sha256(&self, path: &Path) -> std::io::Result<(String, u64)> {
         let fp = Fingerprint::of(path)?;
-        if let Some(r) = self
-            .records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(path)
-        {
-            if r.fingerprint == fp {
-                return Ok((r.sha256.clone(), fp.size));
-            }
+        if let Some(sum) = self.remembered(path, &fp) {
+            return Ok(sum);
         }
         let (sha256, size) = super::sha256_file(path)?;
         // Only remember it if the file did not change while we read it.
         if Fingerprint::of(path)? == fp {
-            let rec = Record {
-                fingerprint: fp,
-                sha256: sha256.clone(),
-            };
-            self.records
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(path.to_path_buf(), rec);
-            *self.dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            self.remember(path, fp, &sha256);
         }
         Ok((sha256, size))
     }
 
     /// sha256 and size of an open file (read from its start), recorded under `key` (the
-    /// path it was opened by): a file checked on its handle is hashed through that handle.
+    /// path it was opened by): a file checked on its handle is hashed through that handle,
+    /// and the cache verifies an object before reuse without a second path lookup.
     pub fn sha256_open(&self, file: &File, key: &Path) -> std::io::Result<(String, u64)> {
         let fp = Fingerprint::from_meta(&file.metadata()?);
-        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = records.get(key).filter(|r| r.fingerprint == fp) {
-            return Ok((r.sha256.clone(), fp.size));
+        if let Some(sum) = self.remembered(key, &fp) {
+            return Ok(sum);
         }
-        drop(records);
         let (sha256, size) = super::sha256_read(file)?;
         if Fingerprint::from_meta(&file.metadata()?) == fp {
-            let rec = Record {
-                fingerprint: fp,
-                sha256: sha256.clone(),
-            };
-            self.records
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(key.to_path_buf(), rec);
-            *self.dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            self.remember(key, fp, &sha256);
         }
         Ok((sha256, size))
     }
 
-    /// Write the record back (temp file + rename); failures only cost a re-hash next time.
+    fn remembered(&self, key: &Path, fp: &Fingerprint) -> Option<(String, u64)> {
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let r = records.get(key).filter(|r| r.fingerprint == *fp)?;
+        Some((r.sha256.clone(), fp.size))
+    }
+
+    fn remember(&self, key: &Path, fingerprint: Fingerprint, sha256: &str) {
+        let rec = Record {
+            fingerprint,
+            sha256: sha256.to_string(),
+        };
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_path_buf(), rec);
+        *self.dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    }
+
+    /// Write the record back (a new temp file + rename, both relative to the directory
+    /// handle); failures only cost a re-hash next time.
     pub fn save(&self) {
-        let Some(file) = &self.file else { return };
+        let Some(dir) = &self.dir else { return };
         if !*self.dirty.lock().unwrap_or_else(|e| e.into_inner()) {
             return;
         }
         let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        let tmp = file.with_extension("json.tmp");
+        let tmp = format!(".{FILE}.tmp-{:016x}", rand::random::<u64>());
         let written = serde_json::to_vec(&*records)
             .map_err(std::io::Error::other)
-            .and_then(|b| std::fs::write(&tmp, b))
-            .and_then(|()| std::fs::rename(&tmp, file));
+            .and_then(|b| at::create_new(dir.fd.as_fd(), tmp.as_ref(), 0o644)?.write_all(&b))
+            .and_then(|()| at::rename(dir.fd.as_fd(), tmp.as_ref(), dir.fd.as_fd(), FILE.as_ref()));
         if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            tracing::debug!(file = %file.display(), error = %e, "could not save interpreter sums");
+            let _ = at::unlink(dir.fd.as_fd(), tmp.as_ref());
+            tracing::debug!(dir = %dir.path.display(), error = %e, "could not save interpreter sums");
         }
     }
 }

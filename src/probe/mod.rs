@@ -19,6 +19,7 @@ mod code;
 mod elf;
 mod output;
 mod runner;
+mod scratch;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -97,6 +98,8 @@ pub enum ProbeError {
         #[source]
         source: io::Error,
     },
+    #[error("{what} (the probe directory {}, set with --probe-dir)", path.display())]
+    Untrusted { path: PathBuf, what: String },
     #[error("wrong output ({reason}): {output}")]
     WrongOutput { reason: String, output: String },
 }

@@ -3,18 +3,28 @@
 //! `ExecRunner` writes the program into a fresh 0700 directory under a parent the caller
 //! chooses, execs it directly (so the kernel picks the loader: native ELF or a binfmt_misc
 //! entry), kills it when the timeout passes, and removes the directory on every path.
+//!
+//! Trust: the parent must be safe by the trust rule (`crate::trust`: no other user can
+//! change it or a directory above it), and is held open; the probe directory is created
+//! and used through handles, and the program is executed through its open file
+//! (`/proc/self/fd/N`), so nothing swapped in by path is ever run. A live probe
+//! directory is flocked by its prober for its whole life: `sweep_stale` removes only
+//! directories whose lock it can take, whichever pid namespace made them. Output comes
+//! through pipes read up to `OUTPUT_LIMIT`; a program that writes more is cut off.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::ffi::CString;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use super::scratch::{remove_tree, Scratch, PREFIX};
 use super::ProbeError;
+use crate::trust::{self, at, TrustError, TrustedDir};
 
 /// What a finished program left behind.
 #[derive(Debug, Clone)]
@@ -36,54 +46,75 @@ pub trait Runner {
 }
 
 /// The real runner. `scratch_parent` must be on a filesystem that allows exec (not
-/// `noexec`) and writable by us; each run gets its own directory inside it.
+/// `noexec`), writable by us and safe by the trust rule; each run gets its own directory.
 #[derive(Debug, Clone)]
 pub struct ExecRunner {
     scratch_parent: PathBuf,
+    /// The parent, checked and opened once, on first use.
+    parent: Arc<OnceLock<Result<TrustedDir, TrustError>>>,
 }
 
 /// A probe prints one short line; more than this is wrong output, not worth reading.
 const OUTPUT_LIMIT: u64 = 64 * 1024;
 /// How long to keep retrying ETXTBSY (see `spawn`).
 const TEXT_BUSY_PATIENCE: Duration = Duration::from_secs(1);
+/// How long output may keep flowing after the program exited (a child it left behind
+/// holding the pipe) before its process group is killed.
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
+const PROGRAM: &str = "probe";
 
 impl ExecRunner {
     pub fn new(scratch_parent: PathBuf) -> ExecRunner {
-        ExecRunner { scratch_parent }
+        ExecRunner {
+            scratch_parent,
+            parent: Arc::default(),
+        }
     }
 
     pub fn scratch_parent(&self) -> &Path {
         &self.scratch_parent
     }
 
+    fn parent(&self) -> Result<&TrustedDir, ProbeError> {
+        let checked = self
+            .parent
+            .get_or_init(|| trust::open_dir(&self.scratch_parent));
+        checked.as_ref().map_err(|e| match e {
+            TrustError::Unsafe { .. } => ProbeError::Untrusted {
+                path: self.scratch_parent.clone(),
+                what: e.to_string(),
+            },
+            TrustError::Io { what, .. } => ProbeError::Scratch {
+                op: "create scratch directory in",
+                path: self.scratch_parent.clone(),
+                source: io::Error::other(what.clone()),
+            },
+        })
+    }
+
     /// Remove probe directories left by binfmtd processes that died mid-probe (SIGKILL
-    /// skips every cleanup). A directory is named after the pid that made it; one whose
-    /// process still runs (a concurrent `status`) is left alone. Returns how many went.
+    /// skips every cleanup). A live prober holds its directory's flock, so a directory
+    /// whose lock can be taken is abandoned, whatever pid namespace made it. Returns how
+    /// many went.
     pub fn sweep_stale(&self) -> usize {
-        let Ok(dir) = fs::read_dir(&self.scratch_parent) else {
+        let Ok(parent) = self.parent() else { return 0 };
+        let Ok(names) = at::list(&parent.fd) else {
             return 0;
         };
         let mut removed = 0;
-        for e in dir.flatten() {
-            let name = e.file_name();
-            let Some(pid) = stale_owner(&name.to_string_lossy()) else {
+        for name in names {
+            if !name.to_string_lossy().starts_with(PREFIX) {
+                continue;
+            }
+            let Ok(fd) = at::open_dir_fd(parent.fd.as_fd(), &name) else {
                 continue;
             };
-            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-            if !alive && fs::remove_dir_all(e.path()).is_ok() {
+            if at::try_lock(&fd).unwrap_or(false) && remove_tree(parent, &name, &fd).is_ok() {
                 removed += 1;
             }
         }
         removed
     }
-}
-
-/// The pid in a scratch directory name `binfmtd-probe.<pid>.<seq>`.
-fn stale_owner(name: &str) -> Option<i32> {
-    let rest = name.strip_prefix("binfmtd-probe.")?;
-    let (pid, seq) = rest.split_once('.')?;
-    seq.parse::<u64>().ok()?;
-    pid.parse().ok().filter(|p| *p > 0)
 }
 
 impl Runner for ExecRunner {
@@ -94,8 +125,8 @@ impl Runner for ExecRunner {
         args: &[&str],
         timeout: Duration,
     ) -> Result<RunOutput, ProbeError> {
-        let dir = Scratch::create(&self.scratch_parent)?;
-        let result = run_in(dir.path(), program, argv0, args, timeout);
+        let dir = Scratch::create(self.parent()?)?;
+        let result = run_in(&dir, program, argv0, args, timeout);
         // Remove explicitly so a failure to clean up is reported; Drop covers panics.
         let removed = dir.remove();
         let output = result?;
@@ -105,67 +136,112 @@ impl Runner for ExecRunner {
 }
 
 fn run_in(
-    dir: &Path,
+    dir: &Scratch,
     program: &[u8],
     argv0: &str,
     args: &[&str],
     timeout: Duration,
 ) -> Result<RunOutput, ProbeError> {
-    let exe = dir.join("probe");
-    write_executable(&exe, program)?;
-    let stdout_path = dir.join("stdout");
-    let stderr_path = dir.join("stderr");
-    let mut cmd = Command::new(&exe);
-    cmd.arg0(argv0)
-        .args(args)
-        .current_dir(dir)
+    let exe_path = dir.path.join(PROGRAM);
+    let exe = write_executable(dir, program)?;
+    let exec = ExecByFd::new(&exe, argv0, args)?;
+    let mut cmd = Command::new(at::fd_path(&exe));
+    cmd.current_dir("/")
         // A clean environment: qemu reads QEMU_* variables (QEMU_STRACE, QEMU_LD_PREFIX...).
         .env_clear()
         .stdin(Stdio::null())
-        .stdout(create(&stdout_path)?)
-        .stderr(create(&stderr_path)?)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         // Its own process group, so a timeout kills anything it started too.
         .process_group(0);
-    let mut child = spawn(&mut cmd, &exe)?;
+    // SAFETY: the closure only calls fcntl and execve (async-signal-safe) on data built
+    // before the fork.
+    unsafe { cmd.pre_exec(move || exec.exec()) };
+    let mut child = spawn(&mut cmd, &exe_path)?;
+    drop(exe);
+    let stdout = capped_reader(child.stdout.take());
+    let stderr = capped_reader(child.stderr.take());
     let status = crate::exec::wait_with_timeout(&mut child, timeout, true).map_err(|source| {
         ProbeError::Wait {
-            program: exe.clone(),
+            program: exe_path.clone(),
             source,
         }
     })?;
+    let group = child.id() as libc::pid_t;
+    let (stdout, stderr) = (collect(stdout, group), collect(stderr, group));
     let status = status.ok_or(ProbeError::TimedOut { after: timeout })?;
     Ok(RunOutput {
         status,
-        stdout: read_capped(&stdout_path)?,
-        stderr: read_capped(&stderr_path)?,
+        stdout,
+        stderr,
     })
 }
 
-/// Write the image as a 0700 file and close it before anyone execs it.
-fn write_executable(path: &Path, program: &[u8]) -> Result<(), ProbeError> {
+/// execve("/proc/self/fd/N", ...) of the probe's open file, done by hand in the child:
+/// the std library's exec path (execvp) would hand a file the kernel refuses with ENOEXEC
+/// to /bin/sh instead of reporting it. The fd stays open across exec so that an
+/// interpreter started through binfmt_misc (without the O flag) can open the path too.
+struct ExecByFd {
+    fd: libc::c_int,
+    path: CString,
+    _argv: Vec<CString>,
+    ptrs: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the pointers point into `_argv`, owned by the same value and never changed.
+unsafe impl Send for ExecByFd {}
+unsafe impl Sync for ExecByFd {}
+
+impl ExecByFd {
+    fn new(exe: &std::fs::File, argv0: &str, args: &[&str]) -> Result<ExecByFd, ProbeError> {
+        let c = |s: &str| {
+            CString::new(s).map_err(|_| ProbeError::WrongOutput {
+                reason: "an argument holds a NUL byte".into(),
+                output: s.into(),
+            })
+        };
+        let path = c(&at::fd_path(exe).to_string_lossy())?;
+        let argv = std::iter::once(argv0)
+            .chain(args.iter().copied())
+            .map(c)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut ptrs: Vec<_> = argv.iter().map(|a| a.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        Ok(ExecByFd {
+            fd: exe.as_raw_fd(),
+            path,
+            _argv: argv,
+            ptrs,
+        })
+    }
+
+    /// In the forked child: returns only on failure.
+    fn exec(&self) -> io::Result<()> {
+        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+        // SAFETY: fcntl on an fd we own; execve with NUL-terminated strings and
+        // null-terminated pointer arrays that outlive the call.
+        unsafe {
+            if libc::fcntl(self.fd, libc::F_SETFD, 0) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::execve(self.path.as_ptr(), self.ptrs.as_ptr(), envp.as_ptr());
+        }
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Write the image as a 0700 file, close it, and return it opened again for reading: the
+/// handle that is executed.
+fn write_executable(dir: &Scratch, program: &[u8]) -> Result<std::fs::File, ProbeError> {
     let scratch = |source| ProbeError::Scratch {
         op: "write probe program",
-        path: path.to_path_buf(),
+        path: dir.path.join(PROGRAM),
         source,
     };
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o700)
-        .open(path)
-        .map_err(scratch)?;
-    f.write_all(program).map_err(scratch)?;
-    // The mode given to open() is filtered by the umask; exec needs the x bit for sure.
-    f.set_permissions(fs::Permissions::from_mode(0o700))
-        .map_err(scratch)
-}
-
-fn create(path: &Path) -> Result<File, ProbeError> {
-    File::create(path).map_err(|source| ProbeError::Scratch {
-        op: "create output file",
-        path: path.to_path_buf(),
-        source,
-    })
+    let mut w = at::create_new(dir.fd.as_fd(), PROGRAM.as_ref(), 0o700).map_err(scratch)?;
+    w.write_all(program).map_err(scratch)?;
+    let r = at::open_regular(dir.fd.as_fd(), PROGRAM.as_ref()).map_err(scratch)?;
+    Ok(r)
 }
 
 /// exec fails with ETXTBSY while any process still holds the file open for writing. Our
@@ -189,94 +265,49 @@ fn spawn(cmd: &mut Command, exe: &Path) -> Result<Child, ProbeError> {
     }
 }
 
-fn read_capped(path: &Path) -> Result<Vec<u8>, ProbeError> {
-    let scratch = |source| ProbeError::Scratch {
-        op: "read output of",
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut buf = Vec::new();
-    File::open(path)
-        .map_err(scratch)?
-        .take(OUTPUT_LIMIT)
-        .read_to_end(&mut buf)
-        .map_err(scratch)?;
-    Ok(buf)
+/// Read a pipe on a thread, up to `OUTPUT_LIMIT` bytes; then close it, so a program that
+/// writes without end gets EPIPE/SIGPIPE instead of filling memory or disk.
+fn capped_reader(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    if let Some(pipe) = pipe {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.take(OUTPUT_LIMIT).read_to_end(&mut buf);
+            let _ = tx.send(buf);
+        });
+    }
+    rx
 }
 
-/// A private directory that is removed when dropped (or earlier, with `remove`).
-struct Scratch {
-    path: Option<PathBuf>,
-}
-
-static SCRATCH_SEQ: AtomicU64 = AtomicU64::new(0);
-
-impl Scratch {
-    fn create(parent: &Path) -> Result<Scratch, ProbeError> {
-        loop {
-            let seq = SCRATCH_SEQ.fetch_add(1, Ordering::Relaxed);
-            let path = parent.join(format!("binfmtd-probe.{}.{seq}", std::process::id()));
-            // create (not create_all): fails if the name exists, so the directory is ours.
-            match DirBuilder::new().mode(0o700).create(&path) {
-                Ok(()) => {
-                    let dir = Scratch { path: Some(path) };
-                    let path = dir.path();
-                    fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(
-                        |source| ProbeError::Scratch {
-                            op: "restrict",
-                            path: path.to_path_buf(),
-                            source,
-                        },
-                    )?;
-                    return Ok(dir);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(source) => {
-                    return Err(ProbeError::Scratch {
-                        op: "create scratch directory",
-                        path,
-                        source,
-                    })
-                }
-            }
-        }
+/// A reader's bytes. If something the program started still holds the pipe open after it
+/// exited, its process group is killed after a short grace.
+fn collect(rx: mpsc::Receiver<Vec<u8>>, group: libc::pid_t) -> Vec<u8> {
+    if let Ok(buf) = rx.recv_timeout(DRAIN_GRACE) {
+        return buf;
     }
-
-    fn path(&self) -> &Path {
-        self.path
-            .as_deref()
-            .expect("scratch directory not yet removed")
-    }
-
-    fn remove(mut self) -> Result<(), ProbeError> {
-        let path = self.path.take().expect("scratch directory removed once");
-        fs::remove_dir_all(&path).map_err(|source| ProbeError::Scratch {
-            op: "remove scratch directory",
-            path,
-            source,
-        })
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Some(path) = self.path.take() {
-            let _ = fs::remove_dir_all(path);
-        }
-    }
+    // SAFETY: kill(2) with a negative pid signals that group; no memory involved.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
+    rx.recv_timeout(DRAIN_GRACE).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{arch, probe};
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn parent(p: &Path) -> TrustedDir {
+        trust::open_dir(p).unwrap()
+    }
 
     /// A real executable for this host, and a write handle that makes exec fail with
     /// ETXTBSY for as long as it stays open.
-    fn busy_executable(dir: &Path) -> (PathBuf, File) {
+    fn busy_executable(dir: &Path) -> (PathBuf, fs::File) {
         let exe = dir.join("probe");
-        write_executable(&exe, &probe::native_program(arch::host()).unwrap()).unwrap();
-        let writer = OpenOptions::new().write(true).open(&exe).unwrap();
+        fs::write(&exe, probe::native_program(arch::host()).unwrap()).unwrap();
+        fs::set_permissions(&exe, fs::Permissions::from_mode(0o700)).unwrap();
+        let writer = fs::OpenOptions::new().write(true).open(&exe).unwrap();
         (exe, writer)
     }
 
@@ -314,42 +345,63 @@ mod tests {
         fs::metadata(p).unwrap().permissions().mode() & 0o7777
     }
 
+    /// The sweep goes by the flock, not the pid: a directory named after this very
+    /// (running) process but unlocked goes; a locked one stays, whoever made it.
     #[test]
-    fn sweep_removes_only_dead_owners_directories() {
-        let parent = tempfile::tempdir().unwrap();
-        // pid_max is at most 2^22, so this pid cannot be running.
-        let dead = parent.path().join("binfmtd-probe.99999999.0");
-        let live = parent
+    fn sweep_removes_only_unlocked_probe_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let runner = ExecRunner::new(tmp.path().into());
+        let live = Scratch::create(&parent(tmp.path())).unwrap();
+        let abandoned = tmp
             .path()
-            .join(format!("binfmtd-probe.{}.7", std::process::id()));
-        let other = parent.path().join("unrelated");
-        for d in [&dead, &live, &other] {
+            .join(format!("{PREFIX}{}.999", std::process::id()));
+        let other = tmp.path().join("unrelated");
+        for d in [&abandoned, &other] {
             fs::create_dir(d).unwrap();
         }
-        fs::write(dead.join("probe"), b"x").unwrap();
-        assert_eq!(ExecRunner::new(parent.path().into()).sweep_stale(), 1);
-        assert!(!dead.exists() && live.exists() && other.exists());
-        assert_eq!(super::stale_owner("binfmtd-probe.12.3"), Some(12));
-        assert_eq!(super::stale_owner("binfmtd-probe.x.3"), None);
+        fs::write(abandoned.join("probe"), b"x").unwrap();
+        assert_eq!(runner.sweep_stale(), 1);
+        assert!(!abandoned.exists() && live.path.exists() && other.exists());
+        live.remove().unwrap();
     }
 
     #[test]
     fn scratch_is_private_unique_and_removed_on_drop_and_remove() {
-        let parent = tempfile::tempdir().unwrap();
-        let a = Scratch::create(parent.path()).unwrap();
-        let b = Scratch::create(parent.path()).unwrap();
-        assert_ne!(a.path(), b.path());
-        assert_eq!(mode(a.path()), 0o700);
-        let exe = a.path().join("probe");
-        write_executable(&exe, b"\x7fELF").unwrap();
-        assert_eq!(mode(&exe), 0o700);
-        assert_eq!(fs::read(&exe).unwrap(), b"\x7fELF");
+        let tmp = tempfile::tempdir().unwrap();
+        let p = parent(tmp.path());
+        let a = Scratch::create(&p).unwrap();
+        let b = Scratch::create(&p).unwrap();
+        assert_ne!(a.path, b.path);
+        assert_eq!(mode(&a.path), 0o700);
+        let exe = write_executable(&a, b"\x7fELF").unwrap();
+        drop(exe);
+        assert_eq!(mode(&a.path.join("probe")), 0o700);
+        assert_eq!(fs::read(a.path.join("probe")).unwrap(), b"\x7fELF");
         // An existing file is never overwritten: the directory is ours alone.
-        assert!(write_executable(&exe, b"x").is_err());
-        let (pa, pb) = (a.path().to_path_buf(), b.path().to_path_buf());
+        assert!(write_executable(&a, b"x").is_err());
+        let (pa, pb) = (a.path.clone(), b.path.clone());
         a.remove().unwrap();
         drop(b);
         assert!(!pa.exists() && !pb.exists());
-        assert_eq!(fs::read_dir(parent.path()).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_parent_others_can_write_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let open = tmp.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        let image = probe::native_program(arch::host()).unwrap();
+        let err = ExecRunner::new(open.clone())
+            .run(&image, "@p", &[], Duration::from_secs(5))
+            .unwrap_err();
+        assert!(matches!(err, ProbeError::Untrusted { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&open.display().to_string()) && msg.contains("--probe-dir"),
+            "{msg}"
+        );
+        assert_eq!(fs::read_dir(&open).unwrap().count(), 0);
     }
 }

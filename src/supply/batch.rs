@@ -5,7 +5,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
@@ -79,7 +78,8 @@ impl Batches {
             .iter_mut()
             .map(|t| HashingFile::new(&mut t.file))
             .collect();
-        let found = one_pass(archive, format, &members, &mut outs, self.max_bytes.get());
+        let max = self.max_bytes.get();
+        let found = one_pass(cache, archive, format, &members, &mut outs, max);
         let sums: Vec<(String, u64)> = outs.into_iter().map(HashingFile::finish).collect();
         let found = match found {
             Ok(f) => f,
@@ -101,6 +101,7 @@ impl Batches {
 }
 
 fn one_pass(
+    cache: &Cache,
     archive: &Path,
     format: ArchiveFormat,
     members: &[String],
@@ -108,7 +109,9 @@ fn one_pass(
     max_bytes: u64,
 ) -> Result<Vec<Found>, String> {
     let names: Vec<&str> = members.iter().map(String::as_str).collect();
-    let f = File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
+    let f = cache
+        .open_file(archive)
+        .map_err(|e| format!("{}: {e}", archive.display()))?;
     let f = BufReader::with_capacity(1 << 16, f);
     archive::extract_members(format, f, &names, outs, max_bytes).map_err(|e| e.to_string())
 }

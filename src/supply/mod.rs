@@ -272,3 +272,23 @@ pub fn gc(cache_dir: &Path, in_use: &[String]) -> Result<GcReport, CacheError> {
     }
     cache.gc(&keep)
 }
+
+/// The sha256 names of cache objects among `interpreters` (paths registered with the
+/// kernel): what `gc` must keep. Paths are compared after resolving symlinks on both sides,
+/// so a `--cache-dir` given through a symlink (or an entry registered through one) still
+/// protects the registered file.
+pub fn objects_in_use<'p>(
+    cache_dir: &Path,
+    interpreters: impl IntoIterator<Item = &'p Path>,
+) -> Vec<String> {
+    let resolve = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let objects = [cache_dir.join("sha256"), resolve(cache_dir).join("sha256")];
+    interpreters
+        .into_iter()
+        .filter(|i| {
+            i.parent()
+                .is_some_and(|dir| objects.iter().any(|o| o == dir || *o == resolve(dir)))
+        })
+        .filter_map(|i| i.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect()
+}

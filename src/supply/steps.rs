@@ -1,7 +1,6 @@
 //! The work for one arch from one source: get the bytes into a temp file in the cache
 //! while hashing them, then pin-check, verify, and commit.
 
-use std::fs::File;
 use std::io;
 use std::path::Path;
 
@@ -77,14 +76,12 @@ impl Ctx<'_> {
             return None;
         }
         let e = self.s.cache.index_entry(self.arch.qemu)?;
-        let path = self.s.cache.object_path(&e.sha256);
         let pinned = self.source.member_sha256.get(self.arch.qemu);
-        if e.source != self.source.describe(self.arch)
-            || pinned.is_some_and(|p| *p != e.sha256)
-            || !path.is_file()
-        {
+        if e.source != self.source.describe(self.arch) || pinned.is_some_and(|p| *p != e.sha256) {
             return None;
         }
+        // Re-hashed (cheaply while unchanged); a changed object is dropped and fetched again.
+        let path = self.s.cache.verified_object(&e.sha256)?;
         (self.s.check)(&path, self.s.host).ok()?;
         Some(ProvisionedInterpreter {
             arch: self.arch,
@@ -129,7 +126,7 @@ impl Ctx<'_> {
     /// Returns the URL it came from.
     fn ensure_archive(&self, remote: &Remote) -> Result<String, SupplyError> {
         let dest = self.s.cache.archive_path(&remote.sha256);
-        if dest.is_file() {
+        if self.s.cache.verified_archive(&remote.sha256).is_some() {
             return Ok(remote.urls[0].clone());
         }
         let cache = self.s.cache;
@@ -197,7 +194,7 @@ impl Ctx<'_> {
         };
         let mut wanted = member.to_string();
         for _ in 0..4 {
-            let file = match File::open(path) {
+            let file = match self.s.cache.open_file(path) {
                 Ok(f) => io::BufReader::with_capacity(1 << 16, f),
                 Err(e) => {
                     return Ok(Err(
@@ -304,7 +301,7 @@ impl Ctx<'_> {
             source_name: self.name(),
             what,
         };
-        if dest.is_file() {
+        if cache.verified_object(&sha).is_some() {
             drop(t);
             (self.s.check)(&dest, self.s.host).map_err(refused)?;
         } else {
