@@ -396,3 +396,25 @@ fn repairs_a_removed_foreign_entry_and_a_rewritten_one() {
     // between the two writes) as a removal.
     assert!(["rewritten", "removed"].contains(&rewritten[2]), "{run}");
 }
+
+/// A format that stops working with no entry changing (here: the whole instance switched
+/// off) is noticed by the periodic re-proof, reported, and converged again once it can be.
+#[test]
+fn periodic_reproof_notices_a_format_that_stopped_working() {
+    let Some(sb) = Sandbox::new() else { return };
+    let run = sb
+        .with_qemu(&["s390x"])
+        .run_script(&script(
+            "start_agent --arch s390x --reproof-interval 1s\n\
+             echo 0 > $BM/status\n\
+             wait_for eval '[ \"$(state s390x)\" != working ]'\n\
+             section broken; jq -r '.daemon.arches.s390x.last_reason' $STATUS\n\
+             echo 1 > $BM/status\n\
+             wait_for ready\n\
+             section healed; state s390x; grep -c 'periodic re-proof failed' /tmp/agent.log",
+        ))
+        .success();
+    let s = sections(&run.stdout);
+    assert_eq!(s["broken"], "reproof\n", "{run}");
+    assert_eq!(s["healed"], "working\n1\n", "{run}");
+}
