@@ -1,4 +1,6 @@
-//! Fuzzer for `binfmtd::explain::inspect`, the parser every explained file goes through.
+//! Fuzzer for the parsers of `binfmtd explain`: `explain::inspect` (ELF, with its dynamic
+//! section and version tables, and `#!` lines), every explained file goes through it; and,
+//! in turn, ld.so.cache, ld.so.conf and the container image JSON/paths (fuzz/targets.rs).
 //!
 //! cargo-fuzz needs a nightly toolchain; this is the stable equivalent: it mutates real ELF
 //! files (headers, header fields, the tables at the end, the length) and random bytes for a
@@ -8,11 +10,14 @@
 //! cargo run --release --example fuzz_explain -- [--seconds 60] [--seed N] [SEED_FILE...]
 //! ```
 //! Default seed files: the ELF fixtures fetched by tests/fixtures/fetch.sh (in $FIXTURES, or
-//! target/fixtures).
+//! target/fixtures); for the other parsers this machine's /etc/ld.so.cache and the text
+//! seeds in fuzz/targets.rs.
 //! A crashing input is written to target/fuzz-crashes/ and the exit status is 1.
 
 #[path = "mutate.rs"]
 mod mutate;
+#[path = "targets.rs"]
+mod targets;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -86,28 +91,65 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
+    let other_seeds = match other_seeds() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fuzz_explain: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     save_input_on_panic(args.seed);
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let mut rng = mutate::Rng::new(args.seed);
     let (mut n, mut elf, mut errors) = (0u64, 0u64, 0u64);
+    // Per other target: inputs, accepted.
+    let mut other = [(0u64, 0u64); 3];
     while Instant::now() < deadline {
-        let input = mutate::input(&mut rng, &seeds, n as usize);
-        CURRENT.with(|c| *c.borrow_mut() = input);
-        let result = CURRENT.with(|c| inspect(&c.borrow()[..]));
-        match result {
-            Ok(FileInfo::Elf(_)) => elf += 1,
-            Ok(_) => {}
-            Err(_) => errors += 1,
+        // Half the inputs go to the ELF parser, the rest in turn to the others.
+        let slot = (n % 6) as usize;
+        if slot < 3 {
+            let input = mutate::input(&mut rng, &seeds, n as usize);
+            CURRENT.with(|c| *c.borrow_mut() = input);
+            let result = CURRENT.with(|c| inspect(&c.borrow()[..]));
+            match result {
+                Ok(FileInfo::Elf(_)) => elf += 1,
+                Ok(_) => {}
+                Err(_) => errors += 1,
+            }
+        } else {
+            let t = slot - 3;
+            let input = mutate::input(&mut rng, &other_seeds[t], n as usize);
+            CURRENT.with(|c| *c.borrow_mut() = input);
+            let ok = CURRENT.with(|c| targets::run(targets::TARGETS[t], &c.borrow()));
+            other[t].0 += 1;
+            other[t].1 += u64::from(ok);
         }
         n += 1;
     }
+    let elf_inputs = n - other.iter().map(|o| o.0).sum::<u64>();
     println!(
-        "fuzz_explain: {n} inputs in {} s from {} seed files (seed {}): {elf} parsed as ELF, {errors} rejected with an error, 0 panics",
+        "fuzz_explain: {n} inputs in {} s (seed {}), 0 panics\n  ELF/#!: {elf_inputs} inputs from {} seed files: {elf} parsed as ELF, {errors} rejected with an error",
         args.seconds,
+        args.seed,
         seeds.len(),
-        args.seed
     );
+    for (t, (inputs, accepted)) in targets::TARGETS.iter().zip(other) {
+        println!("  {t:?}: {inputs} inputs, {accepted} accepted, the rest rejected (an error, or nothing parsed)");
+    }
     std::process::ExitCode::SUCCESS
+}
+
+/// Seeds for the other targets, in `targets::TARGETS` order.
+fn other_seeds() -> Result<[Vec<Vec<u8>>; 3], String> {
+    let cache = std::fs::read("/etc/ld.so.cache").map_err(|e| {
+        format!("seed /etc/ld.so.cache: {e}; run on a glibc system (ldconfig makes it)")
+    })?;
+    let texts = |t: &[&str]| t.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+    Ok([
+        vec![cache],
+        texts(targets::CONF_SEEDS),
+        texts(targets::IMAGE_SEEDS),
+    ])
 }
 
 /// The release profile aborts on panic, so the input is saved from the hook, before abort.

@@ -8,7 +8,7 @@
 //! | `entry`   | register-string encoding, entry-file parsing, flags, ownership prefix         | none    |
 //! | `plan`    | the reconcile diff: desired vs observed entries -> per-arch actions           | none    |
 //! | `status`  | the status schema (data), built from observations; table rendering            | none    |
-//! | `explain` | file facts (ELF, #!) and the run-here verdict; file reads in `explain::fs`    | files   |
+//! | `explain` | file facts (ELF, #!, libraries, symbol versions) and the run-here verdict     | files   |
 //! | `exec`    | running a child with a deadline (probes, `--version`)                         | exec    |
 //! | `exit`    | documented exit codes and the error type that carries one                     | none    |
 //! | `interp`  | locating interpreters; trust rule + ELF/static checks; cache copies; sha256   | files   |

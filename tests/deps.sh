@@ -7,6 +7,9 @@ set -euo pipefail
 packages=(
     # kernel tests: foreign CPUs, the sandbox (setpriv, unshare), disassembly, ELF tools
     qemu-user-static util-linux binutils binutils-multiarch file
+    # explain tests: RUNPATH/DT_NEEDED with $ORIGIN set on a Debian binary (gcc below
+    # also builds their RPATH-inheritance libraries, musl-tools the musl program)
+    patchelf
     # sandbox attack scripts (renameat2 exchange through ctypes)
     python3
     # tests/trust_attacks.rs compiles its attacker programs as static executables

@@ -9,6 +9,8 @@ use binfmtd::explain::{inspect, ExplainError, FileInfo};
 
 #[path = "../fuzz/mutate.rs"]
 mod mutate;
+#[path = "../fuzz/targets.rs"]
+mod targets;
 
 const ELF_FIXTURES: [&str; 4] = [
     "bookworm/arm64/busybox-static/bin/busybox",
@@ -72,4 +74,28 @@ fn random_and_mutated_inputs_never_panic() {
         ok > 100,
         "only {ok} of {total} mutated inputs parsed as ELF: the mutator is too blunt"
     );
+}
+
+/// The other parsers (ld.so.cache, ld.so.conf, image JSON and layer paths) under the same
+/// mutator: every input returns, and mutated real inputs are still accepted often enough
+/// to reach past the first checks.
+#[test]
+fn ld_cache_conf_and_image_parsers_never_panic() {
+    let cache = fs::read("/etc/ld.so.cache").expect("this glibc machine has an ld.so.cache");
+    let texts = |t: &[&str]| t.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+    let seeds = [
+        vec![cache],
+        texts(targets::CONF_SEEDS),
+        texts(targets::IMAGE_SEEDS),
+    ];
+    for (t, seeds) in targets::TARGETS.iter().zip(&seeds) {
+        let mut rng = mutate::Rng::new(0x5eed);
+        let mut accepted = 0;
+        for i in 0..2000 {
+            let input = mutate::input(&mut rng, seeds, i);
+            let r = std::panic::catch_unwind(|| targets::run(*t, &input));
+            accepted += usize::from(r.unwrap_or_else(|_| panic!("{t:?} panicked on input {i}")));
+        }
+        assert!(accepted > 50, "{t:?}: only {accepted} of 2000 accepted");
+    }
 }

@@ -8,21 +8,36 @@ use std::path::{Path, PathBuf};
 use super::common::{self, CacheArgs, ProbeArgs};
 use crate::arch;
 use crate::exit::{Exit, Failure};
+use crate::explain::container::{explain_image, ImageQuery};
 use crate::explain::fs::{observe_node, walk, Explainer, Root};
 use crate::explain::report::Reporter;
 
 #[derive(Debug, clap::Args)]
 pub struct ExplainArgs {
     /// Files (or directories, with --recursive) to explain.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "image", conflicts_with = "image")]
     pub paths: Vec<PathBuf>,
+
+    /// Explain a container image instead: an OCI image layout directory or a `docker save`
+    /// / `podman save` tar. Says for each platform whether this node runs it natively,
+    /// emulated (through which entry) or not at all, and judges the entrypoint of the
+    /// platform this node would pull inside the image's own filesystem.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["root", "recursive"])]
+    pub image: Option<PathBuf>,
+
+    /// With --image: judge the entrypoint of this platform (`linux/arm64`) instead of the
+    /// one this node would pull.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", requires = "image")]
+    pub platform: Option<String>,
 
     /// Explain every regular file under directories given (symlinks are not followed).
     #[arg(short, long)]
     pub recursive: bool,
 
-    /// Judge files against this root (a container rootfs): its dynamic loaders, its glibc,
-    /// its script interpreters. Default: this machine's /.
+    /// Judge files against this root (a container rootfs): its dynamic loaders, its
+    /// libraries as its loader finds them (RPATH/RUNPATH, /etc/ld.so.cache, default
+    /// directories) and their symbol versions, its glibc, its script interpreters.
+    /// Default: this machine's /.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
 
@@ -51,6 +66,16 @@ pub fn run(binfmt_misc: &Path, args: ExplainArgs) -> anyhow::Result<Exit> {
             .map_err(|e| Failure::new(Exit::Usage, format!("--native: {e}")))?,
         None => crate::prover::native_arches(prover.as_ref()),
     };
+    if let Some(image) = &args.image {
+        return run_image(
+            binfmt_misc,
+            image,
+            &args,
+            native,
+            prover.as_ref(),
+            host.qemu,
+        );
+    }
     let root = Root::new(args.root.clone().unwrap_or_else(|| PathBuf::from("/")));
     let node = observe_node(binfmt_misc, &root, native);
     let explainer = Explainer::new(node, root, prover.as_ref());
@@ -81,6 +106,34 @@ pub fn run(binfmt_misc: &Path, args: ExplainArgs) -> anyhow::Result<Exit> {
         }
     }
     let all_run = report.finish().map_err(write_error)?;
+    Ok(if all_run { Exit::Ok } else { Exit::NotWorking })
+}
+
+fn run_image(
+    binfmt_misc: &Path,
+    image: &Path,
+    args: &ExplainArgs,
+    native: Vec<&'static arch::Arch>,
+    prover: &dyn crate::prover::Prover,
+    host: &str,
+) -> anyhow::Result<Exit> {
+    let query = ImageQuery {
+        path: image,
+        binfmt_misc,
+        native: native.clone(),
+        platform: args.platform.as_deref(),
+        prover,
+    };
+    let report = explain_image(&query)
+        .map_err(|e| Failure::new(Exit::Usage, format!("--image {}: {e}", image.display())))?;
+    let node = observe_node(binfmt_misc, &Root::new("/"), native);
+    let stdout = io::stdout().lock();
+    let mut out = Reporter::new(io::BufWriter::new(stdout), args.json, host, &node)?;
+    out.image(&report).map_err(write_error)?;
+    if let Some(x) = &report.entrypoint {
+        out.file(x, true).map_err(write_error)?;
+    }
+    let all_run = out.finish().map_err(write_error)?;
     Ok(if all_run { Exit::Ok } else { Exit::NotWorking })
 }
 
@@ -121,6 +174,7 @@ fn unlistable(dir: PathBuf, e: io::Error) -> crate::explain::fs::Explained {
     };
     crate::explain::fs::Explained {
         path: dir,
+        libraries: vec![],
         info: Err(p.clone()),
         verdict: crate::explain::Verdict::broken(p),
     }

@@ -6,9 +6,10 @@
 //! headers and the few sections used are ever read from disk.
 
 use object::elf::{self, FileHeader32, FileHeader64};
-use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionTable};
+use object::read::elf::{Dyn, FileHeader, ProgramHeader};
 use object::{Endianness, ReadRef};
 
+use super::dynamic::Dynamic;
 use super::glibc::GlibcVersion;
 use super::ExplainError;
 
@@ -67,6 +68,9 @@ pub struct ElfInfo {
     pub glibc_needed: Option<GlibcVersion>,
     /// Highest GLIBC_x.y in the version definitions (SHT_GNU_VERDEF): set for libc.so.6 itself.
     pub glibc_defined: Option<GlibcVersion>,
+    /// DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH (JSON) and the version tables (not in JSON).
+    #[serde(flatten)]
+    pub dynamic: Dynamic,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -136,7 +140,8 @@ where
         len,
     )?;
     let sections = h.sections(e, data).map_err(ExplainError::object)?;
-    let (glibc_needed, glibc_defined) = glibc_versions(&sections, e, data)?;
+    let dynamic = super::dynamic::parse(&sections, e, data)?;
+    let (glibc_needed, glibc_defined) = glibc_versions(&dynamic);
     let machine = h.e_machine(e);
     let class = if h.is_type_64() {
         ElfClass::Elf64
@@ -163,6 +168,7 @@ where
         interpreter,
         glibc_needed,
         glibc_defined,
+        dynamic,
     })
 }
 
@@ -244,47 +250,18 @@ fn check_segments<H: FileHeader<Endian = Endianness>>(
     Ok(())
 }
 
-type Versions = (Option<GlibcVersion>, Option<GlibcVersion>);
-
-/// Highest GLIBC_x.y needed (verneed) and defined (verdef).
-fn glibc_versions<'d, H, R>(
-    sections: &SectionTable<'d, H, R>,
-    e: Endianness,
-    data: R,
-) -> Result<Versions, ExplainError>
-where
-    H: FileHeader<Endian = Endianness>,
-    R: ReadRef<'d>,
-{
-    let mut needed = None;
-    if let Some((mut it, link)) = sections
-        .gnu_verneed(e, data)
-        .map_err(ExplainError::object)?
-    {
-        let strings = sections
-            .strings(e, data, link)
-            .map_err(ExplainError::object)?;
-        while let Some((_, mut aux)) = it.next().map_err(ExplainError::object)? {
-            while let Some(a) = aux.next().map_err(ExplainError::object)? {
-                let name = a.name(e, strings).map_err(ExplainError::object)?;
-                needed = needed.max(GlibcVersion::from_symbol_version(name));
-            }
-        }
-    }
-    let mut defined = None;
-    if let Some((mut it, link)) = sections.gnu_verdef(e, data).map_err(ExplainError::object)? {
-        let strings = sections
-            .strings(e, data, link)
-            .map_err(ExplainError::object)?;
-        while let Some((_, mut aux)) = it.next().map_err(ExplainError::object)? {
-            // The first verdaux names the version; later ones name its parents.
-            if let Some(a) = aux.next().map_err(ExplainError::object)? {
-                let name = a.name(e, strings).map_err(ExplainError::object)?;
-                defined = defined.max(GlibcVersion::from_symbol_version(name));
-            }
-        }
-    }
-    Ok((needed, defined))
+/// Highest GLIBC_x.y needed (verneed, from any library) and defined (verdef).
+fn glibc_versions(d: &Dynamic) -> (Option<GlibcVersion>, Option<GlibcVersion>) {
+    let needed = d
+        .needs()
+        .filter_map(|(_, v, _)| GlibcVersion::from_symbol_version(v.as_bytes()))
+        .max();
+    let defined = d
+        .version_defs
+        .iter()
+        .filter_map(|v| GlibcVersion::from_symbol_version(v.as_bytes()))
+        .max();
+    (needed, defined)
 }
 
 fn elf_kind(e_type: u16, has_interp: bool, flags_1: u64) -> ElfKind {

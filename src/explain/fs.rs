@@ -12,6 +12,7 @@ use std::path::{Component, Path, PathBuf};
 
 use object::{ReadCache, ReadRef};
 
+use super::resolve::{Loaded, Resolution, Resolver};
 use super::verdict::{Binfmt, Facts, Libc, Node, NodeEntry, ScriptTarget};
 use super::{inspect, verdict, FileInfo, GlibcVersion, Problem, Verdict, HEAD_LEN};
 use crate::arch::Arch;
@@ -211,10 +212,15 @@ pub fn observe_node(binfmt_misc: &Path, root: &Root, native: Vec<&'static Arch>)
     }
 }
 
+/// A file's info, its verdict, and the libraries it loads.
+type Judged = (Result<FileInfo, Problem>, Verdict, Vec<Loaded>);
+
 /// One explained file.
 #[derive(Debug, Clone)]
 pub struct Explained {
     pub path: PathBuf,
+    /// The libraries the root's loader would map for it (dynamic ELF programs).
+    pub libraries: Vec<Loaded>,
     pub info: Result<FileInfo, Problem>,
     pub verdict: Verdict,
 }
@@ -225,6 +231,7 @@ pub struct Explainer<'p> {
     pub node: Node,
     root: Root,
     prover: &'p dyn Prover,
+    resolver: Resolver,
     loaders: RefCell<HashMap<String, bool>>,
     versions: RefCell<HashMap<PathBuf, Option<String>>>,
 }
@@ -233,6 +240,7 @@ impl<'p> Explainer<'p> {
     pub fn new(node: Node, root: Root, prover: &'p dyn Prover) -> Explainer<'p> {
         Explainer {
             node,
+            resolver: Resolver::new(root.clone()),
             root,
             prover,
             loaders: RefCell::default(),
@@ -242,25 +250,26 @@ impl<'p> Explainer<'p> {
 
     /// Explain the file at `path` (a host path, as given on the command line).
     pub fn explain(&self, path: &Path) -> Explained {
-        let (info, mut verdict) = self.explain_at(path, 0);
+        let (info, mut verdict, libraries) = self.explain_at(path, 0);
         if let Some(e) = verdict.entry.as_mut() {
             e.qemu_version = self.qemu_version(&e.interpreter);
         }
         Explained {
             path: path.to_path_buf(),
+            libraries,
             info,
             verdict,
         }
     }
 
-    fn explain_at(&self, path: &Path, depth: usize) -> (Result<FileInfo, Problem>, Verdict) {
+    fn explain_at(&self, path: &Path, depth: usize) -> Judged {
         let (info, head, executable) = match read_file(path) {
             Ok(r) => r,
             Err(e) => {
                 let p = Problem::Unreadable {
                     error: format!("{}: {e}", path.display()),
                 };
-                return (Err(p.clone()), Verdict::broken(p));
+                return (Err(p.clone()), Verdict::broken(p), vec![]);
             }
         };
         let info = match info {
@@ -271,16 +280,21 @@ impl<'p> Explainer<'p> {
                 let p = Problem::BadFile {
                     error: e.to_string(),
                 };
-                return (Err(p), Verdict::not_executable(note));
+                return (Err(p), Verdict::not_executable(note), vec![]);
             }
             Err(e) => {
                 let p = Problem::BadFile {
                     error: e.to_string(),
                 };
-                return (Err(p), Verdict::from_error(&e));
+                return (Err(p), Verdict::from_error(&e), vec![]);
             }
         };
+        let resolution = match &info {
+            FileInfo::Elf(elf) if elf.kind.is_program() => self.resolver.resolve(path, elf),
+            _ => Resolution::default(),
+        };
         let facts = Facts {
+            libraries: resolution.problems,
             file_name: path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -297,7 +311,7 @@ impl<'p> Explainer<'p> {
             },
         };
         let v = verdict(&info, &self.node, &facts);
-        (Ok(info), v)
+        (Ok(info), v, resolution.loaded)
     }
 
     fn loader(&self, path: &str) -> bool {
@@ -319,7 +333,7 @@ impl<'p> Explainer<'p> {
         let Some(host) = found.filter(|h| h.is_file()) else {
             return ScriptTarget::Missing;
         };
-        let (_, v) = self.explain_at(&host, depth + 1);
+        let (_, v, _) = self.explain_at(&host, depth + 1);
         let Some(cmd) = s.env_command().filter(|_| v.runs()) else {
             return ScriptTarget::Found(Box::new(v));
         };

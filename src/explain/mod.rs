@@ -1,10 +1,13 @@
 //! `binfmtd explain`: why a file will or will not run on this node, and what would fix it.
 //!
 //! Pure core: [`inspect`] turns a file's bytes into [`FileInfo`] (ELF facts through the
-//! `object` crate, or a `#!` line), and [`verdict::verdict`] judges it against a
-//! [`verdict::Node`]. The edge ([`fs`]) reads files with bounded reads, resolves paths
-//! inside a root the way a chroot would, finds the root's libc.so.6 and reads the
-//! binfmt_misc entries; [`report`] prints the result.
+//! `object` crate, with [`dynamic`]'s DT_NEEDED/RPATH/RUNPATH and version tables, or a `#!`
+//! line), and [`verdict::verdict`] judges it against a [`verdict::Node`]; [`ldcache`] parses
+//! ld.so.cache and ld.so.conf, [`versions`] checks symbol versions, [`image`] parses image
+//! layouts. The edge ([`fs`]) reads files with bounded reads, resolves paths inside a root
+//! the way a chroot would, finds the root's libc.so.6 and reads the binfmt_misc entries;
+//! [`resolve`] finds every library as the root's loader would; [`layers`] merges image
+//! layers and [`container`] judges an image; [`report`] prints the result.
 //!
 //! # JSON schema (`binfmtd explain --json`), version 1
 //!
@@ -31,8 +34,12 @@
 //!       "type": "executable" | "pie-executable" | "static-pie" | "shared-library"
 //!             | "relocatable" | "core" | "unknown",
 //!       "linkage": "static" | "dynamic", "interpreter": "/lib/ld-linux-aarch64.so.1" | null,
-//!       "glibc_needed": "2.34" | null, "glibc_defined": "2.36" | null
+//!       "glibc_needed": "2.34" | null, "glibc_defined": "2.36" | null,
+//!       "needed": ["libc.so.6"], "soname": null | "...",      // DT_NEEDED, DT_SONAME
+//!       "rpath": ["$ORIGIN/../lib"], "runpath": [...]          // as written in the file
 //!     },
+//!     "libraries": [{"name": "libz.so.1", "path": "/lib/x86_64-linux-gnu/libz.so.1",
+//!                    "needed_by": "/usr/bin/pigz"}],          // what the loader maps
 //!     "script": {"interpreter": "/bin/sh", "argument": null | "-e"},   // type = script
 //!     "other": "empty file",                                          // type = other
 //!     "error": "truncated ELF: ...",                                  // type = error
@@ -45,24 +52,47 @@
 //!                     | "unknown-machine" | "entry-interpreter-missing" | "loader-missing"
 //!                     | "libc-missing" | "glibc-too-old" | "interpreter-missing"
 //!                     | "env-command-missing" | "interpreter-cannot-run" | "bad-file"
-//!                     | "unreadable",
+//!                     | "unreadable"
+//!                     | "library-missing"   // + library, needed_by, root, searched[], skipped[], hint
+//!                     | "version-missing"   // + version, library, path, needed_by, available, root
+//!                     | "versions-from-unloaded"   // + library, needed_by
+//!                     | "unknown-platform" | "no-matching-platform" | "no-command"
+//!                     | "command-not-found",                        // --image only
 //!                     "message": "...", ...fields of that code}],
 //!       "note": null | "ELF shared-library, not a program" | "no execute permission ..."
 //!     }
 //!   }],
+//!   "image": {                              // only with --image
+//!     "path": "img.tar", "format": "oci-layout" | "oci-archive" | "docker-archive",
+//!     "platforms": [{"platform": "linux/arm64", "arch": "aarch64" | null, "chosen": false,
+//!                    "verdict": {...as above, for a program of that CPU}}],
+//!     "chosen": "linux/amd64" | null,       // pulled by this node, or --platform
+//!     "command": ["/usr/bin/pigz", "--version"],   // Entrypoint + Cmd; its file is files[0]
+//!     "problems": [...],                    // the command cannot even be located
+//!     "runs": true
+//!   },
 //!   "summary": {"files": 3, "runnable": 2, "cannot_run": 1, "not_executable": 0}
 //! }
 //! ```
 //!
 //! Fields are only ever added within a schema version.
 
+pub mod container;
+pub mod dynamic;
 pub mod elf;
 pub mod fs;
 pub mod glibc;
+pub mod image;
+pub mod layers;
+pub mod ldcache;
+pub mod ldconf;
+pub mod ldpaths;
 pub mod problem;
 pub mod report;
+pub mod resolve;
 pub mod script;
 pub mod verdict;
+pub mod versions;
 
 use object::ReadRef;
 

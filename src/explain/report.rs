@@ -18,6 +18,8 @@ pub struct Reporter<W: Write> {
     cannot_run: usize,
     not_executable: usize,
     failed: bool,
+    /// `explain --image`: the image section, written with the summary.
+    image: Option<Value>,
 }
 
 impl<W: Write> Reporter<W> {
@@ -38,6 +40,7 @@ impl<W: Write> Reporter<W> {
             cannot_run: 0,
             not_executable: 0,
             failed: false,
+            image: None,
         })
     }
 
@@ -65,6 +68,17 @@ impl<W: Write> Reporter<W> {
         Ok(())
     }
 
+    /// Report an image (before its entrypoint's file): its platforms and its command.
+    pub fn image(&mut self, r: &super::container::ImageReport) -> io::Result<()> {
+        self.failed |= !r.runs();
+        if self.json {
+            self.image = Some(r.json());
+            Ok(())
+        } else {
+            write!(self.out, "{}", r.human())
+        }
+    }
+
     /// Finish the report; true when every file counted can run.
     pub fn finish(mut self) -> io::Result<bool> {
         let summary = json!({
@@ -72,7 +86,12 @@ impl<W: Write> Reporter<W> {
             "cannot_run": self.cannot_run, "not_executable": self.not_executable,
         });
         if self.json {
-            writeln!(self.out, "],\"summary\":{summary}}}")?;
+            if let Some(image) = &self.image {
+                write!(self.out, "],\"image\":{image}")?;
+            } else {
+                write!(self.out, "]")?;
+            }
+            writeln!(self.out, ",\"summary\":{summary}}}")?;
         } else if self.files > 1 {
             writeln!(
                 self.out,
@@ -212,7 +231,8 @@ fn node_json(host: &str, node: &Node) -> Value {
 }
 
 fn file_json(x: &Explained) -> Value {
-    let mut o = json!({ "path": x.path, "verdict": verdict_json(&x.verdict) });
+    let mut o =
+        json!({ "path": x.path, "verdict": verdict_json(&x.verdict), "libraries": x.libraries });
     let (kind, key, value) = match &x.info {
         Ok(FileInfo::Elf(e)) => ("elf", "elf", json!(e)),
         Ok(FileInfo::Script(s)) => ("script", "script", json!(s)),
@@ -224,7 +244,7 @@ fn file_json(x: &Explained) -> Value {
     o
 }
 
-fn verdict_json(v: &Verdict) -> Value {
+pub(crate) fn verdict_json(v: &Verdict) -> Value {
     let problems: Vec<Value> = v.problems.iter().map(problem_json).collect();
     json!({
         "outcome": v.outcome,
@@ -237,7 +257,7 @@ fn verdict_json(v: &Verdict) -> Value {
 
 /// A problem's fields plus its `message`, also for the problems nested in
 /// `interpreter-cannot-run`.
-fn problem_json(p: &super::Problem) -> Value {
+pub(crate) fn problem_json(p: &super::Problem) -> Value {
     let mut j = json!(p);
     j["message"] = json!(p.to_string());
     if let super::Problem::InterpreterCannotRun { problems, .. } = p {

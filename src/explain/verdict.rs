@@ -91,6 +91,9 @@ pub struct Facts {
     pub loader_present: Option<bool>,
     /// For a script: what its interpreter turned out to be.
     pub script: Option<ScriptTarget>,
+    /// For a dynamic ELF: libraries the root's loader would not find, symbol versions they
+    /// lack (see `resolve`).
+    pub libraries: Vec<Problem>,
 }
 
 #[derive(Debug, Clone)]
@@ -244,7 +247,37 @@ fn elf_verdict(elf: &ElfInfo, node: &Node, facts: &Facts) -> Verdict {
             Some(_) => {}
         }
     }
+    let libraries: Vec<Problem> = facts
+        .libraries
+        .iter()
+        .filter(|p| !said_already(p, &v.problems))
+        .cloned()
+        .collect();
+    v.problems.extend(libraries);
     exec_bit(v, facts).finish()
+}
+
+/// The root-wide glibc problems (no libc.so.6 for the CPU, glibc too old, no loader)
+/// already cover the same finding from the library resolution; say it once.
+fn said_already(p: &Problem, problems: &[Problem]) -> bool {
+    let is_loader = |library: &str| {
+        problems.iter().any(|q| {
+            matches!(q, Problem::LoaderMissing { loader, .. } if loader.rsplit('/').next() == Some(library))
+        })
+    };
+    let libc_missing = problems
+        .iter()
+        .any(|q| matches!(q, Problem::LibcMissing { .. }));
+    let too_old = problems
+        .iter()
+        .any(|q| matches!(q, Problem::GlibcTooOld { .. }));
+    match p {
+        Problem::LibraryMissing { library, .. } => {
+            (libc_missing && library == "libc.so.6") || is_loader(library)
+        }
+        Problem::VersionMissing { version, .. } => too_old && version.starts_with("GLIBC_2"),
+        _ => false,
+    }
 }
 
 fn script_verdict(s: &Shebang, node: &Node, facts: &Facts) -> Verdict {

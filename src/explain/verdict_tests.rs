@@ -59,6 +59,7 @@ fn elf(arch: &str, interp: Option<&str>, glibc: Option<&str>) -> (FileInfo, Fact
         interpreter: interp.map(str::to_string),
         glibc_needed: glibc.and_then(GlibcVersion::parse),
         glibc_defined: None,
+        dynamic: Default::default(),
     };
     let facts = Facts {
         file_name: "prog".into(),
@@ -66,6 +67,7 @@ fn elf(arch: &str, interp: Option<&str>, glibc: Option<&str>) -> (FileInfo, Fact
         executable: true,
         loader_present: interp.map(|_| true),
         script: None,
+        libraries: vec![],
     };
     (FileInfo::Elf(info), facts)
 }
@@ -265,6 +267,7 @@ fn libraries_and_data_are_not_executables_unless_an_entry_takes_them() {
         executable: false,
         loader_present: None,
         script: None,
+        libraries: vec![],
     };
     let v = verdict(&other, &with_entries(vec![jar.clone()]), &facts);
     assert_eq!(v.entry.as_ref().unwrap().name, "jar");
