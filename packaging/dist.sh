@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build every release artifact into one directory (the one documented release command):
 #
-#   packaging/dist.sh [--out DIR] [--arch "x86_64 aarch64"] [--no-packages]
+#   packaging/dist.sh [--out DIR] [--arch "x86_64 aarch64"] [--no-packages] [--bundled]
 #
 # Writes, for version V (from Cargo.toml):
 #   binfmtd-V-<arch>-linux-musl    static, stripped, no libc at all (x86_64 and aarch64 musl)
@@ -9,6 +9,7 @@
 #   config.toml                    only when packaging/config.example.toml exists
 #   binfmtd_V_<debarch>.deb, binfmtd-V-1.<arch>.rpm
 #   binfmtd-V-oci.tar              OCI image layout, one index for linux/amd64 + linux/arm64
+#   binfmtd-V-bundled-oci.tar      with --bundled: the image plus verified qemu (daemonset/image/bundle.sh)
 #   SHA256SUMS                     over all of the above (install.sh verifies against it)
 # Needs: rustup targets x86_64-unknown-linux-musl aarch64-unknown-linux-musl; musl-tools (x86_64 link);
 # gcc-aarch64-linux-gnu + libc6-dev-arm64-cross (ring's C for aarch64, see .cargo/config.toml);
@@ -20,12 +21,14 @@ HERE=packaging
 OUT=target/dist
 ARCHES="x86_64 aarch64"
 PACKAGES=1
+BUNDLED=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --out) OUT=$2; shift 2 ;;
     --arch) ARCHES=$2; shift 2 ;;
     --no-packages) PACKAGES=0; shift ;;
-    *) echo "dist.sh: unknown option '$1' (options: --out DIR, --arch LIST, --no-packages)" >&2; exit 2 ;;
+    --bundled) BUNDLED=1; shift ;;
+    *) echo "dist.sh: unknown option '$1' (options: --out DIR, --arch LIST, --no-packages, --bundled)" >&2; exit 2 ;;
     esac
 done
 
@@ -68,6 +71,9 @@ if [ "$PACKAGES" = 1 ]; then
         timed bash "$HERE/rpm.sh" "$OUT" "$arch"
     done
     timed bash "$HERE/oci.sh" "$OUT" "${ARCH_LIST[@]}"
+fi
+if [ "$BUNDLED" = 1 ]; then
+    timed bash daemonset/image/bundle.sh "$OUT"
 fi
 
 ARTIFACTS=$(cd "$OUT" && find . -maxdepth 1 -type f -printf '%f\n' | LC_ALL=C sort)

@@ -8,6 +8,7 @@
 //! | `entry`   | register-string encoding, entry-file parsing, flags, ownership prefix         | none    |
 //! | `plan`    | the reconcile diff: desired vs observed entries -> per-arch actions           | none    |
 //! | `status`  | the status schema (data), built from observations; table rendering            | none    |
+//! | `labels`  | node labels implied by a status report; the merge patch from current to them  | none    |
 //! | `explain` | file facts (ELF, #!, libraries, symbol versions) and the run-here verdict     | files   |
 //! | `exec`    | running a child with a deadline (probes, `--version`)                         | exec    |
 //! | `exit`    | documented exit codes and the error type that carries one                     | none    |
@@ -25,6 +26,9 @@
 //! | `cache`   | the content-addressed interpreter store: atomic commits, index, gc            | files   |
 //! | `supply`  | per-arch provisioning: source -> bytes -> verified cache object               | all     |
 //! | `trust`   | the trust rule: a file or directory root uses, and every directory above it   | files   |
+//! | `nfd`     | the same labels as a Node Feature Discovery local-source feature file         | files   |
+//! | `kube`    | publishing labels to the Node object through kube-rs (`Labeller`, `Publisher`) | network |
+//! | `publish` | the agent's entry point for labels: report in, Node labels or NFD file out    | all     |
 //! | `cli`     | argument parsing and one file per subcommand                                  | all     |
 
 pub mod agent;
@@ -42,10 +46,14 @@ pub mod fetch;
 pub mod install;
 pub mod interp;
 pub mod kernel;
+pub mod kube;
+pub mod labels;
+pub mod nfd;
 pub mod par;
 pub mod plan;
 pub mod probe;
 pub mod prover;
+pub mod publish;
 pub mod status;
 pub mod supply;
 pub mod trust;

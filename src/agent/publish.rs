@@ -53,7 +53,14 @@ impl Agent<'_> {
             h.not_ready = not_ready;
         }
         self.notify.send(&format!("STATUS={}", self.summary()));
-        if let Err(e) = report::write(&self.opts.status_file, &self.report(), &self.daemon()) {
+        let mut status = self.report();
+        if let Some(l) = &mut self.labels {
+            // Under the agent's own prefix in the status file too; handed to the publisher
+            // thread (never waits on the API server).
+            status.labels = l.desired(&status);
+            l.report(&status);
+        }
+        if let Err(e) = report::write(&self.opts.status_file, &status, &self.daemon()) {
             tracing::warn!(path = %self.opts.status_file.display(), error = %e, "cannot write the status file");
         }
     }

@@ -11,6 +11,7 @@ mod common;
 mod explain;
 mod fetch;
 mod install;
+pub mod labels;
 mod run;
 mod status;
 mod uninstall;

@@ -42,6 +42,9 @@ pub struct RunArgs {
     pub uninstall_on_exit: bool,
 
     #[command(flatten)]
+    pub labels: super::labels::LabelArgs,
+
+    #[command(flatten)]
     pub converge: ConvergeArgs,
 }
 
@@ -88,12 +91,13 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<Exit> {
         config_file,
         policy: Policy::default(),
         lock_wait: Duration::from_secs(120),
+        labels: args.labels.options()?,
     };
     let load = || request(&args.converge, arch.as_deref()).map_err(|e| format!("{e:#}"));
     agent::run(root, prover.as_ref(), &load, req, &opts).map_err(|e| match e {
         AgentError::Converge(c) => converge_failure(c),
         AgentError::Kernel(k) => common::kernel_failure(k),
-        AgentError::Lock(_) | AgentError::Listen { .. } => {
+        AgentError::Lock(_) | AgentError::Listen { .. } | AgentError::Labels(_) => {
             Failure::new(Exit::Environment, e.to_string()).into()
         }
         AgentError::Signals(_) => Failure::new(Exit::Internal, e.to_string()).into(),

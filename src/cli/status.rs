@@ -7,6 +7,7 @@ use crate::exit::Exit;
 use crate::status::{self, Status};
 
 use super::common::{self, CacheArgs, ProbeArgs};
+use super::labels::PrefixArg;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -18,6 +19,9 @@ pub struct StatusArgs {
     /// the agent that wrote it still runs.
     #[arg(long, value_name = "PATH", default_value = "/run/binfmtd/status.json")]
     pub status_file: std::path::PathBuf,
+
+    #[command(flatten)]
+    pub prefix: PrefixArg,
 
     #[command(flatten)]
     pub probe: ProbeArgs,
@@ -55,10 +59,11 @@ fn exit_for(s: &Status) -> Exit {
 
 pub fn run(root: &Path, args: StatusArgs) -> anyhow::Result<Exit> {
     let prover = common::prover(&args.probe, &args.cache);
-    let s = status::build(
+    let mut s = status::build(
         crate::arch::host(),
         &observe(root, prover.as_ref(), &args.cache.cache_dir, None),
     );
+    s.labels = crate::labels::desired(&s.formats, &args.prefix.label_prefix);
     let daemon = crate::agent::report::fresh_daemon(&args.status_file);
     if args.json {
         let mut v = serde_json::to_value(&s)?;

@@ -89,6 +89,7 @@ pub fn build(host: &'static Arch, obs: &Observed) -> Status {
             enabled: None,
             error: Some("not inspected".into()),
         }),
+        labels: crate::labels::desired(&formats, &crate::labels::Prefix::default()),
         formats,
         summary,
     }

@@ -87,9 +87,23 @@ fn states_follow_entries_and_proofs() {
     assert_eq!(json["schema"], "binfmtd.status/v1");
     assert_eq!(json["formats"][2]["arch"], "x86_64");
     assert_eq!(json["formats"][2]["state"], "native");
+    // The labels it implies: the hijacked native i386 and the failing s390x have none.
+    let labels = json["labels"].as_object().unwrap();
+    let want = serde_json::json!({
+        "binfmtd.io/amd64": "native",
+        "binfmtd.io/arm64": "emulated",
+        "binfmtd.io/riscv64": "emulated",
+    });
+    assert_eq!(&serde_json::Value::Object(labels.clone()), &want);
     let table = super::super::table(&s);
     assert!(
         table.contains("emulated-working") && table.contains("Hint:"),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "node labels: binfmtd.io/amd64=native binfmtd.io/arm64=emulated binfmtd.io/riscv64=emulated"
+        ),
         "{table}"
     );
 }

@@ -23,7 +23,8 @@
 //!       "probe": { "ok": true, "argv0": "preserved"|"replaced"|"shifted"|"unexpected"|null,
 //!                  "detail": "ran; argv[0] preserved", "millis": 3 } | null,
 //!       "reason": null | "why it does not work", "hint": null | "what to do" } ],
-//!   "summary": { "working": ["aarch64", ...], "failing": ["riscv64", ...], "unproven": ["alpha"] } }
+//!   "summary": { "working": ["aarch64", ...], "failing": ["riscv64", ...], "unproven": ["alpha"] },
+//!   "labels": { "binfmtd.io/amd64": "native", "binfmtd.io/arm64": "emulated" } }  // node labels it implies
 //! ```
 
 mod build;
@@ -81,6 +82,9 @@ pub struct Status {
     pub binfmt_misc: BinfmtMiscInfo,
     pub formats: Vec<Format>,
     pub summary: Summary,
+    /// The node labels this report implies (see `crate::labels`), under the default prefix
+    /// unless the caller re-derives them for another.
+    pub labels: crate::labels::Labels,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -108,5 +108,12 @@ pub fn table(s: &Status) -> String {
         out,
         "{absent} other formats absent (`binfmtd status --json` lists every format)"
     );
+    let labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let labels = if labels.is_empty() {
+        "none".to_string()
+    } else {
+        labels.join(" ")
+    };
+    let _ = writeln!(out, "node labels: {labels}");
     out
 }

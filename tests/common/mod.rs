@@ -3,6 +3,7 @@
 //! | module     | what it holds                                                          |
 //! |------------|------------------------------------------------------------------------|
 //! | `sandbox`  | `Sandbox`: a user+mount+pid namespace with a private binfmt_misc       |
+//! | `containerd` | containerd + ctr on the sandbox's tmpfs; busybox images for it       |
 //! | `support`  | the once-per-binary probe: run, skip with a reason, or fail under CI   |
 //! | `host`     | snapshots of the host's binfmt_misc, compared around every sandbox run |
 //! | `fixtures` | foreign busybox fixtures and register strings from the arch table      |
@@ -12,6 +13,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code, unused_imports)]
 
+pub mod containerd;
 pub mod fixtures;
 pub mod host;
 pub mod report;

@@ -2,6 +2,7 @@
 //! assertions about what the cache holds.
 #![allow(dead_code)]
 
+pub mod apiserver;
 pub mod proxy;
 pub mod server;
 

@@ -111,7 +111,7 @@ impl Drop for Server {
 }
 
 /// A CA, and a leaf for 127.0.0.1/localhost signed by it.
-fn test_pki() -> (
+pub fn test_pki() -> (
     String,
     Vec<rustls::pki_types::CertificateDer<'static>>,
     PrivateKeyDer<'static>,
