@@ -17,15 +17,6 @@ start_agent() {
     wait_for ready
 }
 ready() { [ -s $STATUS ] && [ "$(jq -r '.daemon.arches | map(.state == "working") | all' $STATUS)" = true ]; }
-# wait_for CMD...: poll CMD every 20 ms for up to 10 s.
-wait_for() {
-    _n=0
-    until "$@"; do
-        _n=$((_n + 1))
-        if [ $_n -gt 500 ]; then echo "timed out waiting for: $*"; cat /tmp/agent.log; return 1; fi
-        sleep 0.02
-    done
-}
 has() { [ -e $BM/$1 ]; }
 hasnt() { ! [ -e $BM/$1 ]; }
 enabled() { head -n1 $BM/$1 | grep -qx enabled; }
