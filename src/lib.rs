@@ -9,6 +9,7 @@
 //! | `plan`    | the reconcile diff: desired vs observed entries -> per-arch actions           | none    |
 //! | `status`  | the status schema (data), built from observations; table rendering            | none    |
 //! | `labels`  | node labels implied by a status report; the merge patch from current to them  | none    |
+//! | `timefmt` | RFC 3339 UTC timestamps (status file, NFD expiry)                              | none    |
 //! | `explain` | file facts (ELF, #!, libraries, symbol versions) and the run-here verdict     | files   |
 //! | `exec`    | running a child with a deadline (probes, `--version`)                         | exec    |
 //! | `exit`    | documented exit codes and the error type that carries one                     | none    |
@@ -56,4 +57,5 @@ pub mod prover;
 pub mod publish;
 pub mod status;
 pub mod supply;
+pub mod timefmt;
 pub mod trust;

@@ -13,8 +13,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::agent::report::rfc3339;
 use crate::labels::{Labels, Prefix};
+use crate::timefmt::rfc3339;
 
 pub const DEFAULT_DIR: &str = "/etc/kubernetes/node-feature-discovery/features.d";
 /// The feature file's name in the directory (NFD ignores names starting with a dot).

@@ -17,15 +17,6 @@ start_agent() {
     wait_for ready
 }
 ready() { [ -s $STATUS ] && [ "$(jq -r '.daemon.arches | map(.state == "working") | all' $STATUS)" = true ]; }
-# wait_for CMD...: poll CMD every 20 ms for up to 10 s.
-wait_for() {
-    _n=0
-    until "$@"; do
-        _n=$((_n + 1))
-        if [ $_n -gt 500 ]; then echo "timed out waiting for: $*"; cat /tmp/agent.log; return 1; fi
-        sleep 0.02
-    done
-}
 has() { [ -e $BM/$1 ]; }
 hasnt() { ! [ -e $BM/$1 ]; }
 enabled() { head -n1 $BM/$1 | grep -qx enabled; }
@@ -355,4 +346,66 @@ fn mount_namespace_keeps_entries_in_the_host_namespace() {
     let err = &s["control-stderr"];
     assert!(err.contains("other than the host's"), "{run}");
     assert!(!err.contains('\u{1b}'), "colour codes into a pipe: {run}");
+}
+
+/// A foreign entry an arch relied on is removed: binfmtd registers its own. binfmtd's entry
+/// rewritten with other flags: binfmtd puts its own back.
+#[test]
+fn repairs_a_removed_foreign_entry_and_a_rewritten_one() {
+    let Some(sb) = Sandbox::new() else { return };
+    let riscv = binfmtd::arch::lookup("riscv64").unwrap();
+    let foreign = common::register_cmd(riscv, &common::fixtures::qemu_in_sandbox("riscv64"), "F")
+        .replace("binfmtd-riscv64", "qemu-riscv64");
+    let bb = Busybox::by_debian("riscv64").host_path();
+    let run = sb
+        .with_qemu(&["riscv64"])
+        .run_script(&script(&format!(
+            "{foreign}\n\
+             start_agent --arch riscv64\n\
+             section foreign; entries; repairs riscv64\n\
+             echo -1 > $BM/qemu-riscv64; repaired riscv64 '2 foreign-removed'\n\
+             section own; entries; {bb} uname -m; grep flags $BM/binfmtd-riscv64\n\
+             interp=$(sed -n 's/^interpreter //p' $BM/binfmtd-riscv64)\n\
+             rewrite=$(printf '%s' '{rewrite}' | sed \"s#/INTERP#$interp#\")\n\
+             echo -1 > $BM/binfmtd-riscv64; printf '%s' \"$rewrite\" > $BM/register\n\
+             wait_for eval '[ \"$(jq -r .daemon.arches.riscv64.repairs $STATUS)\" = 3 ]'\n\
+             section rewritten; grep flags $BM/binfmtd-riscv64; {bb} uname -m\n\
+             jq -r .daemon.arches.riscv64.last_reason $STATUS",
+            bb = bb.display(),
+            rewrite = common::register_cmd(riscv, "/INTERP", "F")
+                .split('\'')
+                .nth(3)
+                .unwrap(),
+        )))
+        .success();
+    let s = sections(&run.stdout);
+    assert_eq!(s["foreign"], "qemu-riscv64\n1 start\n", "{run}");
+    assert_eq!(s["own"], "binfmtd-riscv64\nriscv64\nflags: POF\n", "{run}");
+    let rewritten: Vec<&str> = s["rewritten"].lines().collect();
+    assert_eq!(rewritten[..2], ["flags: POF", "riscv64"], "{run}");
+    // Removed and registered again within one poll: seen as a rewrite, or (if a poll fell
+    // between the two writes) as a removal.
+    assert!(["rewritten", "removed"].contains(&rewritten[2]), "{run}");
+}
+
+/// A format that stops working with no entry changing (here: the whole instance switched
+/// off) is noticed by the periodic re-proof, reported, and converged again once it can be.
+#[test]
+fn periodic_reproof_notices_a_format_that_stopped_working() {
+    let Some(sb) = Sandbox::new() else { return };
+    let run = sb
+        .with_qemu(&["s390x"])
+        .run_script(&script(
+            "start_agent --arch s390x --reproof-interval 1s\n\
+             echo 0 > $BM/status\n\
+             wait_for eval '[ \"$(state s390x)\" != working ]'\n\
+             section broken; jq -r '.daemon.arches.s390x.last_reason' $STATUS\n\
+             echo 1 > $BM/status\n\
+             wait_for ready\n\
+             section healed; state s390x; grep -c 'periodic re-proof failed' /tmp/agent.log",
+        ))
+        .success();
+    let s = sections(&run.stdout);
+    assert_eq!(s["broken"], "reproof\n", "{run}");
+    assert_eq!(s["healed"], "working\n1\n", "{run}");
 }

@@ -23,15 +23,7 @@ node() { obs "$API/api/v1/nodes/n1${1:-}"; }
 label() { node | jq -r --arg k "binfmtd.io/$1" '.metadata.labels[$k] // "none"'; }
 is() { [ "$(label "$1")" = "$2" ]; }
 put() { printf '%s\n' "$1" > /tmp/c.new; mv /tmp/c.new /tmp/c.toml; }
-# wait_for CMD...: poll CMD every 50 ms for up to 30 s.
-wait_for() {
-    _n=0
-    until "$@"; do
-        _n=$((_n + 1))
-        if [ $_n -gt 600 ]; then echo "timed out waiting for: $*"; cat /tmp/agent.log; return 1; fi
-        sleep 0.05
-    done
-}
+WAIT_SECS=30
 "#;
 
 #[test]

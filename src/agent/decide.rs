@@ -111,7 +111,8 @@ pub fn changes(
     if !before.mounted {
         return arches.iter().map(|a| (*a, Reason::Unmounted)).collect();
     }
-    let flushed = !before.entries.is_empty() && now.entries.is_empty();
+    // Several entries gone at once is a flush; a lone entry removed is just that.
+    let flushed = before.entries.len() > 1 && now.entries.is_empty();
     arches
         .iter()
         .filter_map(|a| {

@@ -101,6 +101,12 @@ fn changes_name_what_happened_to_each_format() {
             .collect();
         assert_eq!(got, want, "case {name}");
     }
+    // The only entry removed is a removal, not a flush.
+    let lone = view(vec![own(s)]);
+    assert_eq!(
+        changes(&lone, &view(vec![]), &[s]),
+        vec![(s, Reason::Removed)]
+    );
     // A foreign entry that served arm64 goes away (the arch relied on it).
     let served = view(vec![foreign, own(s)]);
     let got = changes(&served, &view(vec![own(s)]), &[a, s]);

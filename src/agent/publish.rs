@@ -122,8 +122,8 @@ impl Agent<'_> {
             .collect();
         Daemon {
             pid: std::process::id(),
-            started: report::rfc3339(self.started_wall),
-            last_reconcile: self.last_reconcile.map(report::rfc3339),
+            started: crate::timefmt::rfc3339(self.started_wall),
+            last_reconcile: self.last_reconcile.map(crate::timefmt::rfc3339),
             interval_ms: self.opts.interval.as_millis() as u64,
             reproof_interval_s: self.opts.reproof_interval.as_secs(),
             arches,
@@ -131,6 +131,6 @@ impl Agent<'_> {
     }
 
     fn wall(&self, offset: std::time::Duration) -> String {
-        report::rfc3339(self.started_wall + offset)
+        crate::timefmt::rfc3339(self.started_wall + offset)
     }
 }

@@ -37,9 +37,11 @@ pub fn block() -> std::io::Result<()> {
 /// Sleep up to `timeout`, returning early with the first signal that arrives.
 pub fn wait(timeout: Duration) -> Option<Signal> {
     let set = set();
+    // `as _`: time_t's width differs between libcs (and naming it is deprecated on musl);
+    // an hour bounds the value for any of them.
     let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        tv_sec: timeout.as_secs().min(3600) as _,
+        tv_nsec: timeout.subsec_nanos() as _,
     };
     // SAFETY: valid set and timespec; siginfo is not needed.
     let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };

@@ -37,8 +37,8 @@ sandbox_dirs() {
     mount -t tmpfs -o mode=0755 tmpfs /var/lib
 }
 
-# Host-root-owned files show up owned by "nobody" in here, and interpreters must be owned by
-# root: copies on a tmpfs owned by the sandbox root are the honest way to provide them.
+# The tests' interpreters: copies on a tmpfs the sandbox root owns, so a test may change or
+# break them without touching the host's files.
 sandbox_qemu() {
     mkdir -p "$QEMU_DIR"
     mount -t tmpfs -o mode=0755 tmpfs "$QEMU_DIR"
@@ -73,4 +73,19 @@ code() {
     _rc=0
     "$@" || _rc=$?
     echo "exit=$_rc"
+}
+
+# wait_for CMD...: poll CMD every 20 ms until it succeeds, for up to $WAIT_SECS seconds
+# (default 10); on a timeout print what was awaited and the agent's log, and fail.
+wait_for() {
+    _n=0
+    until "$@"; do
+        _n=$((_n + 1))
+        if [ $_n -gt $((${WAIT_SECS:-10} * 50)) ]; then
+            echo "timed out waiting for: $*"
+            cat /tmp/agent.log 2>/dev/null || true
+            return 1
+        fi
+        sleep 0.02
+    done
 }
