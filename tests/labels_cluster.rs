@@ -14,16 +14,10 @@ use support::apiserver::ApiServer;
 const SA: &str = "system:serviceaccount:kube-system:binfmtd";
 const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
-/// The wait for the label, shared by both tests: `$AGENT` is running. `until_true CMD` waits
-/// (at most 30 s) for any condition.
+/// The wait for the label, shared by both tests: `$AGENT` is running.
 const WAIT_FOR_LABEL: &str = r#"
-until_true() {
-    n=0
-    until eval "$1"; do
-        n=$((n + 1)); [ $n -lt 600 ] || { cat /tmp/agent.log; exit 1; }; sleep 0.05
-    done
-}
-until_true '[ "$(label)" = emulated ]'
+labelled() { [ "$(label)" = emulated ]; }
+WAIT_SECS=30 wait_for labelled
 "#;
 
 /// `label`: the node's binfmtd.io/s390x label as an observer sees it.
@@ -141,7 +135,7 @@ nsenter --mount=$POD_NS sh -c '
     cd /run/pod/config && mkdir ..2026_12_03
     printf "arches = [\"s390x\"]\ncredentials = true\n" > ..2026_12_03/config.toml
     ln -s ..2026_12_03 ..data_tmp && mv -T ..data_tmp ..data'
-until_true 'grep -q "^flags: .*C" /proc/sys/fs/binfmt_misc/binfmtd-s390x'
+WAIT_SECS=30 wait_for grep -q "^flags: .*C" /proc/sys/fs/binfmt_misc/binfmtd-s390x
 section reloaded; grep ^flags: /proc/sys/fs/binfmt_misc/binfmtd-s390x
 kill $AGENT; wait $AGENT || true
 section host-view; ls -A {SA_DIR} /run/pod | tr '\n' ' '; echo
