@@ -13,8 +13,19 @@ sandbox_setup() {
 
 # The private directories alone (no binfmt_misc instance yet).
 sandbox_dirs() {
+    sandbox_run
+    sandbox_tmp
+}
+
+# Fresh /proc and /run: a script that must copy inputs out of a host /tmp directory does it
+# between this and sandbox_tmp.
+sandbox_run() {
     mount -t proc proc /proc
     mount -t tmpfs -o mode=0755 tmpfs /run
+}
+
+# Private /tmp, /dev/shm and /var/lib.
+sandbox_tmp() {
     # A checkout under /tmp would vanish under the fresh /tmp: bind the paths the tests use
     # ($SANDBOX_KEEP: the checkout, the built binary, the fixtures) back where they were.
     mkdir /run/.host-tmp

@@ -28,13 +28,10 @@ use crate::{assert_success, dist, run, VERSION};
 /// config beside them (the container mounts it at /etc/binfmtd); then `$pod ARGS` runs the pod's container (image tag TAG) in the foreground.
 fn host_script(bb: &Busybox, tag: &str) -> String {
     format!(
-        "mount -t proc proc /proc\n\
-         mount -t tmpfs -o mode=0755 tmpfs /run\n\
+        "sandbox_run\n\
          cp \"$INPUT/image.tar\" /run/binfmtd-oci.tar\n\
          mkdir -p /run/config && cp \"$INPUT/config.toml\" /run/config/config.toml\n\
-         mount -t tmpfs -o mode=1777 tmpfs /tmp\n\
-         mount -t tmpfs -o mode=1777 tmpfs /dev/shm\n\
-         mount -t tmpfs -o mode=0755 tmpfs /var/lib\n\
+         sandbox_tmp\n\
          mkdir -p /var/lib/binfmtd\n\
          sandbox_qemu\n\
          {SETUP}\n{image}\n\
