@@ -10,7 +10,8 @@ packages=(
     # explain tests: RUNPATH/DT_NEEDED with $ORIGIN set on a Debian binary (gcc below
     # also builds their RPATH-inheritance libraries, musl-tools the musl program)
     patchelf
-    # sandbox attack scripts (renameat2 exchange through ctypes)
+    # sandbox attack scripts (renameat2 exchange through ctypes), the seccomp-filter helper of
+    # tests/native_seccomp.rs
     python3
     # tests/trust_attacks.rs compiles its attacker programs as static executables
     gcc libc6-dev
@@ -20,8 +21,6 @@ packages=(
     xz-utils zstd
     # release artifacts: musl builds (ring needs an aarch64 C compiler), packages, image
     musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross dpkg-dev rpm rpm2cpio cpio skopeo jq
-    # python3: the seccomp-filter helper of tests/native_seccomp.rs
-    python3
     # install.sh, the unit under a booted systemd, cloud-init, shell lint
     curl wget systemd systemd-container cloud-init shellcheck
     # benches/agent.rs: peak RSS of a one-shot install
