@@ -97,7 +97,7 @@ mod tests {
     fn own_paths_resolve_through_the_handle() {
         let root = PodRoot {
             dir: PathBuf::from("/proc/self/fd/3"),
-            cwd: PathBuf::from("/work"),
+            cwd: PathBuf::from("/srv/pod"),
             service_account: PathBuf::from("/run/secrets/kubernetes.io/serviceaccount"),
         };
         let table: &[(&str, Option<&PodRoot>, &str)] = &[
@@ -116,7 +116,7 @@ mod tests {
             (
                 "kube/config",
                 Some(&root),
-                "/proc/self/fd/3/work/kube/config",
+                "/proc/self/fd/3/srv/pod/kube/config",
             ),
             ("/", Some(&root), "/proc/self/fd/3/"),
         ];
