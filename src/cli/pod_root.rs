@@ -80,6 +80,11 @@ pub fn enter(path: &Path) -> anyhow::Result<PodRoot> {
     })?;
     // The working directory still points into the old namespace's tree.
     let _ = std::env::set_current_dir("/");
+    // Downloads resolve names in the pod's namespace, with its resolv.conf.
+    match old_ns.try_clone() {
+        Ok(ns) => crate::fetch::resolve::resolve_in(ns.into()),
+        Err(e) => tracing::warn!(error = %e, "cannot keep a handle for name resolution"),
+    }
     let _ = old_ns.into_raw_fd();
     let fd = old_root.into_raw_fd();
     Ok(PodRoot {

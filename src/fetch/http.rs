@@ -37,6 +37,10 @@ impl HttpTransport {
             .connect_timeout(opts.connect_timeout)
             .https_only(!allow_http)
             .user_agent(concat!("binfmtd/", env!("CARGO_PKG_VERSION")));
+        // After --mount-namespace, names resolve with the pod's resolv.conf (see resolve.rs).
+        if let Some(resolver) = super::resolve::pod_resolver() {
+            b = b.dns_resolver(resolver);
+        }
         if let Some(path) = &opts.extra_ca_bundle {
             for cert in read_bundle(path).map_err(setup)? {
                 b = b.add_root_certificate(cert);

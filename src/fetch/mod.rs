@@ -5,6 +5,7 @@
 
 mod http;
 mod progress;
+pub mod resolve;
 
 use std::fs::File;
 use std::io::{self, Seek, Write};
