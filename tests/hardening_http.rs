@@ -1,7 +1,7 @@
 //! `binfmtd run --listen` under hostile clients, against the BUILT binary in the sandbox:
-//! a client that drips its request one byte at a time and forty idle connections must not
-//! take /healthz down, and running out of file descriptors must not make the accept loop
-//! spin, nor does holding more connections than the cap keep the probes out.
+//! neither a client that drips its request one byte at a time beside forty idle connections
+//! nor more connections than the cap may keep /healthz from answering, and running out of
+//! file descriptors must not make the accept loop spin.
 //!
 //! | file         | what it holds                                                        |
 //! |--------------|----------------------------------------------------------------------|
