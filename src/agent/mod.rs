@@ -12,7 +12,7 @@
 //! | `report`    | the status file (report + daemon fields), written atomically           |
 //! | `signals`   | SIGTERM/SIGINT/SIGHUP blocked and awaited as the loop's sleep          |
 //! | `notify`    | sd_notify: READY, STATUS, WATCHDOG                                     |
-//! | `http`      | `--listen`: /healthz, /readyz, /metrics                                |
+//! | `http`      | `--listen`: /healthz, /readyz, /metrics; deadline, cap, backoff        |
 //! | `metrics`   | the Prometheus metrics                                                 |
 
 pub mod decide;
