@@ -5,6 +5,7 @@
 //! Effects come in as arguments (the kernel, the prover, the config), so the daemon, the
 //! one-shot command and the tests share this code. The diff itself stays the pure `plan`.
 
+mod holder;
 mod interpreters;
 mod lock;
 mod observe;
@@ -19,8 +20,9 @@ use crate::interp::{Source, Sums};
 use crate::kernel::{BinfmtFs, BinfmtMisc, KernelError};
 use crate::prover::{NativeSurvey, Prover};
 
+pub use holder::Holder;
 pub use interpreters::{resolve, Resolved};
-pub use lock::{ConvergeLock, InstanceLock, LockError};
+pub use lock::{ConvergeLock, InstanceLock, LockError, LOCK_DIR};
 pub use observe::{kernel_view, observe, with_proofs};
 
 /// Where interpreters come from.
