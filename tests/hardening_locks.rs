@@ -27,7 +27,7 @@ fn a_user_cannot_stall_repairs_by_holding_the_converge_lock() {
         .with_qemu(&["s390x", "riscv64"])
         .run_script(&attack(
             "start_agent --arch s390x\n\
-             $AS_USER flock -x $BM sleep 60 & HOLD=$!\n\
+             $AS_USER flock -x -o $BM sleep 60 & HOLD=$!\n\
              wait_for grep -q \"FLOCK .* $HOLD \" /proc/locks\n\
              echo -1 > $BM/status\n\
              WAIT_SECS=5 wait_for has binfmtd-s390x\n\
@@ -65,7 +65,7 @@ fn a_user_cannot_keep_the_agent_from_restarting() {
              mkdir -p /run/binfmtd; echo 1 > $LOCK; chmod 0644 $LOCK\n\
              start_agent --arch s390x\n\
              section mode; stat -c '%a %u' $LOCK\n\
-             $AS_USER flock -x $LOCK sleep 60 2>/tmp/user.err & HOLD=$!\n\
+             $AS_USER flock -x -o $LOCK sleep 60 2>/tmp/user.err & HOLD=$!\n\
              kill -TERM $AGENT; wait $AGENT || true\n\
              # The attacker has the lock now, or has given up.\n\
              wait_for eval '! kill -0 $HOLD 2>/dev/null || grep -q \"FLOCK .* $HOLD \" /proc/locks'\n\
@@ -74,8 +74,8 @@ fn a_user_cannot_keep_the_agent_from_restarting() {
              wait_for eval 'ready || dead'\n\
              section restarted; alive && echo alive\n\
              section user; cat /tmp/user.err\n\
-             kill -TERM $AGENT; wait $AGENT || true\n\
-             flock -x $LOCK sleep 60 & ROOT=$!\n\
+             kill -TERM $AGENT $HOLD 2>/dev/null || true; wait $AGENT || true\n\
+             flock -x -o $LOCK sleep 60 & ROOT=$!\n\
              wait_for grep -q \"FLOCK .* $ROOT \" /proc/locks\n\
              section other; echo $ROOT; code $BINFMTD run --interpreter-dir $QEMU_DIR --arch s390x 2>&1",
         ))
