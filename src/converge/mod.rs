@@ -22,7 +22,7 @@ use crate::prover::{NativeSurvey, Prover};
 
 pub use holder::Holder;
 pub use interpreters::{resolve, Resolved};
-pub use lock::{ConvergeLock, InstanceLock, LockError, LOCK_DIR};
+pub use lock::{ConvergeLock, InstanceLock, LockError};
 pub use observe::{kernel_view, observe, with_proofs};
 
 /// Where interpreters come from.
