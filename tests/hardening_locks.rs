@@ -52,9 +52,10 @@ fn a_user_cannot_stall_repairs_by_holding_the_converge_lock() {
     assert!(!s["log"].contains("another binfmtd"), "{run}");
 }
 
-/// Issue 15, defect 2: `binfmtd.lock` left 0644 by an older binfmtd is tightened to 0600,
-/// so uid 1000 cannot queue `flock -x` on it and take it when the agent restarts; a root
-/// process that holds it and is not binfmtd is named as what it is.
+/// Issue 15, defect 2: `binfmtd.lock` left 0644 by an older binfmtd, held by uid 1000 who
+/// opened it then, is replaced by a 0600 file; so uid 1000 can neither keep the agent from
+/// starting nor queue `flock -x` on the new file to take it when the agent restarts. A
+/// root process that holds it and is not binfmtd is named as what it is.
 #[test]
 fn a_user_cannot_keep_the_agent_from_restarting() {
     let Some(sb) = Sandbox::new() else { return };
@@ -63,6 +64,9 @@ fn a_user_cannot_keep_the_agent_from_restarting() {
         .run_script(&attack(
             "LOCK=/run/binfmtd/binfmtd.lock\n\
              mkdir -p /run/binfmtd; echo 1 > $LOCK; chmod 0644 $LOCK\n\
+             # uid 1000 took it while it was 0644, as under an older binfmtd, and keeps it.\n\
+             $AS_USER flock -x -o $LOCK sleep 60 & OLD=$!\n\
+             wait_for grep -q \"FLOCK .* $OLD \" /proc/locks\n\
              start_agent --arch s390x\n\
              section mode; stat -c '%a %u' $LOCK\n\
              $AS_USER flock -x -o $LOCK sleep 60 2>/tmp/user.err & HOLD=$!\n\
@@ -74,7 +78,8 @@ fn a_user_cannot_keep_the_agent_from_restarting() {
              wait_for eval 'ready || dead'\n\
              section restarted; alive && echo alive\n\
              section user; cat /tmp/user.err\n\
-             kill -TERM $AGENT $HOLD 2>/dev/null || true; wait $AGENT || true\n\
+             section replaced; grep -c 'is not binfmtd: replacing it' /tmp/agent.log\n\
+             kill -TERM $AGENT $HOLD $OLD 2>/dev/null || true; wait $AGENT || true\n\
              flock -x -o $LOCK sleep 60 & ROOT=$!\n\
              wait_for grep -q \"FLOCK .* $ROOT \" /proc/locks\n\
              section other; echo $ROOT; code $BINFMTD run --interpreter-dir $QEMU_DIR --arch s390x 2>&1",
@@ -84,6 +89,7 @@ fn a_user_cannot_keep_the_agent_from_restarting() {
     assert_eq!(s["mode"], "600 0\n", "{run}");
     assert_eq!(s["restarted"], "alive\n", "{run}");
     assert!(s["user"].contains("Permission denied"), "{run}");
+    assert_eq!(s["replaced"], "1\n", "{run}");
     let (pid, rest) = s["other"].split_once('\n').unwrap();
     let (message, code) = with_exit(rest);
     assert_eq!(code, 3, "{run}");

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use nix::sys::stat::{fchmod, fstat, Mode};
 
 use super::holder::{identify, Holder};
-use crate::trust::{self, at, TrustError};
+use crate::trust::{self, at, TrustError, TrustedDir};
 
 /// Where the converge locks live: fixed, so that `install` and `run` meet there whatever
 /// their other options (a container shares it through `--mount-namespace`).
@@ -78,7 +78,15 @@ impl ConvergeLock {
             })?
             .dev();
         let path = dir.join(lock_name(dev));
-        let file = open_root_only(&path)?;
+        let Opened { file, loose, .. } = open_root_only(&path)?;
+        if loose {
+            fchmod(file.as_fd(), Mode::from_bits_truncate(0o600)).map_err(|e| {
+                LockError::Unsafe {
+                    path: path.clone(),
+                    what: format!("cannot chmod it to 0600: {e}"),
+                }
+            })?;
+        }
         let start = Instant::now();
         let mut announced = false;
         loop {
@@ -113,37 +121,86 @@ pub fn lock_name(dev: u64) -> String {
 #[derive(Debug)]
 pub struct InstanceLock {
     _file: File,
+    /// The older, looser file this one replaced, when it was free: held too, so a binfmtd
+    /// that opened it just before the replacement still finds it taken.
+    _old: Option<File>,
 }
 
 impl InstanceLock {
+    /// A file any user could once open (an older binfmtd made it 0644) may be held by
+    /// anyone who opened it then, and chmod does not take their descriptor away: unless
+    /// binfmtd holds it, it is replaced by a new 0600 file nobody else has ever opened.
     pub fn acquire(path: &Path) -> Result<InstanceLock, LockError> {
         let io = |source| LockError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = open_root_only(path)?;
-        if !try_flock(&file, path)? {
-            let mut buf = [0u8; 16];
-            let n = file.read_at(&mut buf, 0).unwrap_or(0);
-            let recorded = std::str::from_utf8(&buf[..n])
-                .ok()
-                .and_then(|t| t.trim().parse().ok());
-            return Err(LockError::AlreadyRunning {
-                path: path.to_path_buf(),
-                holder: identify(&file, recorded),
-            });
+        let o = open_root_only(path)?;
+        let got = try_flock(&o.file, path)?;
+        if !got {
+            let holder = identify(&o.file, recorded_pid(&o.file));
+            if !o.loose || matches!(holder, Holder::Binfmtd(_) | Holder::Unseen { .. }) {
+                return Err(LockError::AlreadyRunning {
+                    path: path.to_path_buf(),
+                    holder,
+                });
+            }
+            tracing::warn!(path = %path.display(), holder = %holder.who("binfmtd run"), "the lock file was open to everyone and is held by a process that is not binfmtd: replacing it");
         }
+        let (mut file, old) = if o.loose {
+            (replace(&o.dir, path)?, got.then_some(o.file))
+        } else {
+            (o.file, None)
+        };
         file.set_len(0).map_err(io)?;
         writeln!(file, "{}", std::process::id()).map_err(io)?;
-        Ok(InstanceLock { _file: file })
+        Ok(InstanceLock {
+            _file: file,
+            _old: old,
+        })
     }
+}
+
+/// The pid a holder wrote into the lock file, read through the handle.
+fn recorded_pid(file: &File) -> Option<u32> {
+    let mut buf = [0u8; 16];
+    let n = file.read_at(&mut buf, 0).unwrap_or(0);
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
+}
+
+/// Put a new 0600 lock file, already locked, in place of `path` (renamed over it inside
+/// the checked directory).
+fn replace(dir: &TrustedDir, path: &Path) -> Result<File, LockError> {
+    let io = |source| LockError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let name = path.file_name().unwrap_or_default();
+    let mut tmp = name.to_os_string();
+    tmp.push(".new");
+    // A leftover of a crash; unlinkat removes the name, never what a symlink points at.
+    let _ = at::unlink(dir.fd.as_fd(), &tmp);
+    let file = at::create_new(dir.fd.as_fd(), &tmp, 0o600).map_err(io)?;
+    if !try_flock(&file, path)? {
+        return Err(io(std::io::Error::other("a brand-new lock file was taken")));
+    }
+    at::rename(dir.fd.as_fd(), &tmp, dir.fd.as_fd(), name).map_err(io)?;
+    Ok(file)
+}
+
+/// A lock file as `open_root_only` found it.
+struct Opened {
+    dir: TrustedDir,
+    file: File,
+    /// Its mode was not 0600.
+    loose: bool,
 }
 
 /// Open (creating when missing) the lock file at `path` so that only root can open it: the
 /// directory passes the trust rule and is writable by its owner alone (in a sticky one,
-/// anyone could create the name first), the file is not a symlink, is ours, has one link,
-/// and is mode 0600 (an older, looser file is tightened through the handle).
-fn open_root_only(path: &Path) -> Result<File, LockError> {
+/// anyone could create the name first), the file is not a symlink, is ours and has one
+/// link. New files are 0600; whether an older one is looser is for the caller to settle.
+fn open_root_only(path: &Path) -> Result<Opened, LockError> {
     let unsafe_ = |what: String| LockError::Unsafe {
         path: path.to_path_buf(),
         what,
@@ -184,11 +241,11 @@ fn open_root_only(path: &Path) -> Result<File, LockError> {
             st.st_nlink
         )));
     }
-    if st.st_mode & 0o7777 != 0o600 {
-        fchmod(file.as_fd(), Mode::from_bits_truncate(0o600))
-            .map_err(|e| unsafe_(format!("cannot chmod it to 0600: {e}")))?;
-    }
-    Ok(file)
+    Ok(Opened {
+        dir,
+        file,
+        loose: st.st_mode & 0o7777 != 0o600,
+    })
 }
 
 /// Take an exclusive flock without blocking: Ok(false) when someone else holds it.
