@@ -127,7 +127,11 @@ pub fn open_file(path: &Path) -> Result<TrustedFile, TrustError> {
     let fd = openat(
         parent.fd.as_fd(),
         name.as_os_str(),
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .map_err(|e| w.io(&parent.path.join(&name), "cannot open", e))?;

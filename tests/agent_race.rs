@@ -41,7 +41,7 @@ fn racing_installs_both_succeed_every_time() {
     assert_eq!(sections(&run.stdout)["run"], "riscv64\n", "{run}");
 }
 
-/// While another process holds the converge lock, `install` waits (and says for whom)
+/// While another (root) process holds the converge lock, `install` waits (and says for whom)
 /// instead of interleaving with it, then converges.
 #[test]
 fn install_waits_for_the_converge_lock() {
@@ -49,7 +49,8 @@ fn install_waits_for_the_converge_lock() {
     let run = sb
         .with_qemu(&["s390x"])
         .run_script(&format!(
-            "flock /proc/sys/fs/binfmt_misc sleep 1.5 & holder=$!\n\
+            "mkdir -p /run/binfmtd\n\
+             flock /run/binfmtd/binfmt_misc-$(mountpoint -d /proc/sys/fs/binfmt_misc).lock sleep 1.5 & holder=$!\n\
              sleep 0.3\n\
              start=$(date +%s%N)\n\
              section install; code env RUST_LOG=info {INSTALL} --arch s390x\n\
@@ -65,8 +66,10 @@ fn install_waits_for_the_converge_lock() {
         waited >= 1000,
         "install did not wait for the lock ({waited} ms): {run}"
     );
+    // The holder is named as what it is: not binfmtd.
+    let holder = format!("holder=process {} (flock)", s["holder"].trim());
     assert!(
-        run.stderr.contains("waiting for another binfmtd"),
-        "no message about the wait: {run}"
+        run.stderr.contains("waiting for the lock") && run.stderr.contains(&holder),
+        "no message about the wait naming {holder:?}: {run}"
     );
 }

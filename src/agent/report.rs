@@ -10,12 +10,15 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::os::fd::AsFd;
+use std::path::Path;
 
 use serde::Serialize;
 
 use crate::status::Report;
+use crate::trust::{self, at};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Daemon {
@@ -44,18 +47,33 @@ struct File<'a> {
     daemon: &'a Daemon,
 }
 
-/// Replace `path` with the report: write `path.tmp`, fsync, rename over.
+/// Replace `path` with the report: write a temporary file beside it, fsync, rename over.
+/// Held to the trust rule (src/trust.rs): the directory is walked and created on checked
+/// handles, and the temporary file is created new (never an existing name, never through a
+/// symlink) and renamed within that handle, so a symlink planted beside the status file
+/// cannot point root's write at another file.
 pub fn write(path: &Path, report: &Report, daemon: &Daemon) -> std::io::Result<()> {
     let text = serde_json::to_vec_pretty(&File { report, daemon })?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = tmp_path(path);
-    let mut f = std::fs::File::create(&tmp)?;
+    let Some(name) = path.file_name() else {
+        return Err(std::io::Error::other(format!(
+            "{}: not a file path",
+            path.display()
+        )));
+    };
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = trust::ensure_dir(parent, 0o755).map_err(std::io::Error::other)?;
+    let tmp = tmp_name(name);
+    // A leftover of a crash would make create_new fail forever; unlinkat removes the name
+    // itself (a symlink, never its target).
+    let _ = at::unlink(dir.fd.as_fd(), &tmp);
+    let mut f = at::create_new(dir.fd.as_fd(), &tmp, 0o644)?;
     f.write_all(&text)?;
     f.write_all(b"\n")?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    at::rename(dir.fd.as_fd(), &tmp, dir.fd.as_fd(), name)
 }
 
 /// The `daemon` object of the status file at `path`, when the agent that wrote it still runs
@@ -69,8 +87,11 @@ pub fn fresh_daemon(path: &Path) -> Option<serde_json::Value> {
     (comm.trim() == "binfmtd").then_some(daemon)
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
+fn tmp_name(name: &OsStr) -> OsString {
+    let mut tmp = name.to_os_string();
+    tmp.push(".tmp");
+    tmp
 }
+
+#[cfg(test)]
+mod tests;

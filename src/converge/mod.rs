@@ -5,6 +5,7 @@
 //! Effects come in as arguments (the kernel, the prover, the config), so the daemon, the
 //! one-shot command and the tests share this code. The diff itself stays the pure `plan`.
 
+mod holder;
 mod interpreters;
 mod lock;
 mod observe;
@@ -19,6 +20,7 @@ use crate::interp::{Source, Sums};
 use crate::kernel::{BinfmtFs, BinfmtMisc, KernelError};
 use crate::prover::{NativeSurvey, Prover};
 
+pub use holder::Holder;
 pub use interpreters::{resolve, Resolved};
 pub use lock::{ConvergeLock, InstanceLock, LockError};
 pub use observe::{kernel_view, observe, with_proofs};

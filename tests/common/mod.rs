@@ -2,6 +2,7 @@
 //!
 //! | module     | what it holds                                                          |
 //! |------------|------------------------------------------------------------------------|
+//! | `agent`    | shell helpers for scripts that drive `binfmtd run` (`start_agent`, ...) |
 //! | `sandbox`  | `Sandbox`: a user+mount+pid namespace with a private binfmt_misc       |
 //! | `containerd` | containerd + ctr on the sandbox's tmpfs; busybox images for it       |
 //! | `support`  | the once-per-binary probe: run, skip with a reason, or fail under CI   |
@@ -13,6 +14,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code, unused_imports)]
 
+pub mod agent;
 pub mod containerd;
 pub mod fixtures;
 pub mod host;
