@@ -171,14 +171,14 @@ fn a_kubeconfig_another_user_owns_never_runs_its_exec_plugin() {
         .with_qemu(&["s390x"])
         .env("KC", kubeconfig)
         .env("PLUGIN", plugin)
-        .run_script(&format!(
+        .run_script(
             "mkdir -m 0755 /run/kc\n\
              printf '%s' \"$KC\" > /run/kc/config; printf '%s' \"$PLUGIN\" > /run/kc/plugin\n\
              chmod 0755 /run/kc/plugin && chown 1000:1000 /run/kc/config /run/kc/plugin\n\
              section run; code timeout 10 $BINFMTD run --interpreter-dir $QEMU_DIR --arch s390x \
                --node-labels --node-name n1 --kubeconfig /run/kc/config 2>&1\n\
-             section marker; cat /run/marker 2>/dev/null || true"
-        ))
+             section marker; cat /run/marker 2>/dev/null || true",
+        )
         .success();
     let s = sections(&run.stdout);
     assert_eq!(s["marker"], "", "root ran uid 1000's exec plugin: {run}");
