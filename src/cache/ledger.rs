@@ -2,7 +2,8 @@
 //! `<root>/stored.json` before the file is renamed into place. `gc` removes only names the
 //! ledger lists, so whatever else sits in those directories (another program's files, or a
 //! directory the cache was wrongly pointed at) is never deleted, whatever its name. A name
-//! recorded whose rename never happened (a crash) is simply absent when gc comes to it.
+//! recorded whose rename never happened (a crash) is simply absent when gc comes to it. A
+//! file reused after its bytes were checked against its sha256 name is recorded too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;

@@ -297,7 +297,14 @@ impl Cache {
             }
         };
         match self.sums.sha256_open(&file, &path) {
-            Ok((got, _)) if got == sha256 => Some(path),
+            Ok((got, _)) if got == sha256 => {
+                // Reused as the pin's own bytes: the cache's from now on (a cache made
+                // before the ledger gets its live objects listed this way).
+                if let Err(e) = self.ledger.add(&self.top, area, sha256) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot record a cached file in the ledger; gc will keep it");
+                }
+                Some(path)
+            }
             other => {
                 let got = other.map(|(g, _)| g).unwrap_or_else(|e| e.to_string());
                 tracing::warn!(path = %path.display(), got = %got, "cached file no longer matches its sha256; removing it and fetching again");

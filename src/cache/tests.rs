@@ -164,6 +164,18 @@ fn a_changed_object_is_dropped_on_reuse_and_an_intact_one_kept() {
     c.seal(&t, 0o755).unwrap();
     c.commit(t, &c.object_path(&sha)).unwrap();
     assert_eq!(c.verified_object(&sha), Some(c.object_path(&sha)));
+    // A verified object from before the ledger (renamed in by hand here) is listed once reused.
+    let mut t = c.temp("sha256").unwrap();
+    t.file.write_all(bytes).unwrap();
+    let old = dir.path().join("sha256").join(&sha);
+    fs::rename(&t.path, &old).unwrap();
+    std::mem::forget(t);
+    c.ledger
+        .remove(&c.top, "sha256", std::slice::from_ref(&sha))
+        .unwrap();
+    assert!(c.ledger.names("sha256").is_empty());
+    assert_eq!(c.verified_object(&sha), Some(old));
+    assert_eq!(c.ledger.names("sha256"), [sha.clone()]);
     // Written over in place, same size (what `dd conv=notrunc` does).
     let mut f = fs::OpenOptions::new()
         .write(true)
