@@ -162,8 +162,8 @@ fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, String> {
 }
 
 /// Hold every file the current context names to the trust rule: the cluster's CA, the
-/// user's client certificate, key and token file, and the exec plugin's program (looked up
-/// in `PATH` here when it has no `/`, as exec would). Each is replaced by the path the
+/// user's client certificate, key and token file, and the program of its exec plugin or
+/// auth provider (looked up in `PATH` here when it has no `/`, as exec would). Each is replaced by the path the
 /// trusted walk resolved, except the token file, which keeps its own path so that kube-rs
 /// follows its rotation (only root can change that path, so the check holds).
 fn check_references(kc: &mut Kubeconfig) -> Result<(), String> {
@@ -210,14 +210,23 @@ fn check_references(kc: &mut Kubeconfig) -> Result<(), String> {
     if let Some(t) = &a.token_file {
         checked("tokenFile", t)?;
     }
-    if let Some(exec) = a.exec.as_mut() {
-        if let Some(cmd) = exec.command.clone() {
-            let program = find_program(&cmd, std::env::var_os("PATH"))
-                .ok_or_else(|| format!("exec command {cmd}: not found in PATH"))?;
-            exec.command = Some(checked("exec command", &program)?);
-        }
+    if let Some(cmd) = a.exec.as_mut().and_then(|e| e.command.as_mut()) {
+        *cmd = checked("exec command", &program(cmd)?)?;
+    }
+    // The legacy gcp auth provider runs `cmd-path` too.
+    if let Some(cmd) = a
+        .auth_provider
+        .as_mut()
+        .and_then(|p| p.config.get_mut("cmd-path"))
+    {
+        *cmd = checked("auth-provider cmd-path", &program(cmd)?)?;
     }
     Ok(())
+}
+
+fn program(cmd: &str) -> Result<String, String> {
+    find_program(cmd, std::env::var_os("PATH"))
+        .ok_or_else(|| format!("command {cmd}: not found in PATH"))
 }
 
 /// Where exec would find `cmd`: itself when it has a `/`, else the first `PATH` entry that

@@ -91,6 +91,7 @@ fn write_kubeconfig(dir: &Path) -> PathBuf {
               clusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:1\n    certificate-authority: ca.crt\n\
               users:\n- name: u\n  user:\n    client-key: sub/key.pem\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: ./plugin\n\
               - name: other\n  user:\n    client-key: /nonexistent/key\n\
+              - name: gcp\n  user:\n    auth-provider:\n      name: gcp\n      config:\n        cmd-path: ./plugin\n\
               contexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n";
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     for f in ["ca.crt", "sub/key.pem", "plugin"] {
@@ -134,6 +135,26 @@ fn referenced_files_are_held_to_the_trust_rule() {
         );
         std::os::unix::fs::chown(t.path().join(file), Some(0), None).unwrap();
     }
+    // The gcp auth provider's command, when its user is the current one.
+    let mut kc = read_kubeconfig(&path).unwrap();
+    kc.contexts[0].context.as_mut().unwrap().user = Some("gcp".into());
+    let plugin = t.path().join("plugin");
+    kc.auth_infos[2]
+        .auth_info
+        .as_mut()
+        .unwrap()
+        .auth_provider
+        .as_mut()
+        .unwrap()
+        .config
+        .insert("cmd-path".into(), plugin.display().to_string());
+    check_references(&mut kc).unwrap();
+    std::os::unix::fs::chown(&plugin, Some(1000), None).unwrap();
+    let e = check_references(&mut kc).unwrap_err();
+    assert!(
+        e.starts_with("auth-provider cmd-path") && e.contains("owned by uid 1000"),
+        "{e}"
+    );
     std::os::unix::fs::chown(&path, Some(1000), None).unwrap();
     let e = read_kubeconfig(&path).unwrap_err();
     assert!(
