@@ -162,3 +162,45 @@ fn referenced_files_are_held_to_the_trust_rule() {
         "{e}"
     );
 }
+
+/// The service account's files as the kubelet lays them out (`..data` symlinks in a 1777
+/// tmpfs): root's are used; a token or CA another user owns is refused.
+#[test]
+fn service_account_files_are_held_to_the_trust_rule() {
+    if !root_only() {
+        eprintln!("skipped: needs root to own the test tree");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let sa = t.path().join("sa");
+    std::fs::create_dir_all(sa.join("..2026_12_03")).unwrap();
+    std::fs::set_permissions(&sa, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    for f in ["token", "ca.crt"] {
+        std::fs::write(sa.join("..2026_12_03").join(f), "x").unwrap();
+        std::os::unix::fs::symlink(format!("..data/{f}"), sa.join(f)).unwrap();
+    }
+    std::os::unix::fs::symlink("..2026_12_03", sa.join("..data")).unwrap();
+    let s = |v: &str| Some(v.to_string());
+    let load = || {
+        let mut kc = in_cluster_kubeconfig(s("10.0.0.1"), s("443"), Some(&sa)).unwrap();
+        check_references(&mut kc).map(|_| kc)
+    };
+    let kc = load().unwrap();
+    let ca = kc.clusters[0].cluster.as_ref().unwrap();
+    let real = sa.join("..2026_12_03/ca.crt").display().to_string();
+    assert_eq!(ca.certificate_authority.as_deref(), Some(real.as_str()));
+    let user = kc.auth_infos[0].auth_info.as_ref().unwrap();
+    let token = sa.join("token").display().to_string();
+    assert_eq!(
+        user.token_file.as_deref(),
+        Some(token.as_str()),
+        "kept, for rotation"
+    );
+    for f in ["token", "ca.crt"] {
+        let file = sa.join("..2026_12_03").join(f);
+        std::os::unix::fs::chown(&file, Some(1000), None).unwrap();
+        let e = load().unwrap_err();
+        assert!(e.contains("owned by uid 1000"), "{f}: {e}");
+        std::os::unix::fs::chown(&file, Some(0), None).unwrap();
+    }
+}
