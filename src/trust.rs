@@ -11,25 +11,25 @@
 //! overflow uid, and nobody inside the namespace can change them. On the host the overflow uid
 //! is a real, mapped user ("nobody") and stays untrusted.
 //!
-//! The walk opens every component relative to the handle of its parent with `O_NOFOLLOW`, and
-//! checks the open handle (`fstat`), never the path a second time. Symlinks are followed by
-//! reading them inside a directory already checked (only a trusted owner could have placed
-//! them), and the walk continues component by component through their targets.
+//! The walk (`walk`) opens every component relative to the handle of its parent with
+//! `O_NOFOLLOW` and checks the open handle, never the path a second time. A symlink is
+//! followed only where its owner could not have planted it to redirect root: in a
+//! directory nobody else can write, or, in a sticky directory others can write (`/tmp`),
+//! when root or the directory's owner made it (the kernel's `protected_symlinks` rule).
 
-use std::collections::VecDeque;
-use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, readlinkat, OFlag, AT_FDCWD};
-use nix::sys::stat::{fchmod, fstat, mkdirat, FileStat, Mode, SFlag};
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
 
 pub mod at;
+mod walk;
 
-/// Symlinks followed in one walk before giving up (the kernel's limit is 40 too).
-const MAX_LINKS: u32 = 40;
+pub use walk::may_follow;
+use walk::Walk;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum TrustError {
@@ -166,184 +166,6 @@ pub fn open_dir(path: &Path) -> Result<TrustedDir, TrustError> {
 /// apply: each new directory is chmodded through its handle) and root as owner.
 pub fn ensure_dir(path: &Path, mode: u32) -> Result<TrustedDir, TrustError> {
     Walk::start(path, Some(mode))?.walk_all()
-}
-
-struct Walk {
-    owners: Owners,
-    todo: VecDeque<OsString>,
-    stack: Vec<TrustedDir>,
-    links: u32,
-    create: Option<u32>,
-    origin: PathBuf,
-}
-
-impl Walk {
-    fn start(path: &Path, create: Option<u32>) -> Result<Walk, TrustError> {
-        let abs = if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            let cwd = std::env::current_dir().map_err(|e| TrustError::Io {
-                path: path.to_path_buf(),
-                what: format!("cannot resolve a relative path: {e}"),
-            })?;
-            cwd.join(path)
-        };
-        let mut w = Walk {
-            owners: Owners::current(),
-            todo: VecDeque::new(),
-            stack: Vec::new(),
-            links: 0,
-            create,
-            origin: path.to_path_buf(),
-        };
-        w.queue_front(&abs);
-        Ok(w)
-    }
-
-    fn io(&self, at: &Path, what: &str, e: Errno) -> TrustError {
-        TrustError::Io {
-            path: at.to_path_buf(),
-            what: format!("{what} (while checking {}): {e}", self.origin.display()),
-        }
-    }
-
-    /// Put a path's components at the front of the queue ("/" restarts from the root).
-    fn queue_front(&mut self, p: &Path) {
-        let comps: Vec<OsString> = p
-            .components()
-            .filter_map(|c| match c {
-                Component::RootDir => Some(OsString::from("/")),
-                Component::ParentDir => Some(OsString::from("..")),
-                Component::Normal(n) => Some(n.to_os_string()),
-                Component::CurDir | Component::Prefix(_) => None,
-            })
-            .collect();
-        for c in comps.into_iter().rev() {
-            self.todo.push_front(c);
-        }
-    }
-
-    fn walk_all(mut self) -> Result<TrustedDir, TrustError> {
-        while let Some(c) = self.todo.pop_front() {
-            self.step(&c, false)?;
-        }
-        self.stack.pop().ok_or_else(|| TrustError::Io {
-            path: self.origin.clone(),
-            what: "empty path".into(),
-        })
-    }
-
-    /// Walk every directory above the last component; return the parent and the last name,
-    /// which is not a symlink (those are expanded) and not `..`.
-    fn walk_to_last(&mut self) -> Result<(TrustedDir, OsString), TrustError> {
-        loop {
-            let Some(c) = self.todo.pop_front() else {
-                return Err(TrustError::Io {
-                    path: self.origin.clone(),
-                    what: "names a directory, not a file".into(),
-                });
-            };
-            if self.todo.is_empty() && c != "/" && c != ".." {
-                if self.step(&c, true)? {
-                    continue; // a symlink: its target is queued now
-                }
-                let parent = self.stack.pop().expect("the walk starts at /");
-                return Ok((parent, c));
-            }
-            self.step(&c, false)?;
-        }
-    }
-
-    /// One component. With `peek_last`, a non-symlink is left unopened; returns true when
-    /// the component was a symlink (and its target was queued).
-    fn step(&mut self, c: &OsStr, peek_last: bool) -> Result<bool, TrustError> {
-        if c == "/" {
-            self.stack.clear();
-            let fd = openat(
-                AT_FDCWD,
-                "/",
-                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| self.io(Path::new("/"), "cannot open", e))?;
-            self.push_checked(fd, PathBuf::from("/"))?;
-            return Ok(false);
-        }
-        if c == ".." {
-            if self.stack.len() > 1 {
-                self.stack.pop();
-            }
-            return Ok(false);
-        }
-        let parent = self.stack.last().expect("the walk starts at /");
-        let here = parent.path.join(c);
-        let fd = match openat(
-            parent.fd.as_fd(),
-            c,
-            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) if self.create.is_some() && !peek_last => {
-                return self.create_dir(c, here).map(|_| false);
-            }
-            Err(e) => return Err(self.io(&here, "cannot open", e)),
-        };
-        let st = fstat(&fd).map_err(|e| self.io(&here, "cannot stat", e))?;
-        match st.st_mode & libc::S_IFMT {
-            libc::S_IFLNK => {
-                self.links += 1;
-                if self.links > MAX_LINKS {
-                    return Err(self.io(&here, "too many symlinks", Errno::ELOOP));
-                }
-                let target = readlinkat(parent.fd.as_fd(), c)
-                    .map_err(|e| self.io(&here, "cannot read symlink", e))?;
-                self.queue_front(Path::new(&target));
-                Ok(true)
-            }
-            libc::S_IFDIR if !peek_last => self.push_checked(fd, here).map(|_| false),
-            _ if peek_last => Ok(false),
-            _ => Err(TrustError::Io {
-                path: here,
-                what: format!("not a directory (while checking {})", self.origin.display()),
-            }),
-        }
-    }
-
-    fn push_checked(&mut self, fd: OwnedFd, path: PathBuf) -> Result<(), TrustError> {
-        let st = fstat(&fd).map_err(|e| self.io(&path, "cannot stat", e))?;
-        let what = format!("directory {}", path.display());
-        judge(&self.owners, st.st_uid, st.st_mode, &what).map_err(|what| TrustError::Unsafe {
-            path: self.origin.clone(),
-            what,
-        })?;
-        self.stack.push(TrustedDir { fd, path });
-        Ok(())
-    }
-
-    fn create_dir(&mut self, c: &OsStr, here: PathBuf) -> Result<(), TrustError> {
-        let mode = self.create.unwrap_or(0o755);
-        let parent = self.stack.last().expect("the walk starts at /");
-        match mkdirat(parent.fd.as_fd(), c, Mode::from_bits_truncate(0o700)) {
-            Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => return Err(self.io(&here, "cannot create directory", e)),
-        }
-        // Opened for reading (not O_PATH) so that fchmod works; checked after the chmod.
-        let fd = openat(
-            parent.fd.as_fd(),
-            c,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| self.io(&here, "cannot open new directory", e))?;
-        let st = fstat(&fd).map_err(|e| self.io(&here, "cannot stat", e))?;
-        // Only a directory this process owns gets its mode set; someone else's is judged as is.
-        if st.st_uid == nix::unistd::geteuid().as_raw() {
-            fchmod(&fd, Mode::from_bits_truncate(mode))
-                .map_err(|e| self.io(&here, "cannot chmod new directory", e))?;
-        }
-        self.push_checked(fd, here)
-    }
 }
 
 #[cfg(test)]

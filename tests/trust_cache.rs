@@ -122,9 +122,9 @@ fn umask_000_keeps_probe_dirs_private_and_a_swap_loop_never_runs_as_root() {
         .env("CFG", config("/run/qemu/qemu-aarch64-static", &sha("aarch64")))
         .env("SWAP", SWAP)
         .run_script(&format!(
-            "umask 000\n\
+            "printf '%s' \"$CFG\" > /run/cfg.toml\n\
+             umask 000\n\
              printf '#!/bin/sh\\nid -u >> /tmp/pwned\\n' > /tmp/evil && chmod 0755 /tmp/evil\n\
-             printf '%s' \"$CFG\" > /run/cfg.toml\n\
              $BINFMTD install --config /run/cfg.toml --cache-dir /run/cache --arch arm64 > /dev/null\n\
              section modes; stat -c '%a %n' /run/cache /run/cache/probe /run/cache/sha256 /run/cache/index /run/cache/archives\n\
              printf '%s' \"$SWAP\" > /tmp/swap.py\n\

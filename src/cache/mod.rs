@@ -5,6 +5,7 @@
 //!   <root>/archives/<hex>    downloaded archives (.deb, .tar.*), named by their sha256
 //!   <root>/index/<arch>.json where each arch's current interpreter came from
 //!   <root>/.lock             held (flock) while a process works in the cache
+//!   <root>/stored.json       the ledger: every name stored in sha256/ and archives/
 //!
 //! The root and every directory above it must be safe by the trust rule (`crate::trust`);
 //! the areas are created 0755 and held open, and every file below them is opened,
@@ -16,9 +17,13 @@
 //! into place, then the directory is fsynced. A crash leaves either the old state or the
 //! new one plus stray `.tmp-*` files, which `Cache::open` removes (under the lock, so never
 //! another live process's). A final path never holds a partial or unverified file.
+//!
+//! `gc` removes only names the ledger lists (`ledger`): a file the cache did not store is
+//! never deleted, whatever its name, even when the cache directory is not what it seems.
 
 mod hashing;
 mod index;
+mod ledger;
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -67,8 +72,11 @@ pub struct Cache {
     /// The root as the trusted walk resolved it (symlinks followed): every path the cache
     /// hands out, and so every registered interpreter path, is under this one.
     root: PathBuf,
+    /// The root, held open.
+    top: TrustedDir,
     /// The areas, in `AREAS` order, held open.
     areas: Vec<TrustedDir>,
+    ledger: ledger::Ledger,
     sums: Sums,
     _lock: File,
 }
@@ -117,7 +125,9 @@ impl Cache {
             path: top.path.clone(),
         }));
         let cache = Cache {
-            root: top.path,
+            root: top.path.clone(),
+            ledger: ledger::Ledger::load(&top),
+            top,
             areas,
             sums,
             _lock: lock,
@@ -164,13 +174,22 @@ impl Cache {
         at::open_regular(dir.fd.as_fd(), name)
     }
 
-    /// Every `.tmp-*` file: only a crash leaves one, since TempFile removes itself.
+    /// Every `.tmp-*` file (in the areas and the root): only a crash leaves one, since
+    /// TempFile removes itself.
     pub fn leftovers(&self) -> Result<Vec<PathBuf>, CacheError> {
+        Ok(self
+            .leftovers_at()?
+            .into_iter()
+            .map(|(d, n)| d.path.join(n))
+            .collect())
+    }
+
+    fn leftovers_at(&self) -> Result<Vec<(&TrustedDir, OsString)>, CacheError> {
         let mut out = Vec::new();
-        for dir in &self.areas {
+        for dir in std::iter::once(&self.top).chain(&self.areas) {
             for name in at::list(&dir.fd).map_err(io_err("list", &dir.path))? {
                 if name.to_string_lossy().starts_with(TMP_PREFIX) {
-                    out.push(dir.path.join(name));
+                    out.push((dir, name));
                 }
             }
         }
@@ -178,10 +197,10 @@ impl Cache {
     }
 
     fn clean_leftovers(&self) -> Result<(), CacheError> {
-        for path in self.leftovers()? {
+        for (dir, name) in self.leftovers_at()? {
+            let path = dir.path.join(&name);
             tracing::info!(path = %path.display(), "removing leftover of an interrupted run");
-            let (dir, name) = self.locate(&path)?;
-            at::unlink(dir.fd.as_fd(), name).map_err(io_err("remove", &path))?;
+            at::unlink(dir.fd.as_fd(), &name).map_err(io_err("remove", &path))?;
         }
         Ok(())
     }
@@ -227,6 +246,13 @@ impl Cache {
     /// rename itself is made durable by `sync`, once per run rather than per file.
     pub fn commit(&self, mut t: TempFile, dest: &Path) -> Result<(), CacheError> {
         let (dir, name) = self.locate(dest)?;
+        if let Some(area) = ["sha256", "archives"]
+            .into_iter()
+            .find(|a| self.area(a).is_ok_and(|d| std::ptr::eq(d, dir)))
+        {
+            // Recorded before the rename: a stored name is always in the ledger.
+            self.ledger.add(&self.top, area, &name.to_string_lossy())?;
+        }
         at::rename(t.dir.as_fd(), &t.name, dir.fd.as_fd(), name)
             .map_err(io_err("rename into place", dest))?;
         t.committed = true;
@@ -271,7 +297,14 @@ impl Cache {
             }
         };
         match self.sums.sha256_open(&file, &path) {
-            Ok((got, _)) if got == sha256 => Some(path),
+            Ok((got, _)) if got == sha256 => {
+                // Reused as the pin's own bytes: the cache's from now on (a cache made
+                // before the ledger gets its live objects listed this way).
+                if let Err(e) = self.ledger.add(&self.top, area, sha256) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot record a cached file in the ledger; gc will keep it");
+                }
+                Some(path)
+            }
             other => {
                 let got = other.map(|(g, _)| g).unwrap_or_else(|e| e.to_string());
                 tracing::warn!(path = %path.display(), got = %got, "cached file no longer matches its sha256; removing it and fetching again");
@@ -281,32 +314,40 @@ impl Cache {
         }
     }
 
-    /// Remove objects and archives whose sha256 is not in `keep`, and index entries that
-    /// point at removed objects. Everything is removed through the area handles: a name
-    /// there is unlinked itself (a symlink is never followed to its target).
+    /// Remove the objects and archives the ledger lists whose sha256 is not in `keep`, and
+    /// index entries that point at removed objects. Only ledger names are touched (anything
+    /// else in the areas is left alone), each unlinked through its area's handle: a symlink
+    /// is removed itself, never followed to its target.
     pub fn gc(&self, keep: &[String]) -> Result<GcReport, CacheError> {
         let mut report = GcReport::default();
         for area in ["sha256", "archives"] {
             let dir = self.area(area)?;
-            for name in at::list(&dir.fd).map_err(io_err("list", &dir.path))? {
-                if keep.iter().any(|k| OsStr::new(k) == name) {
+            let mut gone = Vec::new();
+            for name in self.ledger.names(area) {
+                if keep.contains(&name) {
                     continue;
                 }
                 let path = dir.path.join(&name);
                 let st = nix::sys::stat::fstatat(
                     dir.fd.as_fd(),
-                    name.as_os_str(),
+                    name.as_str(),
                     nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
                 );
                 let size = match st {
+                    Err(nix::Error::ENOENT) => {
+                        gone.push(name);
+                        continue;
+                    }
                     Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => continue,
                     Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => st.st_size as u64,
                     _ => 0,
                 };
-                at::unlink(dir.fd.as_fd(), &name).map_err(io_err("remove", &path))?;
+                at::unlink(dir.fd.as_fd(), name.as_ref()).map_err(io_err("remove", &path))?;
+                gone.push(name);
                 report.freed_bytes += size;
                 report.removed.push(path);
             }
+            self.ledger.remove(&self.top, area, &gone)?;
         }
         self.sync()?;
         for entry in self.index()? {

@@ -1,6 +1,7 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 
 use super::*;
 
@@ -51,8 +52,14 @@ fn dropped_temp_is_removed_and_committed_one_is_atomic() {
 fn gc_keeps_what_is_listed_and_drops_the_rest_and_their_index() {
     let dir = tempfile::tempdir().unwrap();
     let c = Cache::open(dir.path()).unwrap();
+    let store = |dest: PathBuf, bytes: &str| {
+        let mut t = c.temp("sha256").unwrap();
+        t.file.write_all(bytes.as_bytes()).unwrap();
+        c.seal(&t, 0o755).unwrap();
+        c.commit(t, &dest).unwrap();
+    };
     for name in ["keep", "drop"] {
-        fs::write(c.object_path(name), name).unwrap();
+        store(c.object_path(name), name);
         let entry = IndexEntry {
             arch: format!("arch-{name}"),
             sha256: name.into(),
@@ -65,13 +72,23 @@ fn gc_keeps_what_is_listed_and_drops_the_rest_and_their_index() {
         };
         c.write_index(&entry).unwrap();
     }
-    fs::write(c.archive_path("old-archive"), "x").unwrap();
+    let mut t = c.temp("archives").unwrap();
+    t.file.write_all(b"x").unwrap();
+    c.commit(t, &c.archive_path("old-archive")).unwrap();
+    // Not stored by the cache: never removed, whatever its name.
+    fs::write(c.object_path("foreign"), "someone else's").unwrap();
     let report = c.gc(&["keep".into()]).unwrap();
     assert_eq!(report.removed.len(), 2);
     assert_eq!(report.freed_bytes, 5);
     assert!(c.object_path("keep").exists() && !c.object_path("drop").exists());
+    assert!(c.object_path("foreign").exists());
     let index: Vec<String> = c.index().unwrap().into_iter().map(|e| e.arch).collect();
     assert_eq!(index, ["arch-keep"]);
+    // The ledger forgot what it removed and survives a reopen.
+    drop(c);
+    let c = Cache::open(dir.path()).unwrap();
+    assert_eq!(c.gc(&["keep".into()]).unwrap(), GcReport::default());
+    assert_eq!(c.ledger.names("sha256"), ["keep"]);
 }
 
 #[test]
@@ -147,6 +164,18 @@ fn a_changed_object_is_dropped_on_reuse_and_an_intact_one_kept() {
     c.seal(&t, 0o755).unwrap();
     c.commit(t, &c.object_path(&sha)).unwrap();
     assert_eq!(c.verified_object(&sha), Some(c.object_path(&sha)));
+    // A verified object from before the ledger (renamed in by hand here) is listed once reused.
+    let mut t = c.temp("sha256").unwrap();
+    t.file.write_all(bytes).unwrap();
+    let old = dir.path().join("sha256").join(&sha);
+    fs::rename(&t.path, &old).unwrap();
+    std::mem::forget(t);
+    c.ledger
+        .remove(&c.top, "sha256", std::slice::from_ref(&sha))
+        .unwrap();
+    assert!(c.ledger.names("sha256").is_empty());
+    assert_eq!(c.verified_object(&sha), Some(old));
+    assert_eq!(c.ledger.names("sha256"), std::slice::from_ref(&sha));
     // Written over in place, same size (what `dd conv=notrunc` does).
     let mut f = fs::OpenOptions::new()
         .write(true)

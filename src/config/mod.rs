@@ -231,6 +231,10 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The file (or a directory above it) fails the trust rule: another user could
+    /// rewrite what root installs and runs.
+    #[error("config {0}")]
+    Untrusted(crate::trust::TrustError),
     #[error("config {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config {path} is invalid:\n{}", errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
@@ -273,16 +277,30 @@ fn at_line(text: &str, offset: usize) -> String {
 }
 
 /// Read the config at `path`. A missing file at the default path means "no config": the
-/// embedded default applies. A missing file the user named explicitly is an error.
+/// embedded default applies. A missing file the user named explicitly is an error. The
+/// file is opened by the trust rule (`crate::trust`) and parsed from that handle: it names
+/// what root downloads, pins and registers, so only root may be able to change it.
 pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text, path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => parse("", path),
-        Err(source) => Err(ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
+    use std::io::Read;
+    let read_err = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = match crate::trust::open_file(path) {
+        Ok(f) => f.file,
+        Err(e) if e.is_missing() && !explicit => return parse("", path),
+        Err(e @ crate::trust::TrustError::Unsafe { .. }) => return Err(ConfigError::Untrusted(e)),
+        Err(e) if e.is_missing() => {
+            return Err(read_err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                e.to_string(),
+            )))
+        }
+        Err(e) => return Err(read_err(std::io::Error::other(e.to_string()))),
+    };
+    let mut text = String::new();
+    f.read_to_string(&mut text).map_err(read_err)?;
+    parse(&text, path)
 }
 
 #[cfg(test)]

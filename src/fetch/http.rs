@@ -1,6 +1,7 @@
 //! The real transport: reqwest over rustls (ring), driven by a private current-thread
 //! runtime so callers stay blocking. Proxy variables (HTTPS_PROXY, NO_PROXY, ...) are
-//! honoured by reqwest's defaults. `file://` URLs are read from disk when a source allows.
+//! honoured by reqwest's defaults. `file://` URLs are read from disk when a source allows,
+//! through the trust rule, as is `download.extra-ca-bundle`.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -169,8 +170,15 @@ fn get_file(
     limit: u64,
     progress: &mut Progress,
 ) -> Result<u64, AttemptError> {
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| AttemptError::Connect(format!("{}: {e}", path.display())))?;
+    // The bytes are pinned, but the pin and the file may come from the same person: a
+    // file:// source is read only when no other user can change it (the trust rule).
+    let mut f = match crate::trust::open_file(path) {
+        Ok(f) => f.file,
+        Err(e @ crate::trust::TrustError::Unsafe { .. }) => {
+            return Err(AttemptError::Refused(e.to_string()))
+        }
+        Err(e) => return Err(AttemptError::Connect(e.to_string())),
+    };
     let mut buf = vec![0u8; 1 << 16];
     let mut n = 0u64;
     loop {
@@ -191,7 +199,13 @@ fn get_file(
 }
 
 fn read_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    // Whoever can change the bundle can vouch for any server: the trust rule applies.
+    let mut pem = Vec::new();
+    crate::trust::open_file(path)
+        .map_err(|e| e.to_string())?
+        .file
+        .read_to_end(&mut pem)
+        .map_err(|e| format!("cannot read it: {e}"))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("not PEM: {e}"))?;
     if certs.is_empty() {
         return Err("it holds no certificate".into());

@@ -3,6 +3,13 @@
 //! else the in-cluster service account (`KUBERNETES_SERVICE_HOST`/`_PORT` and the token and
 //! CA under /var/run/secrets/kubernetes.io/serviceaccount). Never `~/.kube/config`: a node
 //! agent must not pick up whatever an operator left in root's home.
+//!
+//! A kubeconfig tells root which program to run (exec plugins) and whom to trust (CAs), so
+//! every kubeconfig, and every file the chosen context names (CA, client certificate and
+//! key, token file, exec command), is opened by the trust rule (`crate::trust`) before
+//! kube-rs sees it; the kubeconfig is parsed from the checked handle. kube-rs then reads the
+//! referenced files by their resolved paths (the token file by its own path, so a rotated
+//! token is picked up), which only root can change.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -77,28 +84,30 @@ impl Source {
             Source::Kubeconfig(paths) => {
                 let mut merged: Option<Kubeconfig> = None;
                 for p in paths {
-                    let kc = Kubeconfig::read_from(p).map_err(|e| KubeError::Config {
+                    let kc = read_kubeconfig(p).map_err(|detail| KubeError::Config {
                         source_desc: format!("kubeconfig {}", p.display()),
-                        detail: e.to_string(),
+                        detail,
                     })?;
                     merged = Some(match merged {
                         None => kc,
                         Some(m) => m.merge(kc).map_err(|e| err(&e))?,
                     });
                 }
-                let kc = merged.ok_or_else(|| err(&"no file given"))?;
+                let mut kc = merged.ok_or_else(|| err(&"no file given"))?;
+                check_references(&mut kc).map_err(|e| err(&e))?;
                 Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
                     .await
                     .map_err(|e| err(&e))?
             }
             Source::InCluster { dir } => {
                 let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-                let kc = in_cluster_kubeconfig(
+                let mut kc = in_cluster_kubeconfig(
                     env("KUBERNETES_SERVICE_HOST"),
                     env("KUBERNETES_SERVICE_PORT"),
                     dir.as_deref(),
                 )
                 .map_err(|e| err(&e))?;
+                check_references(&mut kc).map_err(|e| err(&e))?;
                 // The same code path as a kubeconfig with tokenFile: kube-rs re-reads the
                 // projected token as the kubelet rotates it.
                 Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
@@ -110,6 +119,127 @@ impl Source {
         config.default_retry = false;
         Ok(config)
     }
+}
+
+/// A kubeconfig file, opened by the trust rule and parsed from that handle; relative paths
+/// in it (CA, client certificate and key, token file, an exec command with a `/`) are made
+/// absolute against its directory, as kubectl and kube-rs do.
+fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    crate::trust::open_file(path)
+        .map_err(|e| e.to_string())?
+        .file
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    let text = String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
+    let mut kc =
+        Kubeconfig::from_yaml(text.trim_start_matches('\u{feff}')).map_err(|e| e.to_string())?;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let abs = |p: &mut Option<String>| {
+        if let Some(rel) = p.as_ref().filter(|r| Path::new(r).is_relative()) {
+            *p = Some(dir.join(rel).to_string_lossy().into_owned());
+        }
+    };
+    for c in kc.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
+        abs(&mut c.certificate_authority);
+    }
+    for a in kc
+        .auth_infos
+        .iter_mut()
+        .filter_map(|a| a.auth_info.as_mut())
+    {
+        abs(&mut a.client_certificate);
+        abs(&mut a.client_key);
+        abs(&mut a.token_file);
+        if let Some(exec) = a.exec.as_mut() {
+            if exec.command.as_deref().is_some_and(|c| c.contains('/')) {
+                abs(&mut exec.command);
+            }
+        }
+    }
+    Ok(kc)
+}
+
+/// Hold every file the current context names to the trust rule: the cluster's CA, the
+/// user's client certificate, key and token file, and the program of its exec plugin or
+/// auth provider (looked up in `PATH` here when it has no `/`, as exec would). Each is replaced by the path the
+/// trusted walk resolved, except the token file, which keeps its own path so that kube-rs
+/// follows its rotation (only root can change that path, so the check holds).
+fn check_references(kc: &mut Kubeconfig) -> Result<(), String> {
+    let Some(ctx_name) = kc.current_context.clone() else {
+        return Ok(()); // kube-rs reports the missing context
+    };
+    let Some(ctx) = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == ctx_name)
+        .and_then(|c| c.context.clone())
+    else {
+        return Ok(());
+    };
+    let checked = |what: &str, p: &str| -> Result<String, String> {
+        let f = crate::trust::open_file(Path::new(p)).map_err(|e| format!("{what}: {e}"))?;
+        f.path
+            .into_os_string()
+            .into_string()
+            .map_err(|p| format!("{what} {}: not UTF-8", Path::new(&p).display()))
+    };
+    let cluster = kc.clusters.iter_mut().find(|c| c.name == ctx.cluster);
+    if let Some(c) = cluster.and_then(|c| c.cluster.as_mut()) {
+        if let Some(ca) = &c.certificate_authority {
+            c.certificate_authority = Some(checked("certificate-authority", ca)?);
+        }
+    }
+    let user = ctx.user.as_deref();
+    let auth = kc
+        .auth_infos
+        .iter_mut()
+        .find(|a| Some(a.name.as_str()) == user);
+    let Some(a) = auth.and_then(|a| a.auth_info.as_mut()) else {
+        return Ok(());
+    };
+    for (what, field) in [
+        ("client-certificate", &mut a.client_certificate),
+        ("client-key", &mut a.client_key),
+    ] {
+        if let Some(p) = field.as_deref() {
+            *field = Some(checked(what, p)?);
+        }
+    }
+    if let Some(t) = &a.token_file {
+        checked("tokenFile", t)?;
+    }
+    if let Some(cmd) = a.exec.as_mut().and_then(|e| e.command.as_mut()) {
+        *cmd = checked("exec command", &program(cmd)?)?;
+    }
+    // The legacy gcp auth provider runs `cmd-path` too.
+    if let Some(cmd) = a
+        .auth_provider
+        .as_mut()
+        .and_then(|p| p.config.get_mut("cmd-path"))
+    {
+        *cmd = checked("auth-provider cmd-path", &program(cmd)?)?;
+    }
+    Ok(())
+}
+
+fn program(cmd: &str) -> Result<String, String> {
+    find_program(cmd, std::env::var_os("PATH"))
+        .ok_or_else(|| format!("command {cmd}: not found in PATH"))
+}
+
+/// Where exec would find `cmd`: itself when it has a `/`, else the first `PATH` entry that
+/// holds a file of that name.
+fn find_program(cmd: &str, path: Option<OsString>) -> Option<String> {
+    if cmd.contains('/') {
+        return Some(cmd.to_string());
+    }
+    std::env::split_paths(&path.unwrap_or_default())
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join(cmd))
+        .find(|p| p.is_file())
+        .and_then(|p| p.into_os_string().into_string().ok())
 }
 
 /// The in-cluster configuration as a kubeconfig held in memory: the API server from
@@ -187,72 +317,4 @@ pub fn node_from_user(username: &str) -> Option<&str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn source_resolution() {
-        let p = |s: &str| PathBuf::from(s);
-        assert_eq!(
-            Source::resolve(Some(p("/a")), Some("/b".into())),
-            Source::Kubeconfig(vec![p("/a")])
-        );
-        assert_eq!(
-            Source::resolve(None, Some("/b:/c".into())),
-            Source::Kubeconfig(vec![p("/b"), p("/c")])
-        );
-        let in_cluster = Source::InCluster { dir: None };
-        assert_eq!(Source::resolve(None, Some("".into())), in_cluster);
-        assert_eq!(Source::resolve(None, None), in_cluster);
-        assert_eq!(
-            Source::Kubeconfig(vec![p("/b"), p("/c")]).describe(),
-            "kubeconfig /b:/c"
-        );
-    }
-
-    #[test]
-    fn in_cluster_kubeconfig_reads_the_given_dir_and_names_what_is_missing() {
-        let root = tempfile::tempdir().unwrap();
-        let sa = root.path().join("sa");
-        let s = |v: &str| Some(v.to_string());
-        let missing = in_cluster_kubeconfig(s("10.0.0.1"), s("443"), Some(&sa));
-        let e = missing.unwrap_err();
-        assert!(
-            e.contains("service-account ca.crt") && e.contains("automount"),
-            "{e}"
-        );
-        std::fs::create_dir_all(&sa).unwrap();
-        std::fs::write(sa.join("ca.crt"), "ca").unwrap();
-        let e = in_cluster_kubeconfig(s("10.0.0.1"), s("443"), Some(&sa)).unwrap_err();
-        assert!(e.contains("service-account token"), "{e}");
-        std::fs::write(sa.join("token"), "t").unwrap();
-
-        let kc = in_cluster_kubeconfig(s("fd00::1"), s("6443"), Some(&sa)).unwrap();
-        let cluster = kc.clusters[0].cluster.as_ref().unwrap();
-        assert_eq!(cluster.server.as_deref(), Some("https://[fd00::1]:6443"));
-        let ca = sa.join("ca.crt").display().to_string();
-        assert_eq!(cluster.certificate_authority.as_deref(), Some(ca.as_str()));
-        let user = kc.auth_infos[0].auth_info.as_ref().unwrap();
-        let token = sa.join("token").display().to_string();
-        assert_eq!(user.token_file.as_deref(), Some(token.as_str()));
-        let kc = in_cluster_kubeconfig(s("10.0.0.1"), s("443"), Some(&sa)).unwrap();
-        let server = kc.clusters[0].cluster.as_ref().unwrap().server.clone();
-        assert_eq!(server.as_deref(), Some("https://10.0.0.1:443"));
-
-        let e = in_cluster_kubeconfig(None, s("443"), None).unwrap_err();
-        assert!(e.contains("KUBERNETES_SERVICE_HOST"), "{e}");
-        let e = in_cluster_kubeconfig(s("h"), None, None).unwrap_err();
-        assert!(e.contains("KUBERNETES_SERVICE_PORT"), "{e}");
-    }
-
-    #[test]
-    fn node_names_come_only_from_kubelet_users() {
-        assert_eq!(node_from_user("system:node:i-0abc123"), Some("i-0abc123"));
-        assert_eq!(node_from_user("system:node:"), None);
-        assert_eq!(
-            node_from_user("system:serviceaccount:kube-system:binfmtd"),
-            None
-        );
-        assert_eq!(node_from_user("admin"), None);
-    }
-}
+mod tests;

@@ -125,3 +125,93 @@ fn a_missing_component_is_told_apart_from_a_refusal() {
     let e = open_file(Path::new("/proc/self/status/x")).unwrap_err();
     assert!(!e.is_missing(), "{e}");
 }
+
+#[test]
+fn protected_symlinks_table() {
+    let o = Owners::from_maps(HOST_MAP, 65534);
+    let dir = libc::S_IFDIR;
+    // (dir owner, dir mode, link owner, followed)
+    let cases: &[(u32, u32, u32, bool)] = &[
+        (0, dir | 0o1777, 1000, false),
+        (0, dir | 0o1777, 0, true),
+        (1000, dir | 0o1777, 1000, true),
+        (0, dir | 0o1775, 1000, true),
+        (0, dir | 0o0777, 1000, true),
+        (0, dir | 0o0755, 1000, true),
+    ];
+    for &(duid, mode, luid, ok) in cases {
+        let r = walk::may_follow(&o, duid, mode, luid, "symlink /t/l");
+        assert_eq!(
+            r.is_ok(),
+            ok,
+            "dir uid {duid} mode {mode:o} link uid {luid}"
+        );
+        if let Err(e) = r {
+            assert!(e.contains("owned by uid 1000") && e.contains("protected_symlinks"));
+        }
+    }
+}
+
+#[test]
+fn another_users_symlink_in_a_sticky_directory_is_not_followed() {
+    if !root_only() {
+        eprintln!("skipped: needs root to own the test tree");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let sticky = t.path().join("s");
+    std::fs::create_dir(&sticky).unwrap();
+    std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::create_dir(t.path().join("d")).unwrap();
+    std::fs::write(t.path().join("d/f"), b"x").unwrap();
+    symlink(t.path().join("d"), sticky.join("root-link")).unwrap();
+    symlink(t.path().join("d"), sticky.join("user-link")).unwrap();
+    nix::unistd::fchownat(
+        nix::fcntl::AT_FDCWD,
+        &sticky.join("user-link"),
+        Some(nix::unistd::Uid::from_raw(1000)),
+        None,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
+    assert!(open_file(&sticky.join("root-link/f")).is_ok());
+    for e in [
+        open_file(&sticky.join("user-link/f")).unwrap_err(),
+        open_dir(&sticky.join("user-link")).unwrap_err(),
+        ensure_dir(&sticky.join("user-link/new"), 0o755).unwrap_err(),
+    ] {
+        assert!(matches!(e, TrustError::Unsafe { .. }), "{e}");
+        assert!(e.to_string().contains("owned by uid 1000"), "{e}");
+        assert!(e.to_string().contains("Hint:"), "{e}");
+    }
+    assert!(
+        !t.path().join("d/new").exists(),
+        "nothing created behind the link"
+    );
+}
+
+#[test]
+fn a_directory_handle_path_is_walked_with_the_handle_as_root() {
+    if !root_only() {
+        eprintln!("skipped: needs root to own the test tree");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let top = t.path().join("pod");
+    std::fs::create_dir_all(top.join("etc/real")).unwrap();
+    std::fs::write(top.join("etc/real/cfg"), b"pod").unwrap();
+    // Absolute inside the pod: resolves from the handle, not from this process's /.
+    symlink("/etc/real", top.join("etc/data")).unwrap();
+    let root = std::fs::File::open(&top).unwrap();
+    let base = at::fd_path(&root);
+    let f = open_file(&base.join("etc/data/cfg")).unwrap();
+    assert_eq!(f.path, base.join("etc/real/cfg"));
+    assert_eq!(std::fs::read(at::fd_path(&f.file)).unwrap(), b"pod");
+    // `..` stops at the handle.
+    let f = open_file(&base.join("../../etc/real/cfg")).unwrap();
+    assert_eq!(f.path, base.join("etc/real/cfg"));
+    // The handle itself is judged like `/`.
+    std::fs::set_permissions(&top, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = open_file(&base.join("etc/real/cfg")).unwrap_err();
+    assert!(e.to_string().contains("writable by group or others"), "{e}");
+}
