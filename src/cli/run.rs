@@ -27,7 +27,8 @@ pub struct RunArgs {
     pub reproof_interval: Duration,
 
     /// Status file (the `status --json` report plus the daemon's view), replaced
-    /// atomically after every change. The single-instance lock `binfmtd.lock` sits beside it.
+    /// atomically after every change. The single-instance lock `binfmtd.lock` sits beside it,
+    /// so its directory must be root's and writable by root alone (see "Trust rule").
     #[arg(long, value_name = "PATH", default_value = "/run/binfmtd/status.json")]
     pub status_file: PathBuf,
 
