@@ -3,6 +3,7 @@
 //! | module     | what it holds                                                          |
 //! |------------|------------------------------------------------------------------------|
 //! | `sandbox`  | `Sandbox`: a user+mount+pid namespace with a private binfmt_misc       |
+//! | `cluster`  | a real control plane (tests/k8s/cluster.sh), one per test binary      |
 //! | `containerd` | containerd + ctr on the sandbox's tmpfs; busybox images for it       |
 //! | `support`  | the once-per-binary probe: run, skip with a reason, or fail under CI   |
 //! | `host`     | snapshots of the host's binfmt_misc, compared around every sandbox run |
@@ -13,6 +14,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code, unused_imports)]
 
+pub mod cluster;
 pub mod containerd;
 pub mod fixtures;
 pub mod host;

@@ -76,6 +76,18 @@ fn policy() -> Value {
     find(&objs, "ValidatingAdmissionPolicy", "binfmtd-node-labels").clone()
 }
 
+/// The policy's parameters as shipped: the ConfigMap its binding names.
+fn params() -> Value {
+    let objs = objects(&kustomize("daemonset"));
+    let binding = find(
+        &objs,
+        "ValidatingAdmissionPolicyBinding",
+        "binfmtd-node-labels",
+    );
+    let name = binding["spec"]["paramRef"]["name"].as_str().unwrap();
+    find(&objs, "ConfigMap", name).clone()
+}
+
 /// The message of the validation whose expression is `marker`, else the one that mentions it.
 fn message(policy: &Value, marker: &str) -> String {
     let all = policy["spec"]["validations"].as_array().unwrap();
@@ -89,7 +101,11 @@ fn message(policy: &Value, marker: &str) -> String {
 }
 
 fn evaluate(policy: &Value, requests: &[Value]) -> Vec<Verdict> {
-    let input = json!({"policy": policy, "requests": requests}).to_string();
+    evaluate_with(policy, &params(), requests)
+}
+
+fn evaluate_with(policy: &Value, params: &Value, requests: &[Value]) -> Vec<Verdict> {
+    let input = json!({"policy": policy, "params": params, "requests": requests}).to_string();
     let script = repo().join("tests/daemonset/vap.py");
     let out = tool(
         "python3",
@@ -330,4 +346,85 @@ fn unrelated_requests_are_not_evaluated() {
     for (i, v) in evaluate(&policy(), &requests).iter().enumerate() {
         assert!(!v.matched && v.allowed, "request {i} must not be evaluated");
     }
+}
+
+#[test]
+fn listed_writers_are_not_evaluated() {
+    let old = node("n1");
+    let mut nfd = old.clone();
+    labels(&mut nfd).insert("binfmtd.io/arm64".into(), json!("emulated"));
+    labels(&mut nfd).insert(
+        "feature.node.kubernetes.io/cpu-model.vendor_id".into(),
+        json!("Intel"),
+    );
+    let requests = [
+        update(
+            "system:serviceaccount:node-feature-discovery:nfd-master",
+            None,
+            &old,
+            &nfd,
+        ),
+        update(
+            "system:serviceaccount:kube-system:karpenter",
+            None,
+            &old,
+            &nfd,
+        ),
+    ];
+    for (i, v) in evaluate(&policy(), &requests).iter().enumerate() {
+        assert!(!v.matched && v.allowed, "writer {i} must not be evaluated");
+    }
+}
+
+#[test]
+fn the_prefix_and_the_agent_come_from_the_parameters() {
+    let mut p = params();
+    p["data"]["prefix"] = json!("emul.example.com");
+    p["data"]["agent"] = json!("system:serviceaccount:kube-system:binfmtd");
+    let agent = "system:serviceaccount:kube-system:binfmtd";
+    let old = node("n1");
+    let mut own = old.clone();
+    labels(&mut own).insert("emul.example.com/arm64".into(), json!("emulated"));
+    let mut default_prefix = old.clone();
+    labels(&mut default_prefix).insert("binfmtd.io/arm64".into(), json!("emulated"));
+    let v = evaluate_with(
+        &policy(),
+        &p,
+        &[
+            update(agent, Some("n1"), &old, &own),
+            update(agent, Some("n1"), &old, &default_prefix),
+            update(AGENT, Some("n1"), &old, &own),
+        ],
+    );
+    assert!(v[0].matched && v[0].allowed, "{:?}", v[0].messages);
+    assert!(!v[1].allowed, "binfmtd.io/ is foreign under another prefix");
+    assert!(
+        v[2].matched && !v[2].allowed,
+        "the default identity is no longer the agent"
+    );
+}
+
+#[test]
+fn parameters_without_data_deny_the_agent_and_nobody_else() {
+    let p = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "binfmtd-node-labels"}});
+    let old = node("n1");
+    let mut tainted = old.clone();
+    tainted["spec"]["taints"] = json!([]);
+    let v = evaluate_with(
+        &policy(),
+        &p,
+        &[
+            agent_edit(|n| {
+                labels(n).insert("binfmtd.io/arm64".into(), json!("emulated"));
+            }),
+            update(
+                "system:serviceaccount:kube-system:node-controller",
+                None,
+                &old,
+                &tainted,
+            ),
+        ],
+    );
+    assert!(v[0].matched && !v[0].allowed, "{:?}", v[0].messages);
+    assert!(!v[1].matched && v[1].allowed);
 }

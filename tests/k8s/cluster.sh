@@ -155,9 +155,13 @@ up() { # DIR [--controllers] [--until-exit PID]
         start "$dir" kube-scheduler "$bin/kube-scheduler" \
             --kubeconfig="$dir/scheduler.kubeconfig" --secure-port=0 --leader-elect=false
     fi
-    # shellcheck disable=SC2016  # positional parameters of the inner shell
-    [ -n "$watch" ] && setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; bash "$2" down "$3" && rm -rf "$3"' \
-        _ "$watch" "$here/cluster.sh" "$dir" >/dev/null 2>&1 </dev/null &
+    if [ -n "$watch" ]; then
+        # A simple command (not a list) in the background: nothing keeps up's stdout open, so
+        # a caller that reads it to the end is not left waiting for the watcher.
+        # shellcheck disable=SC2016  # positional parameters of the inner shell
+        setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; bash "$2" down "$3" && rm -rf "$3"' \
+            _ "$watch" "$here/cluster.sh" "$dir" >/dev/null 2>&1 </dev/null &
+    fi
     echo "kubeconfig: $dir/kubeconfig"
     echo "server:     https://127.0.0.1:$api_port"
     echo "kubectl:    $bin/kubectl"
