@@ -27,13 +27,14 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 
-/// The binary's cluster, or None after printing why the components are missing (a panic
-/// under CI=true, or when they exist but the cluster does not start).
-pub fn cluster() -> Option<&'static Cluster> {
-    match CLUSTER.get_or_init(start) {
-        Ok(c) => Some(c),
+/// The directory of the built components, or None after printing why they are missing (a
+/// panic under CI=true: there a missing component is a failure, never a skip).
+pub fn components() -> Option<PathBuf> {
+    match BIN.get_or_init(built) {
+        Ok(bin) => Some(bin.clone()),
         Err(missing) if std::env::var("CI").as_deref() != Ok("true") => {
             eprintln!("SKIPPED: {missing}");
             None
@@ -42,7 +43,13 @@ pub fn cluster() -> Option<&'static Cluster> {
     }
 }
 
-fn start() -> Result<Cluster, String> {
+/// The binary's cluster (started on first use), or None as `components`.
+pub fn cluster() -> Option<&'static Cluster> {
+    let bin = components()?;
+    Some(CLUSTER.get_or_init(|| start(&bin)))
+}
+
+fn built() -> Result<PathBuf, String> {
     let check = Command::new("bash")
         .arg(repo().join("tests/k8s/build.sh"))
         .arg("--check")
@@ -50,11 +57,16 @@ fn start() -> Result<Cluster, String> {
         .expect("bash runs tests/k8s/build.sh");
     if !check.status.success() {
         return Err(format!(
-            "the Kubernetes components are not built ({}). Hint: run tests/k8s/build.sh once (tests/run.sh does)",
+            "{} (tests/run.sh runs it before the tests)",
             String::from_utf8_lossy(&check.stderr).trim()
         ));
     }
-    let bin = PathBuf::from(String::from_utf8(check.stdout).unwrap().trim());
+    Ok(PathBuf::from(
+        String::from_utf8(check.stdout).unwrap().trim(),
+    ))
+}
+
+fn start(bin: &Path) -> Cluster {
     let dir = tempfile::Builder::new()
         .prefix("binfmtd-k8s-")
         .tempdir()
@@ -65,7 +77,7 @@ fn start() -> Result<Cluster, String> {
         .args(["up".as_ref(), dir.as_os_str(), "--controllers".as_ref()])
         .arg("--until-exit")
         .arg(std::process::id().to_string())
-        .env("BINFMTD_K8S_BIN", &bin)
+        .env("BINFMTD_K8S_BIN", bin)
         .output()
         .expect("bash runs tests/k8s/cluster.sh");
     assert!(
@@ -76,13 +88,13 @@ fn start() -> Result<Cluster, String> {
         String::from_utf8_lossy(&up.stderr)
     );
     let port = std::fs::read_to_string(dir.join("apiserver.port")).unwrap();
-    Ok(Cluster {
+    Cluster {
         kubeconfig: dir.join("kubeconfig"),
         kubectl: bin.join("kubectl"),
         port: port.trim().parse().unwrap(),
         ca_pem: std::fs::read_to_string(dir.join("pki/ca.crt")).unwrap(),
         dir,
-    })
+    }
 }
 
 /// What a kubectl run printed.
