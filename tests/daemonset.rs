@@ -6,6 +6,8 @@
 mod cli;
 #[path = "daemonset/manifests.rs"]
 mod manifests;
+#[path = "daemonset/params.rs"]
+mod params;
 #[path = "daemonset/policy.rs"]
 mod policy;
 
