@@ -146,7 +146,10 @@ impl Cluster {
 
     /// kubectl authenticated by a bearer token (and nothing else from the admin kubeconfig).
     pub fn kubectl_token(&self, token: &str, args: &[&str]) -> Kubectl {
-        let file = self.dir.join(format!("token-{}.kubeconfig", token.len()));
+        // One file per call: tests on other threads write theirs at the same time.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = self.dir.join(format!("token-{n}.kubeconfig"));
         std::fs::write(&file, self.token_kubeconfig(token)).unwrap();
         self.kubectl_with(&file, args, None)
     }
