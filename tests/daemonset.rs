@@ -6,6 +6,8 @@
 mod cli;
 #[path = "daemonset/manifests.rs"]
 mod manifests;
+#[path = "daemonset/params.rs"]
+mod params;
 #[path = "daemonset/policy.rs"]
 mod policy;
 
@@ -199,16 +201,59 @@ fn the_daemonset_has_the_node_agent_shape() {
     }
 }
 
+/// No image is published: every build renders a placeholder that the API server refuses
+/// (tests/k8s_manifests.rs applies it), until the user sets their own.
+const PLACEHOLDER: &str = " UNSET-build-and-push-the-image-then-set-it-README-Run-on-EKS/binfmtd:";
+
 #[test]
-fn the_eks_overlay_sets_mixed_fleet_config_image_and_bottlerocket_label() {
+fn every_build_renders_the_unset_image_placeholder_and_no_selinux_options() {
+    for build in BUILDS {
+        let yaml = kustomize(build);
+        let objs = objects(&yaml);
+        let image = agent(&objs)["image"].as_str().unwrap();
+        assert!(image.starts_with(PLACEHOLDER), "{build}: {image}");
+        assert!(
+            !yaml.contains("ghcr.io"),
+            "{build} names an unpublished registry"
+        );
+        // containerd ignores seLinuxOptions for privileged containers (bottlerocket#3791), and
+        // super_t on the unprivileged init container granted far more than it needs.
+        assert!(!yaml.contains("seLinuxOptions"), "{build}");
+    }
+}
+
+#[test]
+fn every_build_admits_the_metrics_port_only_from_the_named_namespace() {
+    for build in BUILDS {
+        let objs = objects(&kustomize(build));
+        let np = &find(&objs, "NetworkPolicy", "binfmtd-metrics")["spec"];
+        let pod_labels =
+            &find(&objs, "DaemonSet", "binfmtd")["spec"]["template"]["metadata"]["labels"];
+        assert_eq!(&np["podSelector"]["matchLabels"], pod_labels, "{build}");
+        assert_eq!(np["policyTypes"], serde_json::json!(["Ingress"]), "{build}");
+        let rules = np["ingress"].as_array().unwrap();
+        assert_eq!(rules.len(), 1, "{build}");
+        assert_eq!(
+            rules[0]["ports"],
+            serde_json::json!([{"protocol": "TCP", "port": 9464}])
+        );
+        let port = &agent(&objs)["ports"][0];
+        assert_eq!(
+            port["containerPort"], 9464,
+            "{build}: the policy names another port"
+        );
+        // From one namespace, by its immutable name label: never an empty (match-all) selector.
+        let from = rules[0]["from"].as_array().unwrap();
+        assert_eq!(from.len(), 1, "{build}");
+        let names = &from[0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"];
+        assert!(names.is_string(), "{build}: {from:?}");
+        assert!(from[0].get("ipBlock").is_none());
+    }
+}
+
+#[test]
+fn the_eks_overlay_sets_mixed_fleet_config() {
     let objs = objects(&kustomize("daemonset/overlays/eks"));
-    let c = agent(&objs);
-    assert_eq!(c["securityContext"]["seLinuxOptions"]["type"], "super_t");
-    let image = c["image"].as_str().unwrap();
-    assert!(
-        image.contains('/') && image.contains(':'),
-        "image not set through images: {image}"
-    );
     let config = find(&objs, "ConfigMap", "binfmtd-config")["data"]["config.toml"]
         .as_str()
         .unwrap();

@@ -25,6 +25,9 @@ packages=(
     curl wget systemd systemd-container cloud-init shellcheck
     # benches/agent.rs: peak RSS of a one-shot install
     time
+    # tests/k8s/: the test cluster's certificates (Go, which builds its components, comes with
+    # the machine image: tests/k8s/build.sh names the version it needs)
+    openssl
 )
 
 # tests/run.sh installs first and then runs tests/release.sh: no second apt round.

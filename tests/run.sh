@@ -30,11 +30,27 @@ if ! reachable .; then
 fi
 
 bash tests/fixtures/fetch.sh "${FIXTURES:-target/fixtures}"
+log=$(mktemp)
+k8s_log=$(mktemp)
+k8s_pid=""
+trap 'rm -f "$log" "$k8s_log"; [ -z "$k8s_pid" ] || kill "$k8s_pid" 2>/dev/null || true' EXIT
+# The real Kubernetes control plane of tests/k8s_*.rs (tests/k8s/build.sh; reused once built).
+# A cold build takes tens of minutes of CPU, so it runs beside the Rust builds below, with its
+# output in a file; the tests wait for it.
+bash tests/k8s/build.sh >"$k8s_log" 2>&1 &
+k8s_pid=$!
+echo "tests/run.sh: building (or reusing) the Kubernetes components in the background" >&2
 # Release artifacts first (static binaries, packages, image; aarch64 unit tests under qemu), so
 # that tests/release.rs, inside the full `cargo test`, tests exactly those.
 BINFMTD_DEPS_INSTALLED=1 bash tests/release.sh
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+if ! wait "$k8s_pid"; then
+    k8s_pid=""
+    cat "$k8s_log" >&2
+    echo "tests/run.sh: tests/k8s/build.sh failed (its output above)" >&2
+    exit 1
+fi
+k8s_pid=""
+grep '^k8s build:' "$k8s_log" >&2 || true
 BINFMTD_DIST="$PWD/target/dist" cargo test --all-targets 2>&1 | tee "$log"
 # cargo's last block belongs to whichever target ran last (often one with no tests of its
 # own); close with the total over every test binary.

@@ -5,11 +5,11 @@ use serde_json::{json, Value};
 
 use super::manifests::{find, kustomize, objects, repo, tool};
 
-const AGENT: &str = "system:serviceaccount:binfmtd:binfmtd";
+pub(super) const AGENT: &str = "system:serviceaccount:binfmtd:binfmtd";
 const NODE_CLAIM: &str = "authentication.kubernetes.io/node-name";
 
 /// An EKS-like Node with foreign labels, annotations, taints and status.
-fn node(name: &str) -> Value {
+pub(super) fn node(name: &str) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Node",
         "metadata": {
@@ -35,7 +35,7 @@ fn node(name: &str) -> Value {
 
 /// What the API server hands admission for an UPDATE of `old` into `new` by `username`, whose
 /// token names `token_node` (None: a token without the node claim).
-fn update(username: &str, token_node: Option<&str>, old: &Value, new: &Value) -> Value {
+pub(super) fn update(username: &str, token_node: Option<&str>, old: &Value, new: &Value) -> Value {
     let mut user = json!({"username": username, "uid": "7d1c", "groups": ["system:serviceaccounts", "system:authenticated"]});
     if let Some(n) = token_node {
         user["extra"] = json!({
@@ -54,26 +54,38 @@ fn update(username: &str, token_node: Option<&str>, old: &Value, new: &Value) ->
 }
 
 /// The agent on node n1 changes n1 by `edit`.
-fn agent_edit(edit: impl FnOnce(&mut Value)) -> Value {
+pub(super) fn agent_edit(edit: impl FnOnce(&mut Value)) -> Value {
     let old = node("n1");
     let mut new = old.clone();
     edit(&mut new);
     update(AGENT, Some("n1"), &old, &new)
 }
 
-fn labels(n: &mut Value) -> &mut serde_json::Map<String, Value> {
+pub(super) fn labels(n: &mut Value) -> &mut serde_json::Map<String, Value> {
     n["metadata"]["labels"].as_object_mut().unwrap()
 }
 
-struct Verdict {
-    matched: bool,
-    allowed: bool,
-    messages: Vec<String>,
+pub(super) struct Verdict {
+    pub matched: bool,
+    pub allowed: bool,
+    pub messages: Vec<String>,
 }
 
-fn policy() -> Value {
+pub(super) fn policy() -> Value {
     let objs = objects(&kustomize("daemonset"));
     find(&objs, "ValidatingAdmissionPolicy", "binfmtd-node-labels").clone()
+}
+
+/// The policy's parameters as shipped: the ConfigMap its binding names.
+pub(super) fn params() -> Value {
+    let objs = objects(&kustomize("daemonset"));
+    let binding = find(
+        &objs,
+        "ValidatingAdmissionPolicyBinding",
+        "binfmtd-node-labels",
+    );
+    let name = binding["spec"]["paramRef"]["name"].as_str().unwrap();
+    find(&objs, "ConfigMap", name).clone()
 }
 
 /// The message of the validation whose expression is `marker`, else the one that mentions it.
@@ -88,8 +100,12 @@ fn message(policy: &Value, marker: &str) -> String {
     hits[0]["message"].as_str().unwrap().to_string()
 }
 
-fn evaluate(policy: &Value, requests: &[Value]) -> Vec<Verdict> {
-    let input = json!({"policy": policy, "requests": requests}).to_string();
+pub(super) fn evaluate(policy: &Value, requests: &[Value]) -> Vec<Verdict> {
+    evaluate_with(policy, &params(), requests)
+}
+
+pub(super) fn evaluate_with(policy: &Value, params: &Value, requests: &[Value]) -> Vec<Verdict> {
+    let input = json!({"policy": policy, "params": params, "requests": requests}).to_string();
     let script = repo().join("tests/daemonset/vap.py");
     let out = tool(
         "python3",
