@@ -42,7 +42,8 @@ fn racing_installs_both_succeed_every_time() {
 }
 
 /// While another (root) process holds the converge lock, `install` waits (and says for whom)
-/// instead of interleaving with it, then converges.
+/// instead of interleaving with it, then converges. (The holder says when it has the lock: a
+/// fixed sleep lost the race on a loaded machine.)
 #[test]
 fn install_waits_for_the_converge_lock() {
     let Some(sb) = Sandbox::new() else { return };
@@ -50,8 +51,8 @@ fn install_waits_for_the_converge_lock() {
         .with_qemu(&["s390x"])
         .run_script(&format!(
             "mkdir -p /run/binfmtd\n\
-             flock /run/binfmtd/binfmt_misc-$(mountpoint -d /proc/sys/fs/binfmt_misc).lock sleep 1.5 & holder=$!\n\
-             sleep 0.3\n\
+             flock /run/binfmtd/binfmt_misc-$(mountpoint -d /proc/sys/fs/binfmt_misc).lock sh -c 'touch /run/held; sleep 1.5' & holder=$!\n\
+             wait_for test -e /run/held\n\
              start=$(date +%s%N)\n\
              section install; code env RUST_LOG=info {INSTALL} --arch s390x\n\
              section waited; echo $(( ($(date +%s%N) - start) / 1000000 ))\n\

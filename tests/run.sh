@@ -51,7 +51,7 @@ if ! wait "$k8s_pid"; then
 fi
 k8s_pid=""
 grep '^k8s build:' "$k8s_log" >&2 || true
-BINFMTD_DIST="$PWD/target/dist" cargo test --all-targets 2>&1 | tee "$log"
+BINFMTD_DIST="$PWD/target/dist" cargo test --all-targets --no-fail-fast 2>&1 | tee "$log"
 # cargo's last block belongs to whichever target ran last (often one with no tests of its
 # own); close with the total over every test binary.
 awk '/^test result:/ { p += $4; f += $6; i += $8 }
