@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{Affinity, Pod};
 
 use super::affinity::{self, Single};
+use super::eligible::eligible;
 use super::nodes::NodeCaps;
 use super::platforms::{Kind, PlatformSet};
 use super::reference;
@@ -130,7 +131,7 @@ pub fn constraint(pod: &Pod, prefix: &Prefix) -> Option<String> {
 
 /// The arch to run: offered by every image and run or emulated by some node; most native
 /// nodes first, then most emulating nodes, then by name so ties always break the same way.
-fn pick(common: &BTreeSet<&'static str>, nodes: &[NodeCaps]) -> Option<&'static str> {
+fn pick(common: &BTreeSet<&'static str>, nodes: &[&NodeCaps]) -> Option<&'static str> {
     let count = |a: &str, f: fn(&NodeCaps, &str) -> bool| nodes.iter().filter(|n| f(n, a)).count();
     common
         .iter()
@@ -155,6 +156,21 @@ fn list(arches: impl IntoIterator<Item = impl AsRef<str>>) -> String {
         .join(", ")
 }
 
+/// The platform set of each distinct image, or the first image that was not resolved.
+fn platform_sets<'a>(
+    cs: &'a [Container],
+    images: &'a BTreeMap<String, PlatformSet>,
+) -> Result<BTreeMap<&'a str, &'a PlatformSet>, &'a str> {
+    cs.iter()
+        .map(|c| {
+            images
+                .get(&c.image)
+                .map(|s| (c.image.as_str(), s))
+                .ok_or(c.image.as_str())
+        })
+        .collect()
+}
+
 /// Decide for `pod`. `images` maps each image reference of the pod to its platform set.
 pub fn decide(
     pod: &Pod,
@@ -167,25 +183,23 @@ pub fn decide(
         return unchanged(Outcome::Constrained { key }, msg);
     }
     let cs = containers(pod);
-    let mut sets: BTreeMap<&str, &PlatformSet> = BTreeMap::new();
-    for c in &cs {
-        let Some(set) = images.get(&c.image) else {
-            let msg = format!("the platforms of image {} are unknown", c.image);
+    let sets = match platform_sets(&cs, images) {
+        Ok(sets) => sets,
+        Err(image) => {
+            let msg = format!("the platforms of image {image} are unknown");
             return unchanged(
                 Outcome::Unresolved {
-                    image: c.image.clone(),
+                    image: image.into(),
                 },
                 msg,
             );
-        };
-        sets.insert(&c.image, set);
-    }
+        }
+    };
+    let nodes: Vec<&NodeCaps> = nodes.iter().filter(|n| eligible(pod, n)).collect();
     let natives: BTreeSet<&'static str> = nodes.iter().filter_map(|n| n.native).collect();
     if natives.is_empty() {
-        return unchanged(
-            Outcome::NoNodes,
-            format!("no node reports a known {ARCH_LABEL}"),
-        );
+        let msg = format!("no node the pod may run on reports a known {ARCH_LABEL}");
+        return unchanged(Outcome::NoNodes, msg);
     }
     if sets.values().all(|s| natives.is_subset(&s.arches())) {
         let msg = format!(
@@ -214,7 +228,7 @@ pub fn decide(
         );
         return unchanged(Outcome::NoCommonArch, msg);
     }
-    let Some(arch) = pick(&common, nodes) else {
+    let Some(arch) = pick(&common, &nodes) else {
         let msg = format!(
             "the images share {} but no node runs or emulates it",
             list(&common)
@@ -226,7 +240,7 @@ pub fn decide(
             msg,
         );
     };
-    placed(pod, &cs, &sets, nodes, prefix, arch, &natives)
+    placed(pod, &cs, &sets, &nodes, prefix, arch, &natives)
 }
 
 fn or_none(s: &BTreeSet<&'static str>) -> String {
@@ -275,7 +289,7 @@ fn placed(
     pod: &Pod,
     cs: &[Container],
     sets: &BTreeMap<&str, &PlatformSet>,
-    nodes: &[NodeCaps],
+    nodes: &[&NodeCaps],
     prefix: &Prefix,
     arch: &'static str,
     natives: &BTreeSet<&'static str>,

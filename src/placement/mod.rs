@@ -15,6 +15,7 @@
 //! | `nodes`     | a Node's labels -> its native arch and the arches it emulates                 |
 //! | `decide`    | the decision: outcome, changes, the Event message and the metric label       |
 //! | `affinity`  | merging the arch requirement into a pod's own node affinity                 |
+//! | `eligible`  | the nodes a pod may land on by its own selector, affinity and tolerations    |
 //! | `patch`     | the JSON patch (RFC 6902) that applies a decision and lifts the gate         |
 //! | `admission` | the webhook step: AdmissionReview in, the response that adds the gate out    |
 //!
@@ -24,6 +25,7 @@ pub mod admission;
 pub mod affinity;
 mod b64;
 pub mod decide;
+pub mod eligible;
 pub mod nodes;
 pub mod patch;
 pub mod platforms;

@@ -1,15 +1,16 @@
 //! What a node can run, read from its labels: `kubernetes.io/arch` (the kubelet's, so
 //! present on every node) for the native arch, and `<prefix>/<arch>=emulated` (binfmtd's,
-//! only where its probe passed) for each arch it emulates.
+//! only where its probe passed) for each arch it emulates. The labels and taints are kept
+//! too, so the decision can leave out nodes the pod's own constraints exclude.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Taint};
 
 use super::{label_name, ARCH_LABEL};
 use crate::labels::Prefix;
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct NodeCaps {
     pub name: String,
     /// Label name of the native arch; `None` when the node has no (known) arch label.
@@ -18,6 +19,8 @@ pub struct NodeCaps {
     /// Arches binfmtd labelled `native` on this node (so `<prefix>/<arch> In [native,
     /// emulated]` selects it).
     pub labelled_native: BTreeSet<&'static str>,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
 }
 
 impl NodeCaps {
@@ -34,6 +37,12 @@ pub fn capabilities(node: &Node, prefix: &Prefix) -> NodeCaps {
         native: labels
             .and_then(|l| l.get(ARCH_LABEL))
             .and_then(|a| label_name(a)),
+        labels: labels.cloned().unwrap_or_default(),
+        taints: node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default(),
         ..NodeCaps::default()
     };
     for (k, v) in labels.into_iter().flatten() {

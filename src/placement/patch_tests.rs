@@ -259,13 +259,14 @@ fn affinity_merge_table() {
     let prefix = Prefix::default();
     let zone = || term(vec![expr("zone", "In", &["a"])]);
     let gpu = || term(vec![expr("gpu", "Exists", &[])]);
+    let zoned = |n| labelled(labelled(n, "zone", "a"), "gpu", "1");
     let emu = vec![
-        caps("amd", "amd64", &[], true),
-        caps("arm-emu", "arm64", &["amd64"], true),
+        zoned(caps("amd", "amd64", &[], true)),
+        zoned(caps("arm-emu", "arm64", &["amd64"], true)),
     ];
     let plain = vec![
-        caps("amd", "amd64", &[], false),
-        caps("arm", "arm64", &[], false),
+        zoned(caps("amd", "amd64", &[], false)),
+        zoned(caps("arm", "arm64", &[], false)),
     ];
     /// (case, the pod's own terms, nodes, the terms after the patch)
     type Row<'a> = (

@@ -7,9 +7,13 @@ use k8s_openapi::api::core::v1::{
     Pod, PodSchedulingGate, PodSpec,
 };
 
-use super::nodes::NodeCaps;
+use k8s_openapi::api::core::v1::{Node, Taint, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::nodes::{capabilities, NodeCaps};
 use super::platforms::{Entry, Kind, Platform, PlatformSet};
 use crate::arch::lookup;
+use crate::labels::Prefix;
 
 pub fn d(c: char) -> String {
     assert!(
@@ -61,14 +65,45 @@ pub fn images(pairs: &[(&str, PlatformSet)]) -> BTreeMap<String, PlatformSet> {
         .collect()
 }
 
+/// A node as binfmtd labels it (`labelled`: it also carries `binfmtd.io/<native>=native`),
+/// read back through `capabilities`.
 pub fn caps(name: &str, native: &str, emulated: &[&'static str], labelled: bool) -> NodeCaps {
-    let native = super::label_name(native);
-    NodeCaps {
-        name: name.into(),
-        native,
-        emulated: emulated.iter().copied().collect(),
-        labelled_native: native.filter(|_| labelled).into_iter().collect(),
+    let mut labels = BTreeMap::from([
+        ("kubernetes.io/arch".to_string(), native.to_string()),
+        ("kubernetes.io/hostname".to_string(), name.to_string()),
+    ]);
+    labels.extend(
+        emulated
+            .iter()
+            .map(|e| (format!("binfmtd.io/{e}"), "emulated".to_string())),
+    );
+    if labelled {
+        labels.insert(format!("binfmtd.io/{native}"), "native".into());
     }
+    let node = Node {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    capabilities(&node, &Prefix::default())
+}
+
+pub fn labelled(mut n: NodeCaps, k: &str, v: &str) -> NodeCaps {
+    n.labels.insert(k.into(), v.into());
+    n
+}
+
+pub fn tainted(mut n: NodeCaps, key: &str, value: Option<&str>, effect: &str) -> NodeCaps {
+    n.taints.push(Taint {
+        key: key.into(),
+        value: value.map(Into::into),
+        effect: effect.into(),
+        time_added: None,
+    });
+    n
 }
 
 /// The mixed cluster of the issue: amd64 native; arm64 emulating amd64; arm64 alone.
@@ -138,4 +173,34 @@ pub fn with_required(mut p: Pod, terms: Vec<NodeSelectorTerm>) -> Pod {
         ..Default::default()
     });
     p
+}
+
+pub fn tolerating(
+    mut p: Pod,
+    key: Option<&str>,
+    op: &str,
+    value: Option<&str>,
+    effect: Option<&str>,
+) -> Pod {
+    let t = Toleration {
+        key: key.map(Into::into),
+        operator: Some(op.into()),
+        value: value.map(Into::into),
+        effect: effect.map(Into::into),
+        toleration_seconds: None,
+    };
+    p.spec
+        .as_mut()
+        .unwrap()
+        .tolerations
+        .get_or_insert_with(Vec::new)
+        .push(t);
+    p
+}
+
+pub fn with_fields(t: NodeSelectorTerm, fields: Vec<NodeSelectorRequirement>) -> NodeSelectorTerm {
+    NodeSelectorTerm {
+        match_fields: Some(fields),
+        ..t
+    }
 }
