@@ -9,7 +9,7 @@
 //! | `plan`    | the reconcile diff: desired vs observed entries -> per-arch actions           | none    |
 //! | `status`  | the status schema (data), built from observations; table rendering            | none    |
 //! | `labels`  | node labels implied by a status report; the merge patch from current to them  | none    |
-//! | `placement` | image platforms, node capabilities, the pod placement decision, its JSON patch and the webhook's gate (in progress: no controller yet) | none |
+//! | `placement`| pod placement (in progress): image platforms, decision, JSON patch, gate      | none    |
 //! | `timefmt` | RFC 3339 UTC timestamps (status file, NFD expiry)                              | none    |
 //! | `explain` | file facts (ELF, #!, libraries, symbol versions) and the run-here verdict     | files   |
 //! | `exec`    | running a child with a deadline (probes, `--version`)                         | exec    |

@@ -213,21 +213,10 @@ pub fn decide(
             msg,
         );
     }
-    let common = sets
-        .values()
-        .map(|s| s.arches())
-        .reduce(|a, b| a.intersection(&b).copied().collect())
-        .unwrap_or_default();
-    if common.is_empty() {
-        let each = sets
-            .iter()
-            .map(|(i, s)| format!("{i}: {}", or_none(&s.arches())));
-        let msg = format!(
-            "the images share no architecture ({})",
-            each.collect::<Vec<_>>().join("; ")
-        );
-        return unchanged(Outcome::NoCommonArch, msg);
-    }
+    let common = match common_arches(&sets) {
+        Ok(common) => common,
+        Err(d) => return *d,
+    };
     let Some(arch) = pick(&common, &nodes) else {
         let msg = format!(
             "the images share {} but no node runs or emulates it",
@@ -251,14 +240,35 @@ fn or_none(s: &BTreeSet<&'static str>) -> String {
     }
 }
 
+/// The arches every image offers; when none, the decision that says so.
+fn common_arches(
+    sets: &BTreeMap<&str, &PlatformSet>,
+) -> Result<BTreeSet<&'static str>, Box<Decision>> {
+    let common = sets
+        .values()
+        .map(|s| s.arches())
+        .reduce(|a, b| a.intersection(&b).copied().collect())
+        .unwrap_or_default();
+    if !common.is_empty() {
+        return Ok(common);
+    }
+    let each: Vec<_> = sets
+        .iter()
+        .map(|(i, s)| format!("{i}: {}", or_none(&s.arches())))
+        .collect();
+    let msg = format!("the images share no architecture ({})", each.join("; "));
+    Err(Box::new(unchanged(Outcome::NoCommonArch, msg)))
+}
+
 /// The containers whose image is an index lacking the native arch of a node the pod may
-/// now land on: containerd would fail to pull them there, so they get A's digest.
+/// now land on: containerd would fail to pull them there, so they get A's digest. An
+/// error names the image that cannot be pinned and why.
 fn rewrites(
     cs: &[Container],
     sets: &BTreeMap<&str, &PlatformSet>,
     landing: &BTreeSet<&'static str>,
     arch: &str,
-) -> Result<Vec<Rewrite>, Outcome> {
+) -> Result<Vec<Rewrite>, (String, &'static str)> {
     let mut out = Vec::new();
     for c in cs {
         let set = sets[c.image.as_str()];
@@ -268,10 +278,7 @@ fn rewrites(
         let entry = set
             .entry_for(arch)
             .expect("the chosen arch is offered by every image");
-        let to = reference::pin(&c.image, &entry.digest).map_err(|e| Outcome::BadReference {
-            image: c.image.clone(),
-            why: e.why,
-        })?;
+        let to = reference::pin(&c.image, &entry.digest).map_err(|e| (c.image.clone(), e.why))?;
         if to != c.image {
             out.push(Rewrite {
                 container: c.name.clone(),
@@ -285,6 +292,47 @@ fn rewrites(
     Ok(out)
 }
 
+/// What a placed decision tells the pod's owner.
+struct Story<'a> {
+    arch: &'static str,
+    sets: &'a BTreeMap<&'a str, &'a PlatformSet>,
+    natives: &'a BTreeSet<&'static str>,
+    emulators: bool,
+    /// Nodes the pod's own terms now leave out (native, without binfmtd's labels).
+    left_out: Vec<&'a str>,
+    rewrites: &'a [Rewrite],
+}
+
+fn message(s: &Story, prefix: &Prefix) -> String {
+    let arch = s.arch;
+    let missing: Vec<_> = s
+        .sets
+        .iter()
+        .filter_map(|(image, set)| {
+            let lacks: Vec<_> = s.natives.difference(&set.arches()).copied().collect();
+            (!lacks.is_empty()).then(|| format!("image {image} has no {}", list(lacks)))
+        })
+        .collect();
+    let mut m = format!("runs {arch}; {}: ", missing.join(", "));
+    if s.emulators {
+        m += &format!("may run emulated on nodes that emulate {arch}; native preferred");
+    } else {
+        m += &format!("runs only on nodes that run {arch} natively (no node emulates {arch})");
+    }
+    if !s.left_out.is_empty() {
+        let key = prefix.key(arch);
+        let names = list(&s.left_out);
+        m += &format!("; the pod's own node affinity terms leave out nodes without {key}: {names}");
+    }
+    for r in s.rewrites {
+        m += &format!(
+            "; container {} pinned to the {arch} manifest ({})",
+            r.container, r.to
+        );
+    }
+    m
+}
+
 fn placed(
     pod: &Pod,
     cs: &[Container],
@@ -294,19 +342,13 @@ fn placed(
     arch: &'static str,
     natives: &BTreeSet<&'static str>,
 ) -> Decision {
-    let landing: BTreeSet<&'static str> = nodes
-        .iter()
-        .filter(|n| n.runs(arch))
-        .filter_map(|n| n.native)
-        .collect();
+    let runs_it = nodes.iter().filter(|n| n.runs(arch));
+    let landing: BTreeSet<&'static str> = runs_it.filter_map(|n| n.native).collect();
     let rewrites = match rewrites(cs, sets, &landing, arch) {
         Ok(r) => r,
-        Err(outcome) => {
-            let Outcome::BadReference { image, why } = &outcome else {
-                unreachable!()
-            };
+        Err((image, why)) => {
             let msg = format!("image {image} cannot be pinned to a digest ({why})");
-            return unchanged(outcome, msg);
+            return unchanged(Outcome::BadReference { image, why }, msg);
         }
     };
     let emulators = nodes.iter().any(|n| n.emulated.contains(arch));
@@ -317,41 +359,30 @@ fn placed(
     };
     let spec_affinity = pod.spec.as_ref().and_then(|s| s.affinity.as_ref());
     let own_terms = !affinity::required_terms(spec_affinity).is_empty();
-    let missing = sets.iter().filter_map(|(image, s)| {
-        let lacks: Vec<_> = natives.difference(&s.arches()).copied().collect();
-        (!lacks.is_empty()).then(|| format!("image {image} has no {}", list(lacks)))
-    });
-    let mut message = format!("runs {arch}; {}: ", missing.collect::<Vec<_>>().join(", "));
-    if emulators {
-        message += &format!("may run emulated on nodes that emulate {arch}; native preferred");
-    } else {
-        message +=
-            &format!("runs only on nodes that run {arch} natively (no node emulates {arch})");
-    }
-    let unlabelled = nodes
+    let left_out = nodes
         .iter()
-        .filter(|n| n.native == Some(arch) && !n.labelled_native.contains(arch));
-    if own_terms && emulators && unlabelled.clone().next().is_some() {
-        let names = list(unlabelled.map(|n| n.name.as_str()));
-        message += &format!(
-            "; the pod's own node affinity terms leave out nodes without {}: {names}",
-            prefix.key(arch)
-        );
-    }
-    for r in &rewrites {
-        message += &format!(
-            "; container {} pinned to the {arch} manifest ({})",
-            r.container, r.to
-        );
-    }
+        .filter(|_| own_terms && emulators)
+        .filter(|n| n.native == Some(arch) && !n.labelled_native.contains(arch))
+        .map(|n| n.name.as_str())
+        .collect();
+    let story = Story {
+        arch,
+        sets,
+        natives,
+        emulators,
+        left_out,
+        rewrites: &rewrites,
+    };
+    let message = message(&story, prefix);
     let affinity = affinity::with_arch(spec_affinity, arch, prefix, form);
+    let changes = Changes {
+        arch,
+        affinity,
+        rewrites,
+    };
     Decision {
         outcome: Outcome::Placed { arch },
-        changes: Some(Changes {
-            arch,
-            affinity,
-            rewrites,
-        }),
+        changes: Some(changes),
         message,
     }
 }

@@ -86,6 +86,19 @@ fn index_table() {
             1,
         ),
         (
+            "unknown/unknown without annotation left out",
+            OCI_INDEX,
+            index(
+                None,
+                vec![
+                    m('1', plat("linux", "arm64", None)),
+                    m('2', plat("unknown", "unknown", None)),
+                ],
+            ),
+            &[("1", "linux/arm64", Some("arm64"))],
+            1,
+        ),
+        (
             "attestation named only by annotation",
             OCI_INDEX,
             index(
