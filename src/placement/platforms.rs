@@ -231,6 +231,26 @@ fn is_attestation(d: &RawDescriptor) -> bool {
     unknown || d.annotations.get(REFERENCE_TYPE).map(String::as_str) == Some("attestation-manifest")
 }
 
+/// A descriptor inside an index must name a manifest by a well-formed digest.
+fn check_descriptor(d: &RawDescriptor) -> Result<(), PlatformError> {
+    if !valid_digest(&d.digest) {
+        return Err(PlatformError::Digest(d.digest.clone()));
+    }
+    if d.media_type == OCI_INDEX || d.media_type == DOCKER_LIST {
+        return Err(PlatformError::Nested {
+            digest: d.digest.clone(),
+            media_type: d.media_type.clone(),
+        });
+    }
+    if d.media_type != OCI_MANIFEST && d.media_type != DOCKER_MANIFEST {
+        return Err(PlatformError::MediaType {
+            got: d.media_type.clone(),
+            wanted: "an image manifest inside an index",
+        });
+    }
+    Ok(())
+}
+
 /// Parse an index or manifest list served with `media_type`.
 pub fn parse_index(media_type: &str, bytes: &[u8]) -> Result<PlatformSet, PlatformError> {
     if media_type != OCI_INDEX && media_type != DOCKER_LIST {
@@ -250,23 +270,9 @@ pub fn parse_index(media_type: &str, bytes: &[u8]) -> Result<PlatformSet, Platfo
     let (mut entries, mut ignored) = (Vec::new(), 0);
     let (mut digests, mut platforms) = (BTreeSet::new(), BTreeSet::new());
     for d in raw.manifests {
-        if !valid_digest(&d.digest) {
-            return Err(PlatformError::Digest(d.digest));
-        }
+        check_descriptor(&d)?;
         if !digests.insert(d.digest.clone()) {
             return Err(PlatformError::Duplicate(d.digest));
-        }
-        if d.media_type == OCI_INDEX || d.media_type == DOCKER_LIST {
-            return Err(PlatformError::Nested {
-                digest: d.digest,
-                media_type: d.media_type,
-            });
-        }
-        if d.media_type != OCI_MANIFEST && d.media_type != DOCKER_MANIFEST {
-            return Err(PlatformError::MediaType {
-                got: d.media_type,
-                wanted: "an image manifest inside an index",
-            });
         }
         if is_attestation(&d) {
             ignored += 1;
