@@ -96,11 +96,11 @@ pub enum PlatformError {
     TooLarge { what: &'static str, len: usize },
     #[error("index has {count} descriptors, over the cap of {MAX_DESCRIPTORS}. Hint: name one platform's manifest by digest instead")]
     TooMany { count: usize },
-    #[error("{what} is not valid JSON of its kind: {reason}")]
+    #[error("{what} is not valid JSON of its kind: {reason}. Hint: the registry sent something else than an image document; check the reference and the registry")]
     Malformed { what: &'static str, reason: String },
     #[error("schemaVersion {0} is not 2. Hint: schema 1 images are deprecated; rebuild the image")]
     Schema(u64),
-    #[error("digest {0:?} is malformed (want sha256:<64 hex> or sha512:<128 hex>)")]
+    #[error("digest {0:?} is malformed (want sha256:<64 hex> or sha512:<128 hex>). Hint: the index is broken; re-push the image")]
     Digest(String),
     #[error("index lists {0} twice. Hint: the index is broken; re-push the image")]
     Duplicate(String),

@@ -142,7 +142,10 @@ fn manifest_table() {
                 assert_eq!(e.platform.to_string(), platform, "{case}");
                 assert_eq!(e.arch.map(arch_label), arch, "{case}");
             }
-            (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{case}: {e}"),
+            (Err(e), Err(want)) => {
+                assert!(e.to_string().contains(want), "{case}: {e}");
+                assert!(e.to_string().contains("Hint:"), "{case}: {e}");
+            }
             (got, want) => panic!("{case}: got {got:?}, want {want:?}"),
         }
     }

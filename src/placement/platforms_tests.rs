@@ -357,5 +357,6 @@ fn index_refusals() {
     for (case, mt, bytes, want) in rows {
         let err = parse_index(mt, &bytes).expect_err(case).to_string();
         assert!(err.contains(want), "{case}: {err}");
+        assert!(err.contains("Hint:"), "{case}: {err}");
     }
 }
