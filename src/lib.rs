@@ -9,6 +9,7 @@
 //! | `plan`    | the reconcile diff: desired vs observed entries -> per-arch actions           | none    |
 //! | `status`  | the status schema (data), built from observations; table rendering            | none    |
 //! | `labels`  | node labels implied by a status report; the merge patch from current to them  | none    |
+//! | `placement`| pod placement (in progress): image platforms, decision, JSON patch, gate      | none    |
 //! | `timefmt` | RFC 3339 UTC timestamps (status file, NFD expiry)                              | none    |
 //! | `explain` | file facts (ELF, #!, libraries, symbol versions) and the run-here verdict     | files   |
 //! | `exec`    | running a child with a deadline (probes, `--version`)                         | exec    |
@@ -51,6 +52,7 @@ pub mod kube;
 pub mod labels;
 pub mod nfd;
 pub mod par;
+pub mod placement;
 pub mod plan;
 pub mod probe;
 pub mod prover;
