@@ -10,6 +10,7 @@ use super::elf::{ElfInfo, ElfKind, Linkage};
 use super::fs::{observe_node, Explained, Explainer, Root};
 use super::image::{platforms, ImageError, PlatformImage, Source};
 use super::layers::Tree;
+use super::materialize::{Coverage, Limited, EDGE, FILE_CAP, TOTAL_CAP};
 use super::verdict::{verdict, Facts, Node, Verdict};
 use super::{FileInfo, Problem};
 use crate::arch::Arch;
@@ -37,6 +38,8 @@ pub struct ImageReport {
     pub problems: Vec<Problem>,
     /// The command's file, explained inside the image's filesystem.
     pub entrypoint: Option<Explained>,
+    /// Files over the size limits, written only in part or not at all.
+    pub limited: Vec<Limited>,
 }
 
 impl ImageReport {
@@ -64,6 +67,7 @@ impl ImageReport {
             "command": self.command,
             "problems": self.problems.iter().map(super::report::problem_json).collect::<Vec<_>>(),
             "runs": self.runs(),
+            "limited": self.limited,
         })
     }
 
@@ -90,7 +94,25 @@ impl ImageReport {
         for p in &self.problems {
             s += &format!("    - {p}\n");
         }
+        for l in &self.limited {
+            s += &format!("    - {}\n", limited_line(l));
+        }
         s
+    }
+}
+
+/// What a verdict could and could not read of a file over the limits.
+fn limited_line(l: &Limited) -> String {
+    let mib = |b: u64| b >> 20;
+    match l.read {
+        Coverage::Ranges => format!(
+            "{} is {} MiB, over the {} MiB explain copies whole: judged from its first and last {} MiB and, for ELF, its headers, dynamic section and version tables (all the loader facts come from)",
+            l.path, mib(l.size), mib(FILE_CAP), mib(EDGE)
+        ),
+        Coverage::Nothing => format!(
+            "{} ({} MiB) was not read: explain writes at most {} MiB of an image in all, and the files before it used that up; a verdict that needs it may call it missing",
+            l.path, mib(l.size), mib(TOTAL_CAP)
+        ),
     }
 }
 
@@ -194,6 +216,7 @@ pub fn explain_image(q: &ImageQuery) -> Result<ImageReport, ImageError> {
         command: vec![],
         problems: vec![],
         entrypoint: None,
+        limited: vec![],
     };
     let Some(i) = chosen else {
         report.problems.push(Problem::NoMatchingPlatform {
@@ -254,7 +277,7 @@ fn judge_command(
         error,
     })?;
     let want = |p: &str| p == target || needed_by_checks(p);
-    tree.materialize(src, &image.layers, &want, &dir.0)?;
+    report.limited = tree.materialize(src, &image.layers, &want, &dir.0)?;
     let root = Root::new(&dir.0);
     let node = observe_node(q.binfmt_misc, &root, q.native.clone());
     let explainer = Explainer::new(node, root, q.prover);

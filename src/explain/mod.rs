@@ -80,6 +80,7 @@
 pub mod container;
 pub mod dynamic;
 pub mod elf;
+pub mod elf_ranges;
 pub mod fs;
 pub mod glibc;
 pub mod image;
@@ -87,10 +88,12 @@ pub mod layers;
 pub mod ldcache;
 pub mod ldconf;
 pub mod ldpaths;
+pub mod materialize;
 pub mod problem;
 pub mod report;
 pub mod resolve;
 pub mod script;
+pub mod source;
 pub mod verdict;
 pub mod versions;
 

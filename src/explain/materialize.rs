@@ -1,0 +1,351 @@
+//! Writing what a verdict reads out of an image's merged layers into a private directory,
+//! within limits: a regular file is copied whole only up to [`FILE_CAP`]; a larger one
+//! gets its first and last [`EDGE`] bytes and, for ELF, the ranges the explain reader uses
+//! (headers, dynamic section, version tables: see [`super::elf_ranges`]), the rest left a
+//! hole; all data written stays under [`TOTAL_CAP`], and files past it are left out. Hard
+//! links are made as links. Each file not copied whole is reported as [`Limited`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use super::elf_ranges::{merge, missing, needed};
+use super::image::{Blob, ImageError, Source};
+use super::layers::{clean, layer, Kind, Node, Tree};
+
+/// Largest file copied whole. Real programs and libraries are smaller (libc 2 MB,
+/// libstdc++ 2.4 MB); larger ones are read in ranges.
+pub const FILE_CAP: u64 = 32 << 20;
+/// Data written to the scratch directory in all (holes and links cost nothing).
+pub const TOTAL_CAP: u64 = 256 << 20;
+/// Bytes kept from the start and from the end of a file over [`FILE_CAP`]: the ELF
+/// header and program headers are at the start, the section headers at the end.
+pub const EDGE: u64 = 1 << 20;
+/// Passes over a layer for one large ELF file: header tables, then the sections they name.
+const RANGE_ROUNDS: usize = 3;
+
+/// How much of a file over the limits was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Coverage {
+    /// Its first and last bytes, and for ELF the ranges the loader facts come from.
+    Ranges,
+    /// Nothing: the total cap was reached.
+    Nothing,
+}
+
+/// A file not copied whole.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Limited {
+    /// Inside the image, with a leading `/`.
+    pub path: String,
+    pub size: u64,
+    pub read: Coverage,
+}
+
+/// Called for each winning regular file met in a layer pass: its entry number in the
+/// layer, path, mode, size, and its bytes.
+type OnFile<'a> = dyn FnMut(usize, &str, u32, u64, &mut dyn Read) -> io::Result<()> + 'a;
+
+/// A large file whose ELF ranges are still to be filled: where, and what it has.
+struct Pending {
+    /// Kept open: its mode may not let us open it again for writing.
+    file: fs::File,
+    size: u64,
+    have: Vec<Range<u64>>,
+}
+
+struct Writer<'a> {
+    dest: &'a Path,
+    written: u64,
+    limited: Vec<Limited>,
+    /// (layer, entry) -> a large file to fill in ranges.
+    pending: BTreeMap<(usize, usize), Pending>,
+}
+
+impl Tree {
+    /// Write directories, symlinks and the regular files `want` picks into `dest` (an
+    /// empty directory of ours), within the caps. A path through a symlink is never
+    /// written through.
+    pub fn materialize(
+        &self,
+        src: &Source,
+        layers: &[Blob],
+        want: &dyn Fn(&str) -> bool,
+        dest: &Path,
+    ) -> Result<Vec<Limited>, ImageError> {
+        self.skeleton(dest)?;
+        // A wanted hard link needs its target's bytes, wherever the target is.
+        let targets: HashSet<&str> = self
+            .nodes
+            .iter()
+            .filter_map(|(p, n)| match &n.kind {
+                Kind::Hardlink(t) if want(p) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        let pick = |p: &str| want(p) || targets.contains(p);
+        let mut w = Writer {
+            dest,
+            written: 0,
+            limited: vec![],
+            pending: BTreeMap::new(),
+        };
+        for (i, blob) in layers.iter().enumerate() {
+            self.pass(src, blob, i, &mut |ord, path, mode, size, e| {
+                if pick(path) {
+                    w.file(i, ord, path, mode, size, e)?;
+                }
+                Ok(())
+            })?;
+        }
+        for _ in 0..RANGE_ROUNDS {
+            if !w.fill_ranges(self, src, layers)? {
+                break;
+            }
+        }
+        self.link(dest, want);
+        Ok(w.limited)
+    }
+
+    fn skeleton(&self, dest: &Path) -> Result<(), ImageError> {
+        for (path, node) in &self.nodes {
+            match &node.kind {
+                Kind::Dir => safe_dir(dest, path).map_err(io_at(path))?,
+                Kind::Symlink(t) => {
+                    if let Some(parent) = parent_of(path) {
+                        safe_dir(dest, parent).map_err(io_at(path))?;
+                    }
+                    let _ = std::os::unix::fs::symlink(t, dest.join(path));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Stream layer `i`, calling `each(entry, path, mode, size, reader)` for every entry
+    /// that is the winning regular file at its path.
+    fn pass(
+        &self,
+        src: &Source,
+        blob: &Blob,
+        i: usize,
+        each: &mut OnFile,
+    ) -> Result<(), ImageError> {
+        let mut a = tar::Archive::new(layer(src, blob)?);
+        for (ord, e) in a.entries().map_err(io_at(&blob.name))?.enumerate() {
+            let mut e = e.map_err(io_at(&blob.name))?;
+            let Some(path) = clean(&String::from_utf8_lossy(&e.path_bytes())) else {
+                continue;
+            };
+            let winner = self.nodes.get(&path).filter(|n| n.layer == i);
+            if let Some(Node {
+                kind: Kind::File { ord: o, mode },
+                ..
+            }) = winner
+            {
+                if *o == ord {
+                    let size = e.size();
+                    each(ord, &path, *mode, size, &mut e).map_err(io_at(&path))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Wanted hard links, as links to the file already written (never through a symlink).
+    fn link(&self, dest: &Path, want: &dyn Fn(&str) -> bool) {
+        for (path, node) in &self.nodes {
+            if let Kind::Hardlink(target) = &node.kind {
+                if want(path) && dest.join(target).is_file() && !is_link_path(dest, target) {
+                    if let Some(parent) = parent_of(path) {
+                        if safe_dir(dest, parent).is_err() {
+                            continue;
+                        }
+                    }
+                    let _ = fs::hard_link(dest.join(target), dest.join(path));
+                }
+            }
+        }
+    }
+}
+
+impl Writer<'_> {
+    fn file(
+        &mut self,
+        i: usize,
+        ord: usize,
+        path: &str,
+        mode: u32,
+        size: u64,
+        from: &mut dyn Read,
+    ) -> io::Result<()> {
+        let left = TOTAL_CAP - self.written;
+        let partial = size > FILE_CAP || size > left;
+        let cost = if partial { (2 * EDGE).min(size) } else { size };
+        if cost > left {
+            self.limit(path, size, Coverage::Nothing);
+            return Ok(());
+        }
+        let Some(mut f) = create(self.dest, path, mode)? else {
+            return Ok(());
+        };
+        self.written += cost;
+        if !partial {
+            return copy_sparse(from, &mut f, size);
+        }
+        let tail = size.saturating_sub(EDGE).max(EDGE);
+        let have = vec![0..EDGE.min(size), tail..size];
+        write_ranges(from, &f, &have)?;
+        f.set_len(size)?;
+        self.limit(path, size, Coverage::Ranges);
+        let p = Pending {
+            file: f,
+            size,
+            have,
+        };
+        self.pending.insert((i, ord), p);
+        Ok(())
+    }
+
+    fn limit(&mut self, path: &str, size: u64, read: Coverage) {
+        self.limited.push(Limited {
+            path: format!("/{path}"),
+            size,
+            read,
+        });
+    }
+
+    /// One more pass over the layers holding large ELF files, writing the ranges their
+    /// tables now name. Returns whether anything was asked for.
+    fn fill_ranges(
+        &mut self,
+        tree: &Tree,
+        src: &Source,
+        layers: &[Blob],
+    ) -> Result<bool, ImageError> {
+        let mut todo: BTreeMap<(usize, usize), Vec<Range<u64>>> = BTreeMap::new();
+        for (key, p) in &mut self.pending {
+            let cache = object::ReadCache::new(&p.file);
+            let ask = missing(&needed(&cache, p.size), &p.have);
+            let cost: u64 = ask.iter().map(|r| r.end - r.start).sum();
+            if ask.is_empty() || cost > TOTAL_CAP - self.written {
+                continue;
+            }
+            self.written += cost;
+            p.have = merge(&[p.have.clone(), ask.clone()].concat());
+            todo.insert(*key, ask);
+        }
+        let layers_todo: HashSet<usize> = todo.keys().map(|k| k.0).collect();
+        for (i, blob) in layers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| layers_todo.contains(i))
+        {
+            let pending = &self.pending;
+            tree.pass(src, blob, i, &mut |ord, _, _, _, e| match (
+                todo.get(&(i, ord)),
+                pending.get(&(i, ord)),
+            ) {
+                (Some(ranges), Some(p)) => write_ranges(e, &p.file, ranges),
+                _ => Ok(()),
+            })?;
+        }
+        Ok(!todo.is_empty())
+    }
+}
+
+fn io_at(p: &str) -> impl Fn(io::Error) -> ImageError {
+    let p = p.to_string();
+    move |error| ImageError::Io {
+        path: p.clone(),
+        error,
+    }
+}
+
+/// Copy `size` bytes, leaving all-zero blocks as holes.
+fn copy_sparse(from: &mut dyn Read, f: &mut fs::File, size: u64) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut from = from.take(size);
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().all(|&b| b == 0) {
+            f.seek(SeekFrom::Current(n as i64))?;
+        } else {
+            f.write_all(&buf[..n])?;
+        }
+    }
+    f.set_len(size)
+}
+
+/// Write the bytes of `from` (read from its start) at `ranges` (sorted, disjoint); the
+/// rest is read past.
+fn write_ranges(from: &mut dyn Read, f: &fs::File, ranges: &[Range<u64>]) -> io::Result<()> {
+    let mut f = f;
+    let mut at = 0u64;
+    for r in merge(ranges) {
+        io::copy(&mut Read::take(&mut *from, r.start - at), &mut io::sink())?;
+        f.seek(SeekFrom::Start(r.start))?;
+        io::copy(&mut Read::take(&mut *from, r.end - r.start), &mut f)?;
+        at = r.end;
+    }
+    Ok(())
+}
+
+fn parent_of(path: &str) -> Option<&str> {
+    path.rsplit_once('/').map(|(d, _)| d)
+}
+
+/// Does any component of `rel` under `dest` exist as a symlink?
+fn is_link_path(dest: &Path, rel: &str) -> bool {
+    let mut p = dest.to_path_buf();
+    rel.split('/').any(|c| {
+        p.push(c);
+        fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink())
+    })
+}
+
+/// Create `rel` and its parents under `dest`, refusing to pass through a symlink.
+fn safe_dir(dest: &Path, rel: &str) -> io::Result<()> {
+    let mut p = dest.to_path_buf();
+    for c in rel.split('/').filter(|c| !c.is_empty()) {
+        p.push(c);
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(io::Error::other(format!(
+                    "{} is not a directory in the image",
+                    p.display()
+                )))
+            }
+            Err(_) => fs::create_dir(&p)?,
+        }
+    }
+    Ok(())
+}
+
+/// A new file of ours at `rel`; None when its directory is under a symlink or a file (the
+/// image cannot have it there either).
+fn create(dest: &Path, rel: &str, mode: u32) -> io::Result<Option<fs::File>> {
+    if let Some(parent) = parent_of(rel) {
+        if safe_dir(dest, parent).is_err() {
+            return Ok(None);
+        }
+    }
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dest.join(rel))?;
+    // Keep the x bits (explain reads them); never setuid/setgid in our private copy.
+    f.set_permissions(fs::Permissions::from_mode(mode & 0o777))?;
+    Ok(Some(f))
+}

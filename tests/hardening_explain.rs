@@ -1,0 +1,453 @@
+//! `binfmtd explain --image` against hostile images, each built here by the test: a tiny
+//! zstd layer holding a 1 GiB `bin/sh`, a `bin/sh` with 30 hard links, indexes that point
+//! 12 times at the same child five levels deep, one layer with 20,000 root-level opaque
+//! markers, a layer blob that is a symlink to /dev/zero or a FIFO, and a docker-archive
+//! tar with a quarter of a million members. Every run has a deadline, so a regression
+//! fails instead of hanging.
+
+mod common;
+
+use std::fs;
+use std::io::{self, Cursor, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{sh_quote, Sandbox};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// A fresh directory under the target dir, readable by the sandbox's root (host uid 100000).
+fn workdir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("hardening-explain/{name}"));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Store `bytes` as a blob of the layout at `dir`; its descriptor.
+fn blob(dir: &Path, media: &str, bytes: &[u8]) -> Value {
+    let h = hex(&Sha256::digest(bytes));
+    fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    fs::write(dir.join("blobs/sha256").join(&h), bytes).unwrap();
+    json!({"mediaType": media, "digest": format!("sha256:{h}"), "size": bytes.len()})
+}
+
+/// A manifest (linux/amd64, Entrypoint `/bin/sh`) over `layers`, stored; its descriptor.
+fn manifest(dir: &Path, layers: &[Vec<u8>]) -> Value {
+    manifest_running(dir, layers, "/bin/sh")
+}
+
+fn manifest_running(dir: &Path, layers: &[Vec<u8>], entrypoint: &str) -> Value {
+    let config = json!({"os": "linux", "architecture": "amd64",
+                        "config": {"Entrypoint": [entrypoint]}});
+    let config = blob(
+        dir,
+        "application/vnd.oci.image.config.v1+json",
+        config.to_string().as_bytes(),
+    );
+    let layers: Vec<Value> = layers.iter().map(|l| blob(dir, LAYER, l)).collect();
+    let m = json!({"schemaVersion": 2, "mediaType": MANIFEST, "config": config, "layers": layers});
+    blob(dir, MANIFEST, m.to_string().as_bytes())
+}
+
+/// Write `index.json` and `oci-layout` listing `manifests`.
+fn finish(dir: &Path, manifests: Vec<Value>) -> PathBuf {
+    let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests});
+    fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    dir.to_path_buf()
+}
+
+/// One tar member as a stream: header, `body` (exactly `size` bytes), padding.
+fn member<'a>(
+    path: &str,
+    kind: tar::EntryType,
+    size: u64,
+    link: Option<&str>,
+    body: impl Read + 'a,
+) -> Box<dyn Read + 'a> {
+    let mut h = tar::Header::new_gnu();
+    h.set_path(path).unwrap();
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(0o755);
+    if let Some(l) = link {
+        h.set_link_name(l).unwrap();
+    }
+    h.set_cksum();
+    let pad = (512 - size % 512) % 512;
+    Box::new(
+        Cursor::new(h.as_bytes().to_vec())
+            .chain(body.take(size))
+            .chain(io::repeat(0).take(pad)),
+    )
+}
+
+/// A script of exactly `size` bytes: a `#!` line, then `#` (not zeros: sparse copies
+/// must not be what keeps the scratch directory small).
+fn big_script(path: &str, size: u64) -> Box<dyn Read> {
+    let line = b"#!/bin/busybox sh\n";
+    member(
+        path,
+        tar::EntryType::Regular,
+        size,
+        None,
+        Cursor::new(line.to_vec()).chain(io::repeat(b'#')),
+    )
+}
+
+fn hard_link(path: &str, target: &str) -> Box<dyn Read> {
+    member(path, tar::EntryType::Link, 0, Some(target), io::empty())
+}
+
+/// Members, then the end-of-archive blocks, zstd-compressed.
+fn zstd_tar(members: Vec<Box<dyn Read>>) -> Vec<u8> {
+    let mut parts = std::collections::VecDeque::from(members);
+    parts.push_back(Box::new(io::repeat(0).take(1024)));
+    ruzstd::encoding::compress_to_vec(Concat(parts), ruzstd::encoding::CompressionLevel::Fastest)
+}
+
+/// Readers one after another (a chain of 40,000 `Read::chain`s would overflow the stack).
+struct Concat(std::collections::VecDeque<Box<dyn Read>>);
+
+impl Read for Concat {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while let Some(r) = self.0.front_mut() {
+            match r.read(buf)? {
+                0 if !buf.is_empty() => {
+                    self.0.pop_front();
+                }
+                n => return Ok(n),
+            }
+        }
+        Ok(0)
+    }
+}
+
+/// Run `cmd` to completion or panic after `secs` (killing it): (exit code, stdout, stderr).
+fn run_with_deadline(cmd: &mut Command, secs: u64) -> (i32, Vec<u8>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = cmd
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(&err).unwrap())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} did not finish within {secs} s; stderr: {}",
+                fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = fs::read_to_string(&err).unwrap();
+    (status.code().unwrap_or(-1), fs::read(&out).unwrap(), stderr)
+}
+
+/// `binfmtd explain --json --image PATH` with binfmt_misc pointed at an empty directory.
+fn explain(image: &Path, secs: u64) -> (i32, Vec<u8>, String) {
+    let nowhere = tempfile::tempdir().unwrap();
+    run_with_deadline(
+        Command::new(env!("CARGO_BIN_EXE_binfmtd"))
+            .args(["explain", "--json", "--native", "x86_64", "--binfmt-misc"])
+            .arg(nowhere.path())
+            .arg("--cache-dir")
+            .arg(nowhere.path())
+            .arg("--image")
+            .arg(image),
+        secs,
+    )
+}
+
+fn chmod_readable(dir: &Path) {
+    let st = Command::new("chmod")
+        .arg("-R")
+        .arg("a+rX")
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// Defect 6: what `explain --image` writes to its scratch directory is capped per file and
+/// in total, and a hard link is a link. Measured by the filesystem itself: TMPDIR is a
+/// 48 MiB tmpfs, which the unfixed code overflows (1 GiB, then 31 copies).
+#[test]
+fn scratch_writes_are_capped_and_hard_links_are_links() {
+    let Some(sb) = Sandbox::new() else { return };
+    let dir = workdir("scratch");
+    let huge = finish(
+        &dir.join("huge"),
+        vec![manifest(
+            &dir.join("huge"),
+            &[zstd_tar(vec![big_script("bin/sh", 1 << 30)])],
+        )],
+    );
+    let linked = |name: &str, size: u64| {
+        let mut members = vec![big_script("bin/sh", size)];
+        members.extend((0..30).map(|i| hard_link(&format!("bin/sh{i}"), "bin/sh")));
+        let d = dir.join(name);
+        finish(
+            &d,
+            vec![manifest_running(&d, &[zstd_tar(members)], "/bin/sh29")],
+        )
+    };
+    // 64 MiB: over the per-file cap. 24 MiB: under it, so only linking keeps it small
+    // (the unfixed code ignored its failed copies: the entrypoint, a link, went missing).
+    let over = linked("links-64m", 64 << 20);
+    let under = linked("links-24m", 24 << 20);
+    let layer_bytes = fs::metadata(dir.join("huge/blobs/sha256"))
+        .map(|_| dir_bytes(&dir.join("huge/blobs/sha256")))
+        .unwrap();
+    assert!(
+        layer_bytes < 1 << 20,
+        "the 1 GiB layer is {layer_bytes} bytes"
+    );
+    chmod_readable(&dir);
+    let mut script = String::from(
+        "mkdir /tmp/scratch && mount -t tmpfs -o size=48m tmpfs /tmp/scratch\n\
+         export TMPDIR=/tmp/scratch\n",
+    );
+    for (name, path) in [("huge", &huge), ("over", &over), ("under", &under)] {
+        script += &format!(
+            "rc=0; \"$BINFMTD\" explain --json --native x86_64 --image {} >/tmp/{name}.json \
+               2>/tmp/{name}.err || rc=$?\n\
+             echo \"{name}-exit=$rc left=$(ls -A /tmp/scratch | wc -l)\"; cat /tmp/{name}.err\n\
+             tr -d '\\n' </tmp/{name}.json; echo\n",
+            sh_quote(path.to_str().unwrap())
+        );
+    }
+    let run = sb.run_script(&script).success();
+    for name in ["huge", "over", "under"] {
+        let line = format!("{name}-exit=1 left=0");
+        assert!(run.stdout.contains(&line), "{name}: {run}");
+        let j: Value = run
+            .stdout
+            .lines()
+            .skip_while(|l| !l.starts_with(&line))
+            .find_map(|l| serde_json::from_str(l).ok())
+            .unwrap_or_else(|| panic!("{name}: no JSON in {run}"));
+        // explain still answers: a script whose interpreter the image lacks.
+        let f = &j["files"][0];
+        let entrypoint = if name == "huge" {
+            "/bin/sh"
+        } else {
+            "/bin/sh29"
+        };
+        assert_eq!(f["path"], entrypoint, "{j:#}");
+        assert_eq!(f["type"], "script", "{j:#}");
+        assert_eq!(f["verdict"]["problems"][0]["code"], "interpreter-missing");
+        let limited = j["image"]["limited"].as_array().unwrap();
+        if name == "under" {
+            assert!(limited.is_empty(), "{j:#}");
+        } else {
+            assert_eq!(limited[0]["path"], "/bin/sh", "{j:#}");
+        }
+    }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+/// A layer holding only a `#!/bin/busybox sh` script at `bin/sh`.
+fn small_layer() -> Vec<u8> {
+    zstd_tar(vec![big_script("bin/sh", 64)])
+}
+
+/// Defect 7: indexes that point 12 times at the same child, five levels deep (12^5 =
+/// 248,832 manifests when nothing is deduplicated). Must finish fast with small output.
+#[test]
+fn index_fan_out_is_deduplicated() {
+    let dir = workdir("fan-out");
+    let mut child = manifest(&dir, &[small_layer()]);
+    child["platform"] = json!({"os": "linux", "architecture": "amd64"});
+    for _ in 0..4 {
+        let index = json!({"schemaVersion": 2, "mediaType": INDEX,
+                           "manifests": vec![child.clone(); 12]});
+        child = blob(&dir, INDEX, index.to_string().as_bytes());
+    }
+    let layout = finish(&dir, vec![child; 12]);
+    let (code, out, err) = explain(&layout, 30);
+    assert!(out.len() < 64 << 10, "{} bytes of output", out.len());
+    assert_eq!(code, 1, "{err}");
+    let j: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        j["image"]["platforms"].as_array().unwrap().len(),
+        1,
+        "{j:#}"
+    );
+    assert_eq!(j["files"][0]["path"], "/bin/sh");
+}
+
+/// Defect 7, breadth without duplicates: more distinct manifests than the cap is refused,
+/// naming the cap.
+#[test]
+fn index_with_too_many_distinct_manifests_is_refused() {
+    let dir = workdir("too-many");
+    let m = manifest(&dir, &[small_layer()]);
+    // Distinct digests of the same manifest bytes are not possible: vary the annotations.
+    let many: Vec<Value> = (0..5000)
+        .map(|i| {
+            let mut d = m.clone();
+            d["digest"] = json!(format!("sha256:{:064x}", i));
+            d
+        })
+        .collect();
+    let layout = finish(&dir, many);
+    let (code, _, err) = explain(&layout, 30);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("more than") && err.contains("manifests"),
+        "{err}"
+    );
+}
+
+/// Defect 8: n files then n root-level `.wh..wh..opq` markers in one layer. Each marker
+/// scanned the whole tree (28.8 s for n = 20,000 in release builds); applied once per
+/// layer it is a moment.
+#[test]
+fn many_opaque_markers_in_one_layer_are_applied_once() {
+    let dir = workdir("opaque");
+    let n = 20_000;
+    let mut members = vec![big_script("bin/sh", 64)];
+    members.extend((0..n).map(|i| {
+        member(
+            &format!("f{i}"),
+            tar::EntryType::Regular,
+            0,
+            None,
+            io::empty(),
+        )
+    }));
+    members.extend((0..n).map(|_| {
+        member(
+            ".wh..wh..opq",
+            tar::EntryType::Regular,
+            0,
+            None,
+            io::empty(),
+        )
+    }));
+    let layout = finish(&dir, vec![manifest(&dir, &[zstd_tar(members)])]);
+    let start = Instant::now();
+    let (code, out, err) = explain(&layout, 60);
+    let took = start.elapsed();
+    assert_eq!(code, 1, "{err}");
+    let j: Value = serde_json::from_slice(&out).unwrap();
+    // Markers hide lower layers only: the layer's own bin/sh is still there.
+    assert_eq!(j["files"][0]["type"], "script", "{j:#}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+/// Defect 9: a layer blob that is a symlink to /dev/zero, or a FIFO, is refused promptly
+/// (the unfixed code read /dev/zero without end, and blocked opening the FIFO).
+#[test]
+fn layer_blob_that_is_not_a_regular_file_is_refused() {
+    for (name, make) in [
+        ("dev-zero", "symlink"),
+        ("fifo", "fifo"),
+        ("oversized", "grow"),
+    ] {
+        let dir = workdir(&format!("blob-{name}"));
+        let m = manifest(&dir, &[small_layer()]);
+        let layout = finish(&dir, vec![m]);
+        let layer = biggest_blob_listed_as_layer(&layout);
+        fs::remove_file(&layer).unwrap();
+        match make {
+            "symlink" => std::os::unix::fs::symlink("/dev/zero", &layer).unwrap(),
+            "fifo" => nix::unistd::mkfifo(&layer, nix::sys::stat::Mode::S_IRUSR).unwrap(),
+            // A regular file far longer than its descriptor's size: read only that far.
+            _ => {
+                let f = fs::File::create(&layer).unwrap();
+                f.set_len(8 << 30).unwrap();
+                f.set_permissions(fs::Permissions::from_mode(0o644))
+                    .unwrap();
+            }
+        }
+        let (code, _, err) = explain(&layout, 20);
+        assert_eq!(code, 2, "{name}: {err}");
+        let hex = layer.file_name().unwrap().to_str().unwrap();
+        assert!(err.contains(hex), "{name}: {err}");
+        let why = match make {
+            "grow" => "size",
+            _ => "not a regular file",
+        };
+        assert!(err.contains(why), "{name}: {err}");
+    }
+}
+
+/// The layer blob named by the (only) manifest of the layout.
+fn biggest_blob_listed_as_layer(layout: &Path) -> PathBuf {
+    let index: Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let m = index["manifests"][0]["digest"].as_str().unwrap();
+    let blobs = layout.join("blobs/sha256");
+    let m: Value =
+        serde_json::from_slice(&fs::read(blobs.join(&m["sha256:".len()..])).unwrap()).unwrap();
+    let l = m["layers"][0]["digest"].as_str().unwrap();
+    blobs.join(&l["sha256:".len()..])
+}
+
+/// Suspected: a tar source kept one index entry per member, so memory grew with the member
+/// count (250,000 empty members with 80-byte names: 73 MB RSS, and it grows with any
+/// number). A docker-archive tar holding a valid image plus 100,000 filler members is
+/// refused, naming the member cap, instead of being indexed whole.
+#[test]
+fn image_tar_with_too_many_members_is_refused() {
+    let dir = workdir("members");
+    let tar_path = dir.join("image.tar");
+    let mut b = tar::Builder::new(fs::File::create(&tar_path).unwrap());
+    let mut add = |name: &str, bytes: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, bytes).unwrap();
+    };
+    let config = json!({"os": "linux", "architecture": "amd64",
+                        "config": {"Entrypoint": ["/bin/sh"]}});
+    add("config.json", config.to_string().as_bytes());
+    let mut layer = vec![];
+    Concat(
+        [
+            big_script("bin/sh", 64),
+            Box::new(io::repeat(0).take(1024)) as Box<dyn Read>,
+        ]
+        .into(),
+    )
+    .read_to_end(&mut layer)
+    .unwrap();
+    add("layer.tar", &layer);
+    let manifest = json!([{"Config": "config.json", "Layers": ["layer.tar"]}]);
+    add("manifest.json", manifest.to_string().as_bytes());
+    for i in 0..100_000 {
+        add(&format!("filler/{}{i:07}", "x".repeat(64)), b"");
+    }
+    b.finish().unwrap();
+    drop(b);
+    let (code, _, err) = explain(&tar_path, 60);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("more than 65536 members"), "{err}");
+}
