@@ -6,6 +6,7 @@
 //! fails instead of hanging.
 
 mod common;
+mod explain_common;
 
 use std::fs;
 use std::io::{self, Cursor, Read};
@@ -450,4 +451,74 @@ fn image_tar_with_too_many_members_is_refused() {
     let (code, _, err) = explain(&tar_path, 60);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("more than 65536 members"), "{err}");
+}
+
+/// A program over the per-file cap is judged from its ranges, and judged right: this
+/// crate's own binfmtd binary (dynamic, its .dynamic tens of MiB in when built with debug
+/// info), padded to at least 40 MiB with bytes after its section headers so they are not
+/// at the end either, in a plain-tar layer with Debian's libc6 and libgcc-s1. Its ELF facts
+/// through `--image` equal those of the binary explained directly.
+#[test]
+fn program_over_the_file_cap_is_judged_from_its_loader_ranges() {
+    let dir = workdir("large-elf");
+    let bin = Path::new(env!("CARGO_BIN_EXE_binfmtd"));
+    let len = fs::metadata(bin).unwrap().len();
+    let size = len.max(40 << 20) + (1 << 20);
+    let tar_path = dir.join("layer.tar");
+    let mut b = tar::Builder::new(fs::File::create(&tar_path).unwrap());
+    b.follow_symlinks(false);
+    for p in ["libc6", "libgcc-s1"] {
+        let pkg = explain_common::package(&format!("bookworm/amd64/{p}"));
+        b.append_dir_all(".", pkg).unwrap();
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_size(size);
+    h.set_mode(0o755);
+    let body = fs::File::open(bin).unwrap().chain(io::repeat(b'Z'));
+    b.append_data(&mut h, "usr/bin/big", body.take(size))
+        .unwrap();
+    b.into_inner().unwrap();
+    let layer = blob_file(&dir, &tar_path);
+    let config = json!({"os": "linux", "architecture": "amd64",
+                        "config": {"Entrypoint": ["/usr/bin/big"]}});
+    let config = blob(
+        &dir,
+        "application/vnd.oci.image.config.v1+json",
+        config.to_string().as_bytes(),
+    );
+    let m = json!({"schemaVersion": 2, "mediaType": MANIFEST, "config": config, "layers": [layer]});
+    let layout = finish(&dir, vec![blob(&dir, MANIFEST, m.to_string().as_bytes())]);
+    let (code, out, err) = explain(&layout, 120);
+    let j: Value = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert_eq!(code, 0, "{j:#}");
+    let f = &j["files"][0];
+    assert_eq!(f["verdict"]["outcome"], "native", "{j:#}");
+    assert_eq!(
+        j["image"]["limited"],
+        json!([{"path": "/usr/bin/big", "size": size, "read": "ranges"}]),
+        "{j:#}"
+    );
+    let direct = run_with_deadline(
+        Command::new(bin)
+            .args(["explain", "--json", "--native", "x86_64"])
+            .arg(bin),
+        60,
+    );
+    let direct: Value = serde_json::from_slice(&direct.1).unwrap();
+    assert_eq!(f["elf"], direct["files"][0]["elf"], "{j:#}");
+    assert!(f["elf"]["needed"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("libc.so.6")));
+}
+
+/// Move the file at `path` into the layout as a layer blob; its descriptor.
+fn blob_file(dir: &Path, path: &Path) -> Value {
+    let mut hasher = Sha256::new();
+    io::copy(&mut fs::File::open(path).unwrap(), &mut hasher).unwrap();
+    let h = hex(&hasher.finalize());
+    fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    let size = fs::metadata(path).unwrap().len();
+    fs::rename(path, dir.join("blobs/sha256").join(&h)).unwrap();
+    json!({"mediaType": LAYER, "digest": format!("sha256:{h}"), "size": size})
 }
