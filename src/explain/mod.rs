@@ -69,7 +69,9 @@
 //!     "chosen": "linux/amd64" | null,       // pulled by this node, or --platform
 //!     "command": ["/usr/bin/pigz", "--version"],   // Entrypoint + Cmd; its file is files[0]
 //!     "problems": [...],                    // the command cannot even be located
-//!     "runs": true
+//!     "runs": true,
+//!     "limited": [{"path": "/usr/bin/big", "size": 41943040,   // files not copied whole:
+//!                  "read": "ranges" | "nothing"}]             // see README, explain --image
 //!   },
 //!   "summary": {"files": 3, "runnable": 2, "cannot_run": 1, "not_executable": 0}
 //! }
