@@ -212,10 +212,10 @@ fn scratch_writes_are_capped_and_hard_links_are_links() {
             vec![manifest_running(&d, &[zstd_tar(members)], "/bin/sh29")],
         )
     };
-    // 64 MiB: over the per-file cap. 24 MiB: under it, so only linking keeps it small
+    // 64 MiB: over the per-file cap. 3 MiB: under it, so only linking keeps it small
     // (the unfixed code ignored its failed copies: the entrypoint, a link, went missing).
     let over = linked("links-64m", 64 << 20);
-    let under = linked("links-24m", 24 << 20);
+    let under = linked("links-3m", 3 << 20);
     let layer_bytes = fs::metadata(dir.join("huge/blobs/sha256"))
         .map(|_| dir_bytes(&dir.join("huge/blobs/sha256")))
         .unwrap();
@@ -264,6 +264,54 @@ fn scratch_writes_are_capped_and_hard_links_are_links() {
             assert_eq!(limited[0]["path"], "/bin/sh", "{j:#}");
         }
     }
+}
+
+/// Defect 6, the total: 47 programs of 4 MiB, then 560 of 200 KiB, then the entrypoint
+/// (200 KiB), all in `bin` (295 MiB in all). Whole copies stop while a reserve is left, the rest are
+/// read in part, and past 256 MiB files are not written at all: TMPDIR is a 260 MiB
+/// tmpfs, which the unfixed code overflows. The report names what was not read.
+#[test]
+fn scratch_writes_stop_at_the_total_cap() {
+    let Some(sb) = Sandbox::new() else { return };
+    let dir = workdir("total");
+    let mut members: Vec<Box<dyn Read>> = (0..47)
+        .map(|i| big_script(&format!("bin/a{i:03}"), 4 << 20))
+        .collect();
+    members.extend((0..560).map(|i| big_script(&format!("bin/b{i:03}"), 200 << 10)));
+    members.push(big_script("bin/z-entry", 200 << 10));
+    let layout = finish(
+        &dir,
+        vec![manifest_running(&dir, &[zstd_tar(members)], "/bin/z-entry")],
+    );
+    chmod_readable(&dir);
+    let run = sb
+        .run_script(&format!(
+            "mkdir /tmp/scratch && mount -t tmpfs -o size=260m tmpfs /tmp/scratch\n\
+             rc=0; TMPDIR=/tmp/scratch \"$BINFMTD\" explain --native x86_64 --image {l} \
+               >/tmp/human 2>&1 || rc=$?\n\
+             rc2=0; TMPDIR=/tmp/scratch \"$BINFMTD\" explain --json --native x86_64 --image {l} \
+               >/tmp/j 2>/tmp/err || rc2=$?\n\
+             echo \"exit=$rc,$rc2\"; cat /tmp/human /tmp/err; tr -d '\\n' </tmp/j; echo",
+            l = sh_quote(layout.to_str().unwrap())
+        ))
+        .success();
+    assert!(run.stdout.contains("exit=1,1"), "{run}");
+    assert!(
+        run.stdout.contains("file(s) not read (")
+            && run
+                .stdout
+                .contains("/bin/z-entry (0 MiB) was not read: explain writes at most 256 MiB"),
+        "{run}"
+    );
+    let j: Value = run
+        .stdout
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no JSON in {run}"));
+    let limited = j["image"]["limited"].as_array().unwrap();
+    let read = |how: &str| limited.iter().filter(|l| l["read"] == how).count();
+    assert!(read("ranges") > 400 && read("nothing") > 0, "{j:#}");
+    assert_eq!(limited.last().unwrap()["path"], "/bin/z-entry", "{j:#}");
 }
 
 fn dir_bytes(dir: &Path) -> u64 {

@@ -10,7 +10,7 @@ use super::elf::{ElfInfo, ElfKind, Linkage};
 use super::fs::{observe_node, Explained, Explainer, Root};
 use super::image::{platforms, ImageError, PlatformImage, Source};
 use super::layers::Tree;
-use super::materialize::{Coverage, Limited, EDGE, FILE_CAP, TOTAL_CAP};
+use super::materialize::{Coverage, Limited, EDGE, FILE_CAP, RANGES_RESERVE, TOTAL_CAP};
 use super::verdict::{verdict, Facts, Node, Verdict};
 use super::{FileInfo, Problem};
 use crate::arch::Arch;
@@ -94,26 +94,44 @@ impl ImageReport {
         for p in &self.problems {
             s += &format!("    - {p}\n");
         }
-        for l in &self.limited {
-            s += &format!("    - {}\n", limited_line(l));
-        }
+        s += &limited_lines(&self.limited);
         s
     }
 }
 
-/// What a verdict could and could not read of a file over the limits.
-fn limited_line(l: &Limited) -> String {
-    let mib = |b: u64| b >> 20;
-    match l.read {
-        Coverage::Ranges => format!(
-            "{} is {} MiB, over the {} MiB explain copies whole: judged from its first and last {} MiB and, for ELF, its headers, dynamic section and version tables (all the loader facts come from)",
-            l.path, mib(l.size), mib(FILE_CAP), mib(EDGE)
-        ),
-        Coverage::Nothing => format!(
-            "{} ({} MiB) was not read: explain writes at most {} MiB of an image in all, and the files before it used that up; a verdict that needs it may call it missing",
-            l.path, mib(l.size), mib(TOTAL_CAP)
-        ),
+/// What a verdict could and could not read of the files over the limits, a line per kind.
+fn limited_lines(limited: &[Limited]) -> String {
+    let some = |read: Coverage| {
+        let paths: Vec<&str> = limited
+            .iter()
+            .filter(|l| l.read == read)
+            .map(|l| l.path.as_str())
+            .collect();
+        let more = paths.len().saturating_sub(3);
+        let shown = paths[..paths.len().min(3)].join(", ");
+        match more {
+            0 => (paths.len(), shown),
+            n => (paths.len(), format!("{shown} and {n} more")),
+        }
+    };
+    let mut s = String::new();
+    let (n, paths) = some(Coverage::Ranges);
+    if n > 0 {
+        s += &format!(
+            "    - {n} file(s) read in part ({paths}): over {} MiB, or past the {} MiB of whole copies; their first and last {} KiB, and for ELF the headers, dynamic section and version tables all loader facts come from\n",
+            FILE_CAP >> 20,
+            (TOTAL_CAP - RANGES_RESERVE) >> 20,
+            EDGE >> 10
+        );
     }
+    let (n, paths) = some(Coverage::Nothing);
+    if n > 0 {
+        s += &format!(
+            "    - {n} file(s) not read ({paths}): explain writes at most {} MiB of an image in all; a verdict that needs one of them may call it missing\n",
+            TOTAL_CAP >> 20
+        );
+    }
+    s
 }
 
 /// How this node would execute a file of `arch`: the verdict of a static program of it.
@@ -281,8 +299,12 @@ fn judge_command(
     let root = Root::new(&dir.0);
     let node = observe_node(q.binfmt_misc, &root, q.native.clone());
     let explainer = Explainer::new(node, root, q.prover);
-    let mut x = explainer.explain(&dir.0.join(&target));
-    x.path = PathBuf::from("/").join(&target);
+    let shown = format!("/{target}");
+    let mut x = match report.limited.iter().find(|l| l.path == shown) {
+        Some(l) if l.read == Coverage::Nothing => not_read(l),
+        _ => explainer.explain(&dir.0.join(&target)),
+    };
+    x.path = PathBuf::from(shown);
     let name = PathBuf::from(format!("{} [{}]", q.path.display(), image.platform.name()));
     x.verdict
         .problems
@@ -290,6 +312,24 @@ fn judge_command(
         .for_each(|p| p.rename_root(&name));
     report.entrypoint = Some(x);
     Ok(())
+}
+
+/// The command's file, left unwritten by the total cap: say so rather than "no such file".
+fn not_read(l: &Limited) -> Explained {
+    let p = Problem::Unreadable {
+        error: format!(
+            "{} ({} MiB) was not read: explain writes at most {} MiB of an image, and the files before it used that up",
+            l.path,
+            l.size >> 20,
+            TOTAL_CAP >> 20
+        ),
+    };
+    Explained {
+        path: PathBuf::from(&l.path),
+        libraries: vec![],
+        info: Err(p.clone()),
+        verdict: Verdict::broken(p),
+    }
 }
 
 fn argv0_has_slash(argv: &[String]) -> bool {

@@ -16,14 +16,18 @@ use super::elf_ranges::{merge, missing, needed};
 use super::image::{Blob, ImageError, Source};
 use super::layers::{clean, layer, Kind, Node, Tree};
 
-/// Largest file copied whole. Real programs and libraries are smaller (libc 2 MB,
-/// libstdc++ 2.4 MB); larger ones are read in ranges.
-pub const FILE_CAP: u64 = 32 << 20;
+/// Largest file copied whole. Most libraries are smaller (libc 2 MB, libstdc++ 2.4 MB);
+/// a larger ELF costs a few hundred KiB in ranges instead, so an image full of large
+/// programs (qemu-user: 40 of 12 MB) stays far under [`TOTAL_CAP`].
+pub const FILE_CAP: u64 = 4 << 20;
 /// Data written to the scratch directory in all (holes and links cost nothing).
 pub const TOTAL_CAP: u64 = 256 << 20;
-/// Bytes kept from the start and from the end of a file over [`FILE_CAP`]: the ELF
-/// header and program headers are at the start, the section headers at the end.
-pub const EDGE: u64 = 1 << 20;
+/// What whole copies leave of [`TOTAL_CAP`] for the ranges of large files.
+pub const RANGES_RESERVE: u64 = 64 << 20;
+/// Bytes kept from the start and from the end of a file not copied whole: the ELF
+/// header and program headers are at the start, the section headers usually at the end,
+/// a `#!` line in the first 256 bytes.
+pub const EDGE: u64 = 64 << 10;
 /// Passes over a layer for one large ELF file: header tables, then the sections they name.
 const RANGE_ROUNDS: usize = 3;
 
@@ -185,8 +189,10 @@ impl Writer<'_> {
         from: &mut dyn Read,
     ) -> io::Result<()> {
         let left = TOTAL_CAP - self.written;
-        let partial = size > FILE_CAP || size > left;
-        let cost = if partial { (2 * EDGE).min(size) } else { size };
+        let whole = (size <= 2 * EDGE && size <= left)
+            || (size <= FILE_CAP && size + RANGES_RESERVE <= left);
+        let partial = !whole;
+        let cost = if whole { size } else { 2 * EDGE };
         if cost > left {
             self.limit(path, size, Coverage::Nothing);
             return Ok(());
