@@ -367,3 +367,28 @@ fn program_over_the_file_cap_is_judged_from_its_loader_ranges() {
         .unwrap()
         .contains(&json!("libc.so.6")));
 }
+
+/// Defect 6, inodes: a 250,000-symlink layer (a few hundred KB compressed) would put a
+/// quarter of a million entries into the scratch directory; explain stops at the entry
+/// cap with a reason instead.
+#[test]
+fn scratch_entries_are_capped() {
+    let dir = workdir("entries");
+    let mut members = vec![big_script("bin/sh", 64)];
+    members.extend((0..250_000).map(|i| {
+        member(
+            &format!("l{i}"),
+            tar::EntryType::Symlink,
+            0,
+            Some("bin/sh"),
+            io::empty(),
+        )
+    }));
+    let layout = finish(&dir, vec![manifest(&dir, &[zstd_tar(members)])]);
+    let (code, _, err) = explain(&layout, 120);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("more than 200000 directories, symlinks and files"),
+        "{err}"
+    );
+}

@@ -290,19 +290,19 @@ fn judge_command(
         });
         return Ok(());
     };
-    let dir = Scratch::new().map_err(|error| ImageError::Io {
+    let dir = super::scratch::Scratch::new().map_err(|error| ImageError::Io {
         path: "temporary directory".into(),
         error,
     })?;
     let want = |p: &str| p == target || needed_by_checks(p);
-    report.limited = tree.materialize(src, &image.layers, &want, &dir.0)?;
-    let root = Root::new(&dir.0);
+    report.limited = tree.materialize(src, &image.layers, &want, &dir)?;
+    let root = Root::new(&dir.dir);
     let node = observe_node(q.binfmt_misc, &root, q.native.clone());
     let explainer = Explainer::new(node, root, q.prover);
     let shown = format!("/{target}");
     let mut x = match report.limited.iter().find(|l| l.path == shown) {
         Some(l) if l.read == Coverage::Nothing => not_read(l),
-        _ => explainer.explain(&dir.0.join(&target)),
+        _ => explainer.explain(&dir.dir.join(&target)),
     };
     x.path = PathBuf::from(shown);
     let name = PathBuf::from(format!("{} [{}]", q.path.display(), image.platform.name()));
@@ -346,29 +346,4 @@ fn needed_by_checks(p: &str) -> bool {
         .skip(1)
         .any(|c| c == "bin" || c == "sbin");
     in_bin || name.contains(".so") || p.starts_with("etc/ld")
-}
-
-/// A private directory removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> std::io::Result<Scratch> {
-        use std::os::unix::fs::DirBuilderExt;
-        let base = std::env::temp_dir();
-        for n in 0..100u32 {
-            let p = base.join(format!("binfmtd-explain-{}-{n}", std::process::id()));
-            match std::fs::DirBuilder::new().mode(0o700).create(&p) {
-                Ok(()) => return Ok(Scratch(p)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(std::io::Error::other("no free temporary directory name"))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

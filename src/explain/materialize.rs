@@ -6,15 +6,13 @@
 //! links are made as links. Each file not copied whole is reported as [`Limited`].
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read};
 use std::ops::Range;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
 
 use super::elf_ranges::{merge, missing, needed};
 use super::image::{Blob, ImageError, Source};
 use super::layers::{clean, layer, Kind, Node, Tree};
+use super::scratch::{copy_sparse, write_ranges, Scratch};
 
 /// Largest file copied whole. Most libraries are smaller (libc 2 MB, libstdc++ 2.4 MB);
 /// a larger ELF costs a few hundred KiB in ranges instead, so an image full of large
@@ -56,14 +54,15 @@ type OnFile<'a> = dyn FnMut(usize, &str, u32, u64, &mut dyn Read) -> io::Result<
 
 /// A large file whose ELF ranges are still to be filled: where, and what it has.
 struct Pending {
-    /// Kept open: its mode may not let us open it again for writing.
-    file: fs::File,
+    path: String,
+    /// Set once its ranges are in: until then it stays 0600, so it can be reopened.
+    mode: u32,
     size: u64,
     have: Vec<Range<u64>>,
 }
 
 struct Writer<'a> {
-    dest: &'a Path,
+    dest: &'a Scratch,
     written: u64,
     limited: Vec<Limited>,
     /// (layer, entry) -> a large file to fill in ranges.
@@ -71,15 +70,15 @@ struct Writer<'a> {
 }
 
 impl Tree {
-    /// Write directories, symlinks and the regular files `want` picks into `dest` (an
-    /// empty directory of ours), within the caps. A path through a symlink is never
-    /// written through.
+    /// Write symlinks and the regular files `want` picks into `dest`, within the caps,
+    /// with the directories on the way to them (an empty directory holds nothing a
+    /// verdict reads). A path through a symlink is never written through.
     pub fn materialize(
         &self,
         src: &Source,
         layers: &[Blob],
         want: &dyn Fn(&str) -> bool,
-        dest: &Path,
+        dest: &Scratch,
     ) -> Result<Vec<Limited>, ImageError> {
         self.skeleton(dest)?;
         // A wanted hard link needs its target's bytes, wherever the target is.
@@ -111,21 +110,17 @@ impl Tree {
                 break;
             }
         }
-        self.link(dest, want);
+        for p in w.pending.values() {
+            dest.finish_mode(&p.path, p.mode).map_err(io_at(&p.path))?;
+        }
+        self.link(dest, want)?;
         Ok(w.limited)
     }
 
-    fn skeleton(&self, dest: &Path) -> Result<(), ImageError> {
+    fn skeleton(&self, dest: &Scratch) -> Result<(), ImageError> {
         for (path, node) in &self.nodes {
-            match &node.kind {
-                Kind::Dir => safe_dir(dest, path).map_err(io_at(path))?,
-                Kind::Symlink(t) => {
-                    if let Some(parent) = parent_of(path) {
-                        safe_dir(dest, parent).map_err(io_at(path))?;
-                    }
-                    let _ = std::os::unix::fs::symlink(t, dest.join(path));
-                }
-                _ => {}
+            if let Kind::Symlink(t) = &node.kind {
+                dest.symlink(path, t).map_err(io_at(path))?;
             }
         }
         Ok(())
@@ -162,19 +157,15 @@ impl Tree {
     }
 
     /// Wanted hard links, as links to the file already written (never through a symlink).
-    fn link(&self, dest: &Path, want: &dyn Fn(&str) -> bool) {
+    fn link(&self, dest: &Scratch, want: &dyn Fn(&str) -> bool) -> Result<(), ImageError> {
         for (path, node) in &self.nodes {
             if let Kind::Hardlink(target) = &node.kind {
-                if want(path) && dest.join(target).is_file() && !is_link_path(dest, target) {
-                    if let Some(parent) = parent_of(path) {
-                        if safe_dir(dest, parent).is_err() {
-                            continue;
-                        }
-                    }
-                    let _ = fs::hard_link(dest.join(target), dest.join(path));
+                if want(path) {
+                    dest.hard_link(path, target).map_err(io_at(path))?;
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -197,12 +188,13 @@ impl Writer<'_> {
             self.limit(path, size, Coverage::Nothing);
             return Ok(());
         }
-        let Some(mut f) = create(self.dest, path, mode)? else {
+        let Some(mut f) = self.dest.create(path)? else {
             return Ok(());
         };
         self.written += cost;
         if !partial {
-            return copy_sparse(from, &mut f, size);
+            copy_sparse(from, &mut f, size)?;
+            return self.dest.finish_mode(path, mode);
         }
         let tail = size.saturating_sub(EDGE).max(EDGE);
         let have = vec![0..EDGE.min(size), tail..size];
@@ -210,7 +202,8 @@ impl Writer<'_> {
         f.set_len(size)?;
         self.limit(path, size, Coverage::Ranges);
         let p = Pending {
-            file: f,
+            path: path.to_string(),
+            mode,
             size,
             have,
         };
@@ -236,7 +229,8 @@ impl Writer<'_> {
     ) -> Result<bool, ImageError> {
         let mut todo: BTreeMap<(usize, usize), Vec<Range<u64>>> = BTreeMap::new();
         for (key, p) in &mut self.pending {
-            let cache = object::ReadCache::new(&p.file);
+            let f = self.dest.reopen(&p.path).map_err(io_at(&p.path))?;
+            let cache = object::ReadCache::new(f);
             let ask = missing(&needed(&cache, p.size), &p.have);
             let cost: u64 = ask.iter().map(|r| r.end - r.start).sum();
             if ask.is_empty() || cost > TOTAL_CAP - self.written {
@@ -252,12 +246,12 @@ impl Writer<'_> {
             .enumerate()
             .filter(|(i, _)| layers_todo.contains(i))
         {
-            let pending = &self.pending;
+            let (pending, dest) = (&self.pending, self.dest);
             tree.pass(src, blob, i, &mut |ord, _, _, _, e| match (
                 todo.get(&(i, ord)),
                 pending.get(&(i, ord)),
             ) {
-                (Some(ranges), Some(p)) => write_ranges(e, &p.file, ranges),
+                (Some(ranges), Some(p)) => write_ranges(e, &dest.reopen(&p.path)?, ranges),
                 _ => Ok(()),
             })?;
         }
@@ -271,87 +265,4 @@ fn io_at(p: &str) -> impl Fn(io::Error) -> ImageError {
         path: p.clone(),
         error,
     }
-}
-
-/// Copy `size` bytes, leaving all-zero blocks as holes.
-fn copy_sparse(from: &mut dyn Read, f: &mut fs::File, size: u64) -> io::Result<()> {
-    let mut buf = vec![0u8; 64 << 10];
-    let mut from = from.take(size);
-    loop {
-        let n = from.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        if buf[..n].iter().all(|&b| b == 0) {
-            f.seek(SeekFrom::Current(n as i64))?;
-        } else {
-            f.write_all(&buf[..n])?;
-        }
-    }
-    f.set_len(size)
-}
-
-/// Write the bytes of `from` (read from its start) at `ranges` (sorted, disjoint); the
-/// rest is read past.
-fn write_ranges(from: &mut dyn Read, f: &fs::File, ranges: &[Range<u64>]) -> io::Result<()> {
-    let mut f = f;
-    let mut at = 0u64;
-    for r in merge(ranges) {
-        io::copy(&mut Read::take(&mut *from, r.start - at), &mut io::sink())?;
-        f.seek(SeekFrom::Start(r.start))?;
-        io::copy(&mut Read::take(&mut *from, r.end - r.start), &mut f)?;
-        at = r.end;
-    }
-    Ok(())
-}
-
-fn parent_of(path: &str) -> Option<&str> {
-    path.rsplit_once('/').map(|(d, _)| d)
-}
-
-/// Does any component of `rel` under `dest` exist as a symlink?
-fn is_link_path(dest: &Path, rel: &str) -> bool {
-    let mut p = dest.to_path_buf();
-    rel.split('/').any(|c| {
-        p.push(c);
-        fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink())
-    })
-}
-
-/// Create `rel` and its parents under `dest`, refusing to pass through a symlink.
-fn safe_dir(dest: &Path, rel: &str) -> io::Result<()> {
-    let mut p = dest.to_path_buf();
-    for c in rel.split('/').filter(|c| !c.is_empty()) {
-        p.push(c);
-        match fs::symlink_metadata(&p) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(io::Error::other(format!(
-                    "{} is not a directory in the image",
-                    p.display()
-                )))
-            }
-            Err(_) => fs::create_dir(&p)?,
-        }
-    }
-    Ok(())
-}
-
-/// A new file of ours at `rel`; None when its directory is under a symlink or a file (the
-/// image cannot have it there either).
-fn create(dest: &Path, rel: &str, mode: u32) -> io::Result<Option<fs::File>> {
-    if let Some(parent) = parent_of(rel) {
-        if safe_dir(dest, parent).is_err() {
-            return Ok(None);
-        }
-    }
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(dest.join(rel))?;
-    // Keep the x bits (explain reads them); never setuid/setgid in our private copy.
-    f.set_permissions(fs::Permissions::from_mode(mode & 0o777))?;
-    Ok(Some(f))
 }

@@ -94,6 +94,7 @@ pub mod materialize;
 pub mod problem;
 pub mod report;
 pub mod resolve;
+pub mod scratch;
 pub mod script;
 pub mod source;
 pub mod verdict;
