@@ -147,7 +147,7 @@ impl Tree {
                 entries.push((path, kind));
                 if t.nodes.len() + entries.len() > MAX_PATHS {
                     return Err(invalid(format!(
-                        "{}: the image has more than {MAX_PATHS} paths; explain stops there",
+                        "{}: the image has more than {MAX_PATHS} paths; explain stops there. Hint: judge the unpacked rootfs with `explain --root DIR` instead",
                         blob.name
                     )));
                 }

@@ -6,8 +6,11 @@
 //! ld.so.cache and ld.so.conf, [`versions`] checks symbol versions, [`image`] parses image
 //! layouts. The edge ([`fs`]) reads files with bounded reads, resolves paths inside a root
 //! the way a chroot would, finds the root's libc.so.6 and reads the binfmt_misc entries;
-//! [`resolve`] finds every library as the root's loader would; [`layers`] merges image
-//! layers and [`container`] judges an image; [`report`] prints the result.
+//! [`resolve`] finds every library as the root's loader would; [`source`] reads image
+//! files within bounds, [`layers`] merges image layers, [`materialize`] writes what a
+//! verdict reads of them into a [`scratch`] directory within caps (large ELF files only
+//! in the ranges [`elf_ranges`] names), and [`container`] judges an image; [`report`]
+//! prints the result.
 //!
 //! # JSON schema (`binfmtd explain --json`), version 1
 //!

@@ -47,7 +47,7 @@ impl Scratch {
         let n = self.entries.get() + 1;
         if n > MAX_ENTRIES {
             return Err(io::Error::other(format!(
-                "the image needs more than {MAX_ENTRIES} directories, symlinks and files written to judge it; explain stops there"
+                "the image needs more than {MAX_ENTRIES} directories, symlinks and files written to judge it; explain stops there. Hint: judge the unpacked rootfs with `explain --root DIR` instead"
             )));
         }
         self.entries.set(n);

@@ -139,7 +139,7 @@ impl Source {
         };
         if let Some(want) = size.filter(|&s| s != len) {
             return Err(invalid(format!(
-                "{name} is {len} bytes but its descriptor gives its size as {want}: the image is corrupt or was altered"
+                "{name} is {len} bytes but its descriptor gives its size as {want}: the image is corrupt or was altered. Hint: copy it again from its registry (`skopeo copy`)"
             )));
         }
         Ok(Box::new(file.take(len)))
