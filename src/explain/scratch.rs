@@ -54,32 +54,33 @@ impl Scratch {
         Ok(())
     }
 
-    /// Create `rel` and its parents, refusing to pass through a symlink or a file.
-    pub fn dir(&self, rel: &str) -> io::Result<()> {
+    /// Create `rel` and its parents; false (nothing more made) where a component is a
+    /// symlink or a file: the image cannot have anything under it either.
+    pub fn dir(&self, rel: &str) -> io::Result<bool> {
         let mut p = self.dir.clone();
         for c in rel.split('/').filter(|c| !c.is_empty()) {
             p.push(c);
             match fs::symlink_metadata(&p) {
                 Ok(m) if m.is_dir() => {}
-                Ok(_) => {
-                    return Err(io::Error::other(format!(
-                        "{} is not a directory in the image",
-                        p.display()
-                    )))
-                }
+                Ok(_) => return Ok(false),
                 Err(_) => {
                     self.count()?;
                     fs::create_dir(&p)?;
                 }
             }
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// The parent directories of `rel`, as [`Scratch::dir`].
+    fn parents(&self, rel: &str) -> io::Result<bool> {
+        parent_of(rel).map_or(Ok(true), |d| self.dir(d))
     }
 
     /// A symlink at `rel` (in a directory not under a symlink); false when it cannot be
     /// placed there, as the image could not have it there either.
     pub fn symlink(&self, rel: &str, target: &str) -> io::Result<bool> {
-        if parent_of(rel).is_some_and(|d| self.dir(d).is_err()) {
+        if !self.parents(rel)? {
             return Ok(false);
         }
         self.count()?;
@@ -89,7 +90,7 @@ impl Scratch {
     /// A new file of ours at `rel`, 0600 until [`Scratch::finish_mode`]; None when its
     /// directory is under a symlink or a file.
     pub fn create(&self, rel: &str) -> io::Result<Option<fs::File>> {
-        if parent_of(rel).is_some_and(|d| self.dir(d).is_err()) {
+        if !self.parents(rel)? {
             return Ok(None);
         }
         self.count()?;
@@ -124,7 +125,7 @@ impl Scratch {
         if !self.dir.join(target).is_file() || is_link_path(&self.dir, target) {
             return Ok(());
         }
-        if parent_of(rel).is_some_and(|d| self.dir(d).is_err()) {
+        if !self.parents(rel)? {
             return Ok(());
         }
         self.count()?;
