@@ -155,7 +155,9 @@ pub fn run_with_deadline(cmd: &mut Command, secs: u64) -> (i32, Vec<u8>, String)
     (status.code().unwrap_or(-1), fs::read(&out).unwrap(), stderr)
 }
 
-/// `binfmtd explain --json --image PATH` with binfmt_misc pointed at an empty directory.
+/// `binfmtd explain --json --image PATH` with binfmt_misc pointed at an empty directory,
+/// and a TMPDIR of its own: a run killed at its deadline leaves its scratch there, not in
+/// the shared one.
 pub fn explain(image: &Path, secs: u64) -> (i32, Vec<u8>, String) {
     let nowhere = tempfile::tempdir().unwrap();
     run_with_deadline(
@@ -165,7 +167,8 @@ pub fn explain(image: &Path, secs: u64) -> (i32, Vec<u8>, String) {
             .arg("--cache-dir")
             .arg(nowhere.path())
             .arg("--image")
-            .arg(image),
+            .arg(image)
+            .env("TMPDIR", nowhere.path()),
         secs,
     )
 }
