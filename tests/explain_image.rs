@@ -257,6 +257,8 @@ fn docker_and_oci_archives_read_in_place() {
          skopeo copy -q oci:all:amd64 docker-archive:docker.tar:example/pigz:1\n\
          skopeo copy -q oci:all:broken oci-archive:oci.tar:broken"
     ));
+    // A TMPDIR of its own: other tests' runs of explain come and go in the shared one.
+    let tmp = tempfile::tempdir().unwrap();
     let explain = |tar: &str| {
         let nowhere = tempfile::tempdir().unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_binfmtd"))
@@ -266,6 +268,7 @@ fn docker_and_oci_archives_read_in_place() {
             .arg(nowhere.path())
             .arg("--image")
             .arg(images.dir.join(tar))
+            .env("TMPDIR", tmp.path())
             .output()
             .unwrap();
         let j: Value = serde_json::from_slice(&out.stdout)
@@ -290,15 +293,7 @@ fn docker_and_oci_archives_read_in_place() {
         "libz.so.1"
     );
     // Nothing of the image is left behind in the temporary directory.
-    let leftovers = fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("binfmtd-explain-")
-        })
-        .count();
+    let leftovers = fs::read_dir(tmp.path()).unwrap().count();
     assert_eq!(leftovers, 0);
 }
 

@@ -10,6 +10,7 @@ use super::elf::{ElfInfo, ElfKind, Linkage};
 use super::fs::{observe_node, Explained, Explainer, Root};
 use super::image::{platforms, ImageError, PlatformImage, Source};
 use super::layers::Tree;
+use super::materialize::{Coverage, Limited, EDGE, FILE_CAP, RANGES_RESERVE, TOTAL_CAP};
 use super::verdict::{verdict, Facts, Node, Verdict};
 use super::{FileInfo, Problem};
 use crate::arch::Arch;
@@ -37,6 +38,8 @@ pub struct ImageReport {
     pub problems: Vec<Problem>,
     /// The command's file, explained inside the image's filesystem.
     pub entrypoint: Option<Explained>,
+    /// Files over the size limits, written only in part or not at all.
+    pub limited: Vec<Limited>,
 }
 
 impl ImageReport {
@@ -64,6 +67,7 @@ impl ImageReport {
             "command": self.command,
             "problems": self.problems.iter().map(super::report::problem_json).collect::<Vec<_>>(),
             "runs": self.runs(),
+            "limited": self.limited,
         })
     }
 
@@ -90,8 +94,44 @@ impl ImageReport {
         for p in &self.problems {
             s += &format!("    - {p}\n");
         }
+        s += &limited_lines(&self.limited);
         s
     }
+}
+
+/// What a verdict could and could not read of the files over the limits, a line per kind.
+fn limited_lines(limited: &[Limited]) -> String {
+    let some = |read: Coverage| {
+        let paths: Vec<&str> = limited
+            .iter()
+            .filter(|l| l.read == read)
+            .map(|l| l.path.as_str())
+            .collect();
+        let more = paths.len().saturating_sub(3);
+        let shown = paths[..paths.len().min(3)].join(", ");
+        match more {
+            0 => (paths.len(), shown),
+            n => (paths.len(), format!("{shown} and {n} more")),
+        }
+    };
+    let mut s = String::new();
+    let (n, paths) = some(Coverage::Ranges);
+    if n > 0 {
+        s += &format!(
+            "    - {n} file(s) read in part ({paths}): over {} MiB, or past the {} MiB of whole copies; their first and last {} KiB, and for ELF the headers, dynamic section and version tables all loader facts come from\n",
+            FILE_CAP >> 20,
+            (TOTAL_CAP - RANGES_RESERVE) >> 20,
+            EDGE >> 10
+        );
+    }
+    let (n, paths) = some(Coverage::Nothing);
+    if n > 0 {
+        s += &format!(
+            "    - {n} file(s) not read ({paths}): explain writes at most {} MiB of an image in all; a verdict that needs one of them may call it missing\n",
+            TOTAL_CAP >> 20
+        );
+    }
+    s
 }
 
 /// How this node would execute a file of `arch`: the verdict of a static program of it.
@@ -194,6 +234,7 @@ pub fn explain_image(q: &ImageQuery) -> Result<ImageReport, ImageError> {
         command: vec![],
         problems: vec![],
         entrypoint: None,
+        limited: vec![],
     };
     let Some(i) = chosen else {
         report.problems.push(Problem::NoMatchingPlatform {
@@ -249,17 +290,21 @@ fn judge_command(
         });
         return Ok(());
     };
-    let dir = Scratch::new().map_err(|error| ImageError::Io {
+    let dir = super::scratch::Scratch::new().map_err(|error| ImageError::Io {
         path: "temporary directory".into(),
         error,
     })?;
     let want = |p: &str| p == target || needed_by_checks(p);
-    tree.materialize(src, &image.layers, &want, &dir.0)?;
-    let root = Root::new(&dir.0);
+    report.limited = tree.materialize(src, &image.layers, &want, &dir)?;
+    let root = Root::new(&dir.dir);
     let node = observe_node(q.binfmt_misc, &root, q.native.clone());
     let explainer = Explainer::new(node, root, q.prover);
-    let mut x = explainer.explain(&dir.0.join(&target));
-    x.path = PathBuf::from("/").join(&target);
+    let shown = format!("/{target}");
+    let mut x = match report.limited.iter().find(|l| l.path == shown) {
+        Some(l) if l.read == Coverage::Nothing => not_read(l),
+        _ => explainer.explain(&dir.dir.join(&target)),
+    };
+    x.path = PathBuf::from(shown);
     let name = PathBuf::from(format!("{} [{}]", q.path.display(), image.platform.name()));
     x.verdict
         .problems
@@ -267,6 +312,24 @@ fn judge_command(
         .for_each(|p| p.rename_root(&name));
     report.entrypoint = Some(x);
     Ok(())
+}
+
+/// The command's file, left unwritten by the total cap: say so rather than "no such file".
+fn not_read(l: &Limited) -> Explained {
+    let p = Problem::Unreadable {
+        error: format!(
+            "{} ({} MiB) was not read: explain writes at most {} MiB of an image, and the files before it used that up",
+            l.path,
+            l.size >> 20,
+            TOTAL_CAP >> 20
+        ),
+    };
+    Explained {
+        path: PathBuf::from(&l.path),
+        libraries: vec![],
+        info: Err(p.clone()),
+        verdict: Verdict::broken(p),
+    }
 }
 
 fn argv0_has_slash(argv: &[String]) -> bool {
@@ -283,29 +346,4 @@ fn needed_by_checks(p: &str) -> bool {
         .skip(1)
         .any(|c| c == "bin" || c == "sbin");
     in_bin || name.contains(".so") || p.starts_with("etc/ld")
-}
-
-/// A private directory removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> std::io::Result<Scratch> {
-        use std::os::unix::fs::DirBuilderExt;
-        let base = std::env::temp_dir();
-        for n in 0..100u32 {
-            let p = base.join(format!("binfmtd-explain-{}-{n}", std::process::id()));
-            match std::fs::DirBuilder::new().mode(0o700).create(&p) {
-                Ok(()) => return Ok(Scratch(p)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(std::io::Error::other("no free temporary directory name"))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

@@ -6,18 +6,21 @@
 //! The JSON parsers ([`parse_index`], [`parse_manifest`], [`parse_config`],
 //! [`parse_docker_manifest`]) are pure; the fuzzer feeds them arbitrary bytes.
 
-use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, HashSet};
+use std::io;
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+
+pub use super::source::Source;
 
 /// Index and manifest nesting followed (an index of indexes is legal, a loop is not).
 const MAX_DEPTH: usize = 4;
 /// Manifests and configs larger than this are not metadata.
-const MAX_JSON: u64 = 16 << 20;
+pub(super) const MAX_JSON: u64 = 16 << 20;
+/// Distinct manifests and indexes read in one image. A multi-platform image has a dozen;
+/// without a cap (and without deduplication) indexes pointing many times at the same
+/// child multiply to hundreds of thousands of reads.
+pub const MAX_MANIFESTS: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -29,7 +32,7 @@ pub enum ImageError {
     Invalid(String),
 }
 
-fn invalid(m: impl Into<String>) -> ImageError {
+pub(super) fn invalid(m: impl Into<String>) -> ImageError {
     ImageError::Invalid(m.into())
 }
 
@@ -67,6 +70,9 @@ pub struct Descriptor {
     #[serde(rename = "mediaType", default)]
     pub media_type: String,
     pub digest: String,
+    /// The blob's length in bytes: required by OCI, and what reads are bounded by.
+    #[serde(default)]
+    pub size: Option<u64>,
     #[serde(default)]
     pub platform: Option<Platform>,
     #[serde(default)]
@@ -186,208 +192,53 @@ fn member_path(p: &str) -> Result<String, ImageError> {
     Ok(p.to_string())
 }
 
-/// Where the image's files are.
-pub enum Source {
-    Dir(PathBuf),
-    /// Member name -> (offset, size) inside the tar file; symlinked members resolved.
-    Tar {
-        file: PathBuf,
-        members: HashMap<String, (u64, u64)>,
-    },
+/// A blob or member to read, with its size when a descriptor gives one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    pub name: String,
+    pub size: Option<u64>,
 }
 
-impl Source {
-    /// A directory is an OCI layout; a file is a tar indexed once, without extracting.
-    pub fn open(path: &Path) -> Result<Source, ImageError> {
-        let io_err = |error| ImageError::Io {
-            path: path.display().to_string(),
-            error,
-        };
-        if path.is_dir() {
-            return Ok(Source::Dir(path.to_path_buf()));
-        }
-        let mut archive = tar::Archive::new(File::open(path).map_err(io_err)?);
-        let mut members = HashMap::new();
-        let mut links = vec![];
-        for entry in archive.entries().map_err(io_err)? {
-            let entry = entry.map_err(io_err)?;
-            let name = crate::archive::normalize(&String::from_utf8_lossy(&entry.path_bytes()))
-                .to_string();
-            match entry.link_name_bytes() {
-                Some(target) if entry.header().entry_type().is_symlink() => {
-                    let dir = name.rsplit_once('/').map_or("", |(d, _)| d).to_string();
-                    let t = String::from_utf8_lossy(&target).into_owned();
-                    links.push((name, format!("{dir}/{t}")));
-                }
-                _ => {
-                    members.insert(name, (entry.raw_file_position(), entry.size()));
-                }
-            }
-        }
-        for (name, target) in links {
-            let resolved = normalize_dots(&target);
-            if let Some(&at) = members.get(&resolved) {
-                members.insert(name, at);
-            }
-        }
-        Ok(Source::Tar {
-            file: path.to_path_buf(),
-            members,
-        })
-    }
-
-    pub fn format(&self) -> &'static str {
-        match self {
-            Source::Dir(_) => "oci-layout",
-            Source::Tar { members, .. } if members.contains_key("index.json") => "oci-archive",
-            Source::Tar { .. } => "docker-archive",
-        }
-    }
-
-    pub fn has(&self, name: &str) -> bool {
-        match self {
-            Source::Dir(d) => d.join(name).is_file(),
-            Source::Tar { members, .. } => members.contains_key(name),
-        }
-    }
-
-    /// A reader over one member or file; a `blobs/sha256/<hex>` one fails at its end
-    /// unless its bytes have that digest.
-    pub fn read(&self, name: &str) -> Result<Box<dyn Read + '_>, ImageError> {
-        let raw = self.read_raw(name)?;
-        Ok(match name.strip_prefix("blobs/sha256/") {
-            Some(hex) => Box::new(Verified {
-                inner: raw,
-                hasher: Sha256::new(),
-                want: hex.to_string(),
-                name: name.to_string(),
-            }),
-            None => raw,
-        })
-    }
-
-    /// Read a whole blob to check its digest (layers are parsed as streams that may stop
-    /// before the end).
-    pub fn verify(&self, name: &str) -> Result<(), ImageError> {
-        io::copy(&mut self.read(name)?, &mut io::sink()).map_err(|error| ImageError::Io {
-            path: name.to_string(),
-            error,
-        })?;
-        Ok(())
-    }
-
-    fn read_raw(&self, name: &str) -> Result<Box<dyn Read + '_>, ImageError> {
-        let io_err = |error| ImageError::Io {
-            path: name.to_string(),
-            error,
-        };
-        match self {
-            Source::Dir(d) => Ok(Box::new(File::open(d.join(name)).map_err(io_err)?)),
-            Source::Tar { file, members } => {
-                let &(off, size) = members
-                    .get(name)
-                    .ok_or_else(|| invalid(format!("{name} is not in the archive")))?;
-                let mut f = File::open(file).map_err(io_err)?;
-                f.seek(SeekFrom::Start(off)).map_err(io_err)?;
-                Ok(Box::new(f.take(size)))
-            }
-        }
-    }
-
-    /// A small JSON member, whole.
-    pub fn read_json(&self, name: &str) -> Result<Vec<u8>, ImageError> {
-        let mut out = vec![];
-        self.read(name)?
-            .take(MAX_JSON)
-            .read_to_end(&mut out)
-            .map_err(|error| ImageError::Io {
-                path: name.to_string(),
-                error,
-            })?;
-        Ok(out)
-    }
-}
-
-/// Hashes what passes through; at the end, a digest other than `want` is an error.
-struct Verified<R> {
-    inner: R,
-    hasher: Sha256,
-    /// Emptied once the end is reached and checked.
-    want: String,
-    name: String,
-}
-
-impl<R: Read> Read for Verified<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() || self.want.is_empty() {
-            return Ok(0);
-        }
-        let n = self.inner.read(buf)?;
-        if n > 0 {
-            self.hasher.update(&buf[..n]);
-            return Ok(n);
-        }
-        let want = std::mem::take(&mut self.want);
-        let got: String = std::mem::take(&mut self.hasher)
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        if got != want {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{} has sha256 {got}, not the digest that names it: the image is corrupt or was altered",
-                    self.name
-                ),
-            ));
-        }
-        Ok(0)
-    }
-}
-
-/// `a/./b/../c` -> `a/c` (never above the start).
-fn normalize_dots(p: &str) -> String {
-    let mut out: Vec<&str> = vec![];
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    out.join("/")
-}
-
-/// One runnable image of one platform: its config and its layers (member names, in order).
+/// One runnable image of one platform: its config and its layers (in order).
 #[derive(Debug, Clone)]
 pub struct PlatformImage {
     pub platform: Platform,
     pub run: RunConfig,
-    pub layers: Vec<String>,
+    pub layers: Vec<Blob>,
 }
 
 /// Every platform image in the source (attestation manifests skipped).
 pub fn platforms(src: &Source) -> Result<Vec<PlatformImage>, ImageError> {
     if src.has("index.json") {
-        let mut out = vec![];
-        let index = parse_index(&src.read_json("index.json")?)?;
-        walk_index(src, index, 0, &mut out)?;
-        return Ok(out);
+        let index = parse_index(&src.read_json("index.json", None)?)?;
+        let mut walk = Walk {
+            src,
+            seen: HashSet::new(),
+            out: vec![],
+        };
+        walk.index(index, 0)?;
+        return Ok(walk.out);
     }
     if src.has("manifest.json") {
-        let entries = parse_docker_manifest(&src.read_json("manifest.json")?)?;
+        let entries = parse_docker_manifest(&src.read_json("manifest.json", None)?)?;
+        if entries.len() > MAX_MANIFESTS {
+            return Err(too_many());
+        }
         return entries
             .into_iter()
             .map(|e| {
-                let (platform, run) = parse_config(&src.read_json(&member_path(&e.config)?)?)?;
+                let (platform, run) =
+                    parse_config(&src.read_json(&member_path(&e.config)?, None)?)?;
                 let layers = e
                     .layers
                     .iter()
-                    .map(|l| member_path(l))
-                    .collect::<Result<_, _>>()?;
+                    .map(|l| {
+                        Ok(Blob {
+                            name: member_path(l)?,
+                            size: None,
+                        })
+                    })
+                    .collect::<Result<_, ImageError>>()?;
                 Ok(PlatformImage {
                     platform,
                     run,
@@ -401,40 +252,66 @@ pub fn platforms(src: &Source) -> Result<Vec<PlatformImage>, ImageError> {
     ))
 }
 
-fn walk_index(
-    src: &Source,
-    descriptors: Vec<Descriptor>,
-    depth: usize,
-    out: &mut Vec<PlatformImage>,
-) -> Result<(), ImageError> {
-    if depth > MAX_DEPTH {
-        return Err(invalid(format!(
-            "image indexes nest deeper than {MAX_DEPTH}"
-        )));
-    }
-    for d in descriptors {
-        let attestation = d.annotations.contains_key("vnd.docker.reference.type")
-            || d.platform.as_ref().is_some_and(|p| p.os == "unknown");
-        if attestation {
-            continue;
+fn too_many() -> ImageError {
+    invalid(format!(
+        "the image lists more than {MAX_MANIFESTS} distinct manifests and indexes; explain stops there. Hint: copy out the one platform wanted (`skopeo copy --override-arch`)"
+    ))
+}
+
+/// An index walk: every manifest and index is read once, however often it is listed.
+struct Walk<'s> {
+    src: &'s Source,
+    seen: HashSet<String>,
+    out: Vec<PlatformImage>,
+}
+
+impl Walk<'_> {
+    fn index(&mut self, descriptors: Vec<Descriptor>, depth: usize) -> Result<(), ImageError> {
+        if depth > MAX_DEPTH {
+            return Err(invalid(format!(
+                "image indexes nest deeper than {MAX_DEPTH}"
+            )));
         }
-        let bytes = src.read_json(&blob_path(&d.digest)?)?;
-        if d.media_type.contains("index") || d.media_type.contains("manifest.list") {
-            walk_index(src, parse_index(&bytes)?, depth + 1, out)?;
-            continue;
+        let fresh: Vec<Descriptor> = descriptors
+            .into_iter()
+            .filter(|d| !is_attestation(d) && self.seen.insert(d.digest.clone()))
+            .collect();
+        // Counted before anything is read, so a huge list costs no reads at all.
+        if self.seen.len() > MAX_MANIFESTS {
+            return Err(too_many());
         }
-        let m = parse_manifest(&bytes)?;
-        let (from_config, run) = parse_config(&src.read_json(&blob_path(&m.config.digest)?)?)?;
-        let layers = m
-            .layers
-            .iter()
-            .map(|l| blob_path(&l.digest))
-            .collect::<Result<_, _>>()?;
-        out.push(PlatformImage {
-            platform: d.platform.unwrap_or(from_config),
-            run,
-            layers,
-        });
+        for d in fresh {
+            let bytes = self.src.read_json(&blob_path(&d.digest)?, d.size)?;
+            if d.media_type.contains("index") || d.media_type.contains("manifest.list") {
+                self.index(parse_index(&bytes)?, depth + 1)?;
+                continue;
+            }
+            let m = parse_manifest(&bytes)?;
+            let config = self
+                .src
+                .read_json(&blob_path(&m.config.digest)?, m.config.size)?;
+            let (from_config, run) = parse_config(&config)?;
+            let layers = m
+                .layers
+                .iter()
+                .map(|l| {
+                    Ok(Blob {
+                        name: blob_path(&l.digest)?,
+                        size: l.size,
+                    })
+                })
+                .collect::<Result<_, ImageError>>()?;
+            self.out.push(PlatformImage {
+                platform: d.platform.unwrap_or(from_config),
+                run,
+                layers,
+            });
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+fn is_attestation(d: &Descriptor) -> bool {
+    d.annotations.contains_key("vnd.docker.reference.type")
+        || d.platform.as_ref().is_some_and(|p| p.os == "unknown")
 }

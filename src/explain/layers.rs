@@ -1,20 +1,22 @@
 //! An image's filesystem: its layers applied in order (whiteouts `.wh.NAME` and opaque
 //! directories `.wh..wh..opq` honoured) into an in-memory tree of paths, without writing
-//! anything. [`Tree::materialize`] then writes only what a verdict reads (directories,
-//! symlinks, and the regular files a filter picks: programs, libraries, loader config)
-//! into a private directory, so the usual root-based checks run against it.
+//! anything. Whiteouts are collected per layer and applied once, before the layer's own
+//! entries, against the layers below only (OCI: a whiteout never hides an entry of its
+//! own layer). [`Tree::materialize`] (in [`super::materialize`]) then writes what a
+//! verdict reads into a private directory, so the usual root-based checks run against it.
 
-use std::collections::BTreeMap;
-use std::fs;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path};
 
-use super::image::{ImageError, Source};
+use super::image::{invalid, Blob, ImageError, Source};
 
 const OPAQUE: &str = ".wh..wh..opq";
 const WHITEOUT: &str = ".wh.";
 const MAX_SYMLINKS: usize = 40;
+/// Paths in the merged tree. A large distribution image has a few hundred thousand; more
+/// costs memory for nothing a verdict needs.
+pub const MAX_PATHS: usize = 2_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
@@ -42,10 +44,10 @@ pub struct Tree {
 }
 
 /// A layer blob decompressed (gzip, zstd or plain, told from its first bytes).
-fn layer<'s>(src: &'s Source, name: &str) -> Result<Box<dyn Read + 's>, ImageError> {
-    let mut buf = BufReader::new(src.read(name)?);
+pub(super) fn layer<'s>(src: &'s Source, blob: &Blob) -> Result<Box<dyn Read + 's>, ImageError> {
+    let mut buf = BufReader::new(src.read(&blob.name, blob.size)?);
     let io_err = |error| ImageError::Io {
-        path: name.to_string(),
+        path: blob.name.clone(),
         error,
     };
     let head = buf.fill_buf().map_err(io_err)?.to_vec();
@@ -72,70 +74,145 @@ pub fn clean(path: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
+/// The whiteouts of one layer, deduplicated: applied once, after the layer is read.
+#[derive(Debug, Default)]
+pub struct Whiteouts {
+    /// Directories whose lower contents are hidden (`DIR/.wh..wh..opq`).
+    pub opaque: BTreeSet<String>,
+    /// Paths hidden with everything under them (`DIR/.wh.NAME`).
+    pub hidden: BTreeSet<String>,
+}
+
+/// What one tar entry of a layer is: a whiteout, or an entry to insert.
+enum Entry {
+    Opaque(String),
+    Hidden(String),
+    Put(String, Kind),
+}
+
+fn classify(path: &str, kind: Kind) -> Entry {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    if name == OPAQUE {
+        return Entry::Opaque(dir.to_string());
+    }
+    match name.strip_prefix(WHITEOUT) {
+        Some(hidden) if dir.is_empty() => Entry::Hidden(hidden.to_string()),
+        Some(hidden) => Entry::Hidden(format!("{dir}/{hidden}")),
+        None => Entry::Put(path.to_string(), kind),
+    }
+}
+
+/// The tree's kind for a tar entry, or None for what a verdict never reads (devices).
+fn kind_of<R: Read>(e: &tar::Entry<'_, R>, ord: usize) -> Option<Kind> {
+    let link = e
+        .link_name_bytes()
+        .map(|l| String::from_utf8_lossy(l.as_ref()).into_owned());
+    let ty = e.header().entry_type();
+    Some(if ty.is_dir() {
+        Kind::Dir
+    } else if ty.is_symlink() {
+        Kind::Symlink(link.unwrap_or_default())
+    } else if ty.is_hard_link() {
+        Kind::Hardlink(link.as_deref().and_then(clean)?)
+    } else if ty.is_file() || ty.is_contiguous() {
+        Kind::File {
+            ord,
+            mode: e.header().mode().unwrap_or(0o644),
+        }
+    } else {
+        return None;
+    })
+}
+
 impl Tree {
-    /// Apply every layer in order.
-    pub fn build(src: &Source, layers: &[String]) -> Result<Tree, ImageError> {
+    /// Apply every layer in order: its whiteouts against the layers below, then its entries.
+    pub fn build(src: &Source, layers: &[Blob]) -> Result<Tree, ImageError> {
         let mut t = Tree::default();
-        for (i, name) in layers.iter().enumerate() {
+        for (i, blob) in layers.iter().enumerate() {
             let io_err = |error| ImageError::Io {
-                path: name.clone(),
+                path: blob.name.clone(),
                 error,
             };
-            src.verify(name)?;
-            let mut a = tar::Archive::new(layer(src, name)?);
+            src.verify(&blob.name, blob.size)?;
+            let mut a = tar::Archive::new(layer(src, blob)?);
+            let mut entries = vec![];
             for (ord, e) in a.entries().map_err(io_err)?.enumerate() {
                 let e = e.map_err(io_err)?;
                 let Some(path) = clean(&String::from_utf8_lossy(&e.path_bytes())) else {
                     continue;
                 };
-                let link = e
-                    .link_name_bytes()
-                    .map(|l| String::from_utf8_lossy(l.as_ref()).into_owned());
-                let ty = e.header().entry_type();
-                let kind = if ty.is_dir() {
-                    Kind::Dir
-                } else if ty.is_symlink() {
-                    Kind::Symlink(link.unwrap_or_default())
-                } else if ty.is_hard_link() {
-                    match link.as_deref().and_then(clean) {
-                        Some(target) => Kind::Hardlink(target),
-                        None => continue,
-                    }
-                } else if ty.is_file() || ty.is_contiguous() {
-                    Kind::File {
-                        ord,
-                        mode: e.header().mode().unwrap_or(0o644),
-                    }
-                } else {
+                let Some(kind) = kind_of(&e, ord) else {
                     continue;
                 };
-                t.apply(i, &path, kind);
+                entries.push((path, kind));
+                if t.nodes.len() + entries.len() > MAX_PATHS {
+                    return Err(invalid(format!(
+                        "{}: the image has more than {MAX_PATHS} paths; explain stops there. Hint: judge the unpacked rootfs with `explain --root DIR` instead",
+                        blob.name
+                    )));
+                }
             }
+            t.apply_layer(i, entries);
         }
         Ok(t)
     }
 
-    /// One entry of layer `layer`: a whiteout removes from the layers below, else it
-    /// replaces what was there (a non-directory replacing a directory drops its contents).
-    pub fn apply(&mut self, layer: usize, path: &str, kind: Kind) {
-        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-        let lower = |n: &Node| n.layer < layer;
-        if name == OPAQUE {
-            self.remove_under(dir, lower);
-        } else if let Some(hidden) = name.strip_prefix(WHITEOUT) {
-            let target = if dir.is_empty() {
-                hidden.to_string()
-            } else {
-                format!("{dir}/{hidden}")
-            };
-            self.nodes.remove(&target);
-            self.remove_under(&target, lower);
-        } else {
-            if kind != Kind::Dir {
-                self.remove_under(path, |_| true);
+    /// All entries of layer `layer`, in tar order: its whiteouts (each applied once however
+    /// often it is listed) against the layers below, then its other entries.
+    pub fn apply_layer(&mut self, layer: usize, entries: Vec<(String, Kind)>) {
+        let mut w = Whiteouts::default();
+        let mut puts = vec![];
+        for (path, kind) in entries {
+            match classify(&path, kind) {
+                Entry::Opaque(d) => {
+                    w.opaque.insert(d);
+                }
+                Entry::Hidden(p) => {
+                    w.hidden.insert(p);
+                }
+                Entry::Put(p, k) => puts.push((p, k)),
             }
-            self.nodes.insert(path.to_string(), Node { layer, kind });
         }
+        self.whiteout(&w);
+        for (p, k) in puts {
+            self.put(layer, &p, k);
+        }
+    }
+
+    /// One entry of layer `layer`, as if it were the layer's only one: a whiteout removes
+    /// from the layers below, anything else is put in place.
+    pub fn apply(&mut self, layer: usize, path: &str, kind: Kind) {
+        let lower = |n: &Node| n.layer < layer;
+        match classify(path, kind) {
+            Entry::Opaque(d) => self.remove_under(&d, lower),
+            Entry::Hidden(p) => {
+                if self.nodes.get(&p).is_some_and(lower) {
+                    self.nodes.remove(&p);
+                }
+                self.remove_under(&p, lower);
+            }
+            Entry::Put(p, k) => self.put(layer, &p, k),
+        }
+    }
+
+    /// A layer's whiteouts, applied before its own entries: everything still in the tree
+    /// is from the layers below.
+    pub fn whiteout(&mut self, w: &Whiteouts) {
+        for d in &w.opaque {
+            self.remove_under(d, |_| true);
+        }
+        for p in &w.hidden {
+            self.nodes.remove(p);
+            self.remove_under(p, |_| true);
+        }
+    }
+
+    /// Put an entry in place; a non-directory replacing a directory drops its contents.
+    fn put(&mut self, layer: usize, path: &str, kind: Kind) {
+        if kind != Kind::Dir {
+            self.remove_under(path, |_| true);
+        }
+        self.nodes.insert(path.to_string(), Node { layer, kind });
     }
 
     fn remove_under(&mut self, dir: &str, pick: impl Fn(&Node) -> bool) {
@@ -220,112 +297,6 @@ impl Tree {
             Some(Kind::File { .. } | Kind::Hardlink(_))
         )
     }
-
-    /// Write directories, symlinks and the regular files `want` picks into `dest` (an
-    /// empty directory of ours). A path through a symlink is never written through.
-    pub fn materialize(
-        &self,
-        src: &Source,
-        layers: &[String],
-        want: &dyn Fn(&str) -> bool,
-        dest: &Path,
-    ) -> Result<(), ImageError> {
-        let io_err = |p: &str| {
-            let p = p.to_string();
-            move |error| ImageError::Io { path: p, error }
-        };
-        for (path, node) in &self.nodes {
-            match &node.kind {
-                Kind::Dir => safe_dir(dest, path).map_err(io_err(path))?,
-                Kind::Symlink(t) => {
-                    if let Some(parent) = parent_of(path) {
-                        safe_dir(dest, parent).map_err(io_err(path))?;
-                    }
-                    let _ = std::os::unix::fs::symlink(t, dest.join(path));
-                }
-                _ => {}
-            }
-        }
-        for (i, name) in layers.iter().enumerate() {
-            let mut a = tar::Archive::new(layer(src, name)?);
-            for (ord, e) in a.entries().map_err(io_err(name))?.enumerate() {
-                let mut e = e.map_err(io_err(name))?;
-                let Some(path) = clean(&String::from_utf8_lossy(&e.path_bytes())) else {
-                    continue;
-                };
-                let winner = self.nodes.get(&path).filter(|n| n.layer == i);
-                if let Some(Node {
-                    kind: Kind::File { ord: o, mode },
-                    ..
-                }) = winner
-                {
-                    if *o == ord && want(&path) {
-                        write_file(dest, &path, *mode, &mut e).map_err(io_err(&path))?;
-                    }
-                }
-            }
-        }
-        for (path, node) in &self.nodes {
-            if let Kind::Hardlink(target) = &node.kind {
-                if want(path) && dest.join(target).is_file() && !is_link_path(dest, target) {
-                    if let Some(parent) = parent_of(path) {
-                        safe_dir(dest, parent).map_err(io_err(path))?;
-                    }
-                    let _ = fs::copy(dest.join(target), dest.join(path));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn parent_of(path: &str) -> Option<&str> {
-    path.rsplit_once('/').map(|(d, _)| d)
-}
-
-/// Does any component of `rel` under `dest` exist as a symlink?
-fn is_link_path(dest: &Path, rel: &str) -> bool {
-    let mut p = dest.to_path_buf();
-    rel.split('/').any(|c| {
-        p.push(c);
-        fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink())
-    })
-}
-
-/// Create `rel` and its parents under `dest`, refusing to pass through a symlink.
-fn safe_dir(dest: &Path, rel: &str) -> io::Result<()> {
-    let mut p = dest.to_path_buf();
-    for c in rel.split('/').filter(|c| !c.is_empty()) {
-        p.push(c);
-        match fs::symlink_metadata(&p) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(io::Error::other(format!(
-                    "{} is not a directory in the image",
-                    p.display()
-                )))
-            }
-            Err(_) => fs::create_dir(&p)?,
-        }
-    }
-    Ok(())
-}
-
-fn write_file(dest: &Path, rel: &str, mode: u32, from: &mut impl Read) -> io::Result<()> {
-    if let Some(parent) = parent_of(rel) {
-        if safe_dir(dest, parent).is_err() {
-            return Ok(()); // under a symlink or a file: the image cannot have it there either
-        }
-    }
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(dest.join(rel))?;
-    io::copy(from, &mut f)?;
-    // Keep the x bits (explain reads them); never setuid/setgid in our private copy.
-    f.set_permissions(fs::Permissions::from_mode(mode & 0o777))?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -351,6 +322,46 @@ mod tests {
         // A file replacing a directory drops what was under it.
         t.apply(2, "etc", file(0));
         assert!(!t.nodes.contains_key("etc/c"));
+    }
+
+    /// OCI whiteout semantics through the per-layer path `build` takes: (layers below,
+    /// the layer on top, what remains).
+    #[test]
+    fn whiteout_table() {
+        let d = |p: &str| (p.to_string(), Kind::Dir);
+        let f = |p: &str| (p.to_string(), file(0));
+        type Layer = Vec<(String, Kind)>;
+        let cases: Vec<(Layer, Layer, Vec<&str>)> = vec![
+            // A whiteout hides the lower entry and everything under it.
+            (vec![d("a"), f("a/x"), f("b")], vec![f(".wh.a")], vec!["b"]),
+            // ... but not the layer's own entry of that name, before or after it.
+            (vec![f("a")], vec![f("a"), f(".wh.a")], vec!["a"]),
+            (vec![f("a")], vec![f(".wh.a"), f("a")], vec!["a"]),
+            // An opaque marker hides the lower contents of its directory, not the directory,
+            // and not the layer's own entries there, in any order.
+            (
+                vec![d("e"), f("e/old"), f("e/sub/x"), f("other")],
+                vec![f("e/new"), f("e/.wh..wh..opq"), f("e/later")],
+                vec!["e", "e/later", "e/new", "other"],
+            ),
+            // Root-level opaque markers, many times over: the layer's own files stay.
+            (
+                vec![f("low")],
+                vec![f("f1"), f(".wh..wh..opq"), f("f2"), f(".wh..wh..opq")],
+                vec!["f1", "f2"],
+            ),
+            // A whiteout of a path that is not there changes nothing.
+            (vec![f("a")], vec![f("dir/.wh.gone")], vec!["a"]),
+            // A file replacing a lower directory drops its lower contents.
+            (vec![d("a"), f("a/x")], vec![f("a")], vec!["a"]),
+        ];
+        for (i, (lower, upper, want)) in cases.into_iter().enumerate() {
+            let mut t = Tree::default();
+            t.apply_layer(0, lower);
+            t.apply_layer(1, upper);
+            let keys: Vec<&str> = t.nodes.keys().map(String::as_str).collect();
+            assert_eq!(keys, want, "case {i}");
+        }
     }
 
     #[test]

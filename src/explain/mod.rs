@@ -6,8 +6,11 @@
 //! ld.so.cache and ld.so.conf, [`versions`] checks symbol versions, [`image`] parses image
 //! layouts. The edge ([`fs`]) reads files with bounded reads, resolves paths inside a root
 //! the way a chroot would, finds the root's libc.so.6 and reads the binfmt_misc entries;
-//! [`resolve`] finds every library as the root's loader would; [`layers`] merges image
-//! layers and [`container`] judges an image; [`report`] prints the result.
+//! [`resolve`] finds every library as the root's loader would; [`source`] reads image
+//! files within bounds, [`layers`] merges image layers, [`materialize`] writes what a
+//! verdict reads of them into a [`scratch`] directory within caps (large ELF files only
+//! in the ranges [`elf_ranges`] names), and [`container`] judges an image; [`report`]
+//! prints the result.
 //!
 //! # JSON schema (`binfmtd explain --json`), version 1
 //!
@@ -69,7 +72,9 @@
 //!     "chosen": "linux/amd64" | null,       // pulled by this node, or --platform
 //!     "command": ["/usr/bin/pigz", "--version"],   // Entrypoint + Cmd; its file is files[0]
 //!     "problems": [...],                    // the command cannot even be located
-//!     "runs": true
+//!     "runs": true,
+//!     "limited": [{"path": "/usr/bin/big", "size": 41943040,   // files not copied whole:
+//!                  "read": "ranges" | "nothing"}]             // see README, explain --image
 //!   },
 //!   "summary": {"files": 3, "runnable": 2, "cannot_run": 1, "not_executable": 0}
 //! }
@@ -80,6 +85,7 @@
 pub mod container;
 pub mod dynamic;
 pub mod elf;
+pub mod elf_ranges;
 pub mod fs;
 pub mod glibc;
 pub mod image;
@@ -87,10 +93,13 @@ pub mod layers;
 pub mod ldcache;
 pub mod ldconf;
 pub mod ldpaths;
+pub mod materialize;
 pub mod problem;
 pub mod report;
 pub mod resolve;
+pub mod scratch;
 pub mod script;
+pub mod source;
 pub mod verdict;
 pub mod versions;
 
