@@ -41,6 +41,8 @@ impl Procs for ProcFs {
         // A read may stop at the end of a mapping: whatever came back up to the NUL.
         let n = mem.read_at(&mut buf, addr).ok()?;
         let end = buf[..n].iter().position(|&b| b == 0)?;
+        // Empty: the caller already reused the memory; no path beats a wrong one.
+        (end > 0).then_some(())?;
         String::from_utf8(buf[..end].to_vec()).ok()
     }
 }
