@@ -439,3 +439,30 @@ fn no_tracefs_is_exit_3_naming_the_path() {
         "{stderr}"
     );
 }
+
+/// The switch that spares every syscall the slow path: the instance's syscall tracepoints
+/// stay off while the exec ones are on.
+#[test]
+fn no_exec_format_errors_leaves_the_syscall_tracepoints_off() {
+    let Some(mut monitor) = Monitor::start(&["--no-exec-format-errors"]) else {
+        return;
+    };
+    assert!(
+        monitor.stderr().contains("exec-format errors: off"),
+        "{}",
+        monitor.stderr()
+    );
+    let enabled = |event: &str| {
+        let p = monitor.instance().join("events").join(event).join("enable");
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    assert_eq!(enabled("sched/sched_process_exec").trim(), "1");
+    for syscall in ["sys_enter_execve", "sys_exit_execve", "sys_exit_execveat"] {
+        assert_eq!(
+            enabled(&format!("syscalls/{syscall}")).trim(),
+            "0",
+            "{syscall}"
+        );
+    }
+    assert_eq!(monitor.stop(), Some(0));
+}

@@ -29,6 +29,9 @@ pub struct Options {
     pub tracefs: Option<PathBuf>,
     /// The binfmt_misc instance whose interpreters mark an exec as emulated.
     pub binfmt_misc: PathBuf,
+    /// Watch for ENOEXEC. Its syscall tracepoints put every thread of the node on the slow
+    /// syscall path (see BENCHMARKS.md), so it can be switched off alone.
+    pub exec_format_errors: bool,
 }
 
 /// What the monitor watches, reported once it is watching.
@@ -37,7 +40,7 @@ pub struct Ready {
     pub instance: PathBuf,
     /// `sched_prepare_exec` (Linux >= 6.9) is used; without it every exec's header is read.
     pub prepare_exec: bool,
-    /// Ok, or why exec-format errors cannot be seen.
+    /// Ok, or why exec-format errors are not watched ("off: ..." or "unavailable: ...").
     pub exec_format_errors: Result<(), String>,
 }
 
@@ -63,7 +66,7 @@ pub fn run(opts: &Options, sink: &mut dyn Sink) -> Result<(), MonitorError> {
         tracing::warn!(instance = %name, "removed the tracefs instance of a monitor that is gone");
     }
     let instance = Instance::create(&root, std::process::id())?;
-    let result = setup(&instance).and_then(|ready| {
+    let result = setup(&instance, opts.exec_format_errors).and_then(|ready| {
         sink.ready(&ready);
         watch(&instance, opts, sink, &signals)
     });
@@ -73,7 +76,7 @@ pub fn run(opts: &Options, sink: &mut dyn Sink) -> Result<(), MonitorError> {
     removed.map_err(|e| MonitorError::io("remove the tracefs instance", &dir, e))
 }
 
-fn setup(inst: &Instance) -> Result<Ready, MonitorError> {
+fn setup(inst: &Instance, enoexec: bool) -> Result<Ready, MonitorError> {
     let exec = "sched/sched_process_exec";
     if !inst.has_event(exec) {
         return Err(MonitorError::MissingEvent {
@@ -97,7 +100,9 @@ fn setup(inst: &Instance) -> Result<Ready, MonitorError> {
         })
         .filter(|e| !inst.has_event(e))
         .collect();
-    let exec_format_errors = if missing.is_empty() {
+    let exec_format_errors = if !enoexec {
+        Err("off: --no-exec-format-errors".to_string())
+    } else if missing.is_empty() {
         for s in SYSCALLS {
             inst.enable(&format!("syscalls/sys_exit_{s}"), Some("ret == -8"))?;
             inst.enable(&format!("syscalls/sys_enter_{s}"), None)?;
@@ -105,7 +110,7 @@ fn setup(inst: &Instance) -> Result<Ready, MonitorError> {
         Ok(())
     } else {
         Err(format!(
-            "the kernel lacks {} (syscall tracepoints need CONFIG_FTRACE_SYSCALLS)",
+            "unavailable: the kernel lacks {} (syscall tracepoints need CONFIG_FTRACE_SYSCALLS)",
             missing.join(", ")
         ))
     };

@@ -16,13 +16,23 @@ fn prepare_exec_carries_interp_and_filename() {
 
 #[test]
 fn prepare_exec_through_binfmt_misc_names_the_interpreter() {
-    let line = "              sh-31270   [001] .....  6011.352706: sched_prepare_exec: interp=/run/qemu/qemu-aarch64-static filename=/tmp/root/bin/busybox pid=31270 comm=sh";
+    // An arm64 busybox run in a user namespace with its own binfmt_misc instance (F entry).
+    let line = "              sh-15725   [001] .....  6524.267954: sched_prepare_exec: interp=/tmp/mcap/qemu-aarch64-static filename=/tmp/mcap/busybox pid=15725 comm=sh";
     assert_eq!(
         parse_line(line),
         Some(Record::Prepare {
-            pid: 31270,
-            interp: "/run/qemu/qemu-aarch64-static".into(),
-            filename: "/tmp/root/bin/busybox".into()
+            pid: 15725,
+            interp: "/tmp/mcap/qemu-aarch64-static".into(),
+            filename: "/tmp/mcap/busybox".into()
+        })
+    );
+    let exec = "         busybox-15725   [001] .....  6524.268090: sched_process_exec: filename=/tmp/mcap/busybox pid=15725 old_pid=15725";
+    assert_eq!(
+        parse_line(exec),
+        Some(Record::Exec {
+            pid: 15725,
+            old_pid: 15725,
+            filename: "/tmp/mcap/busybox".into()
         })
     );
 }

@@ -43,20 +43,20 @@ fn feed(w: &mut Watch, procs: &FakeProcs, lines: &[&str]) -> Vec<Event> {
 #[test]
 fn foreign_program_of_another_instance_is_emulated_and_attributed() {
     let mut procs = FakeProcs::default();
-    procs.cgroup.insert(31270, POD.into());
+    procs.cgroup.insert(15725, POD.into());
     procs.files.insert(
-        "/bin/busybox".into(),
+        "/tmp/mcap/busybox".into(),
         arch::lookup("aarch64").unwrap().magic.to_vec(),
     );
     let events = feed(&mut watch(), &procs, &[
-        "              sh-31270   [001] .....  6011.352706: sched_prepare_exec: interp=/run/qemu/qemu-aarch64-static filename=/bin/busybox pid=31270 comm=sh",
-        "         busybox-31270   [001] .....  6011.352906: sched_process_exec: filename=/bin/busybox pid=31270 old_pid=31270",
+        "              sh-15725   [001] .....  6524.267954: sched_prepare_exec: interp=/tmp/mcap/qemu-aarch64-static filename=/tmp/mcap/busybox pid=15725 comm=sh",
+        "         busybox-15725   [001] .....  6524.268090: sched_process_exec: filename=/tmp/mcap/busybox pid=15725 old_pid=15725",
     ]);
     assert_eq!(events.len(), 1, "{events:?}");
     let e = &events[0];
     assert_eq!(
         (e.kind, e.arch, e.path.as_deref()),
-        (Kind::Emulated, Some("aarch64"), Some("/bin/busybox"))
+        (Kind::Emulated, Some("aarch64"), Some("/tmp/mcap/busybox"))
     );
     assert_eq!(
         e.pod_uid.as_deref(),
