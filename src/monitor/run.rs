@@ -21,6 +21,10 @@ use crate::kernel::{BinfmtFs, BinfmtMisc};
 
 /// How often the watched binfmt_misc instance's entries are re-read.
 const ENTRIES_EVERY: Duration = Duration::from_secs(5);
+/// After a read that found records, wait this long before the next: tracefs wakes a reader
+/// on every record, and two wake-ups per exec would cost a busy node more CPU than the
+/// parsing. Bounded so a short-lived process can mostly still be attributed.
+const BATCH: Duration = Duration::from_millis(25);
 /// ENOEXEC watch: sys_exit_* filtered to -ENOEXEC, sys_enter_* for the filename's address.
 const SYSCALLS: [&str; 2] = ["execve", "execveat"];
 
@@ -146,7 +150,9 @@ fn watch(
             state.set_entries(binfmt.entries().unwrap_or_default());
             refreshed = Instant::now();
         }
-        for line in read_lines(&mut pipe, &mut buf, &mut partial, &path)? {
+        let lines = read_lines(&mut pipe, &mut buf, &mut partial, &path)?;
+        let busy = !lines.is_empty();
+        for line in lines {
             let Some(record) = parse_line(&line) else {
                 continue;
             };
@@ -155,6 +161,9 @@ fn watch(
                     return Ok(());
                 }
             }
+        }
+        if busy {
+            std::thread::sleep(BATCH);
         }
     }
     Ok(())
