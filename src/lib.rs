@@ -31,6 +31,7 @@
 //! | `nfd`     | the same labels as a Node Feature Discovery local-source feature file         | files   |
 //! | `kube`    | publishing labels to the Node object through kube-rs (`Labeller`, `Publisher`) | network |
 //! | `publish` | the agent's entry point for labels: report in, Node labels or NFD file out    | all     |
+//! | `monitor` | exec visibility: tracefs events -> emulated execs and ENOEXEC, per pod/container | kernel |
 //! | `cli`     | argument parsing and one file per subcommand                                  | all     |
 
 pub mod agent;
@@ -50,6 +51,7 @@ pub mod interp;
 pub mod kernel;
 pub mod kube;
 pub mod labels;
+pub mod monitor;
 pub mod nfd;
 pub mod par;
 pub mod placement;

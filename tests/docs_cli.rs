@@ -15,6 +15,7 @@ const COMMANDS: &[&str] = &[
     "explain",
     "fetch",
     "gc",
+    "monitor",
 ];
 
 /// `binfmtd <cmd> --help` for every command (global options are listed there too).

@@ -12,6 +12,7 @@ mod explain;
 mod fetch;
 mod install;
 pub mod labels;
+mod monitor;
 mod pod_root;
 mod run;
 mod status;
@@ -68,6 +69,9 @@ pub enum Command {
     Fetch(fetch::FetchArgs),
     /// Remove cached interpreters and archives that nothing references.
     Gc(fetch::GcArgs),
+    /// Print emulated executions and exec-format errors as they happen (registers nothing).
+    /// SIGTERM/SIGINT exit, removing its tracefs instance.
+    Monitor(monitor::MonitorArgs),
 }
 
 /// Parse arguments, run, print the error chain, and map to a documented exit code.
@@ -103,6 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Explain(args) => explain::run(&cli.binfmt_misc, args),
         Command::Fetch(args) => fetch::run_fetch(args),
         Command::Gc(args) => fetch::run_gc(&cli.binfmt_misc, args),
+        Command::Monitor(args) => monitor::run(&cli.binfmt_misc, args),
     }
 }
 

@@ -1,0 +1,196 @@
+//! `binfmtd monitor` against the real kernel. The monitor runs outside the sandbox, as real
+//! root (tracefs is the host's), while the programs run inside it: a private binfmt_misc
+//! instance with qemu-aarch64 registered, whose processes real root moves into a cgroup
+//! shaped like a kubelet's, so the events must name that pod and container.
+//!
+//! Other tests run on the machine at the same time: events are picked by this run's unique
+//! container ID (which is itself the attribution under test), never by "the next event".
+
+mod common;
+#[path = "monitor_exec/harness.rs"]
+mod harness;
+
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{register_cmd, Busybox, Sandbox, NATIVE_I386};
+use harness::{hierarchies, ids, move_processes, sync_dir, Driver, Monitor, PodCgroup};
+
+/// In the sandbox: wait to be moved, then one emulated program (arm64 through its own
+/// F entry), one native control (i386), and one foreign program with no entry (s390x)
+/// exec'd by a program that outlives the failure.
+fn sandbox_script() -> String {
+    let arm = Busybox::by_debian("arm64");
+    format!(
+        r#"
+# busybox picks its applet by argv[0]: each copy keeps the name.
+mkdir /tmp/arm64 /tmp/s390x /tmp/i386
+cp "$ARM64" /tmp/arm64/busybox; cp "$S390X" /tmp/s390x/busybox; cp "$I386" /tmp/i386/busybox
+{register}
+until [ -e "$SYNC/moved" ]; do sleep 0.02; done
+/tmp/i386/busybox true
+/tmp/arm64/busybox sleep 1
+/usr/bin/python3 -c 'import os, sys, time
+# bytes, so the filename the kernel saw stays in memory after the failure.
+path = os.fsencode(sys.argv[1])
+try:
+    os.execv(path, [path])
+except OSError as e:
+    print("errno", e.errno)
+    time.sleep(1)' /tmp/s390x/busybox
+"#,
+        register = register_cmd(
+            arm.arch(),
+            &common::fixtures::qemu_in_sandbox("aarch64"),
+            "F"
+        ),
+    )
+}
+
+fn exercise(driver: Driver, hierarchy: &Path) {
+    let Some(sandbox) = Sandbox::new() else {
+        return;
+    };
+    let Some(monitor) = Monitor::start(&[]) else {
+        return;
+    };
+    let (uid, id) = ids(driver.name());
+    let cgroup = PodCgroup::create(hierarchy, &driver.path(&uid, &id));
+    let sync = sync_dir(&format!("monitor-{}", &id[..12]));
+    let fixture = |debian: &str| Busybox::by_debian(debian).host_path().display().to_string();
+    let sandbox = sandbox
+        .with_qemu(&["aarch64"])
+        .env("MONITOR_TOKEN", id.clone())
+        .env("SYNC", sync.display().to_string())
+        .env("ARM64", fixture("arm64"))
+        .env("S390X", fixture("s390x"))
+        .env("I386", NATIVE_I386.host_path().display().to_string());
+    let run = thread::spawn(move || sandbox.run_script(&sandbox_script()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while move_processes(&id, cgroup.leaf()) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the sandbox's processes never appeared"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(sync.join("moved"), "").unwrap();
+    let run = run.join().unwrap().success();
+    assert!(
+        run.stdout.contains("errno 8"),
+        "s390x must fail with ENOEXEC: {run}"
+    );
+    check_events(monitor, &uid, &id);
+    let _ = std::fs::remove_dir_all(sync);
+}
+
+/// The emulated and the exec-format-error event of this run, attributed to its pod and
+/// container; then the monitor stops and takes its instance along.
+fn check_events(mut monitor: Monitor, uid: &str, id: &str) {
+    let ours = |kind: &'static str| {
+        let id = id.to_string();
+        move |e: &serde_json::Value| e["kind"] == kind && e["container_id"] == id.as_str()
+    };
+    let emulated = monitor.wait_for("emulated", ours("emulated"));
+    assert_eq!(emulated["arch"], "aarch64", "{emulated}");
+    assert_eq!(emulated["path"], "/tmp/arm64/busybox", "{emulated}");
+    assert_eq!(emulated["pod_uid"], uid, "{emulated}");
+    let enoexec = monitor.wait_for("exec-format-error", ours("exec-format-error"));
+    assert_eq!(enoexec["path"], "/tmp/s390x/busybox", "{enoexec}");
+    assert_eq!(enoexec["pod_uid"], uid, "{enoexec}");
+    // The native i386 control and python3 itself are not emulated.
+    let events = monitor.events.lock().unwrap().clone();
+    let emulated_paths: Vec<_> = events
+        .iter()
+        .filter(|e| ours("emulated")(e))
+        .map(|e| e["path"].clone())
+        .collect();
+    assert_eq!(emulated_paths, ["/tmp/arm64/busybox"], "{events:#?}");
+
+    let instance = monitor.instance();
+    assert!(
+        instance.is_dir(),
+        "the monitor's instance {}",
+        instance.display()
+    );
+    assert_eq!(monitor.stop(), Some(0));
+    assert!(!instance.exists(), "{} left behind", instance.display());
+}
+
+#[test]
+fn emulated_and_exec_format_error_events_cgroupfs_driver() {
+    let (v1, v2) = hierarchies();
+    let hierarchy = v1.or(v2).expect("a cgroup hierarchy is mounted");
+    exercise(Driver::Cgroupfs, &hierarchy);
+}
+
+#[test]
+fn emulated_and_exec_format_error_events_systemd_driver() {
+    let (v1, v2) = hierarchies();
+    let hierarchy = v2.or(v1).expect("a cgroup hierarchy is mounted");
+    exercise(Driver::Systemd, &hierarchy);
+}
+
+#[test]
+fn sigkilled_monitor_instance_is_removed_by_the_next_start() {
+    let Some(first) = Monitor::start(&[]) else {
+        return;
+    };
+    let left = first.instance();
+    let mut first = first;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    assert!(
+        left.is_dir(),
+        "SIGKILL cannot clean up: {} should remain",
+        left.display()
+    );
+    let mut second = Monitor::start(&[]).expect("tracefs worked a moment ago");
+    assert!(!left.exists(), "{} survived the next start", left.display());
+    let own = second.instance();
+    assert_eq!(second.stop(), Some(0));
+    assert!(!own.exists(), "{} left behind", own.display());
+}
+
+#[test]
+fn no_tracefs_is_exit_3_naming_the_path() {
+    let out = Command::new(env!("CARGO_BIN_EXE_binfmtd"))
+        .args(["monitor", "--tracefs", "/proc/sys"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("tracefs is not available at /proc/sys") && stderr.contains("Hint:"),
+        "{stderr}"
+    );
+}
+
+/// The switch that spares every syscall the slow path: the instance's syscall tracepoints
+/// stay off while the exec ones are on.
+#[test]
+fn no_exec_format_errors_leaves_the_syscall_tracepoints_off() {
+    let Some(mut monitor) = Monitor::start(&["--no-exec-format-errors"]) else {
+        return;
+    };
+    assert!(
+        monitor.stderr().contains("exec-format errors: off"),
+        "{}",
+        monitor.stderr()
+    );
+    let enabled = |event: &str| {
+        let p = monitor.instance().join("events").join(event).join("enable");
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    assert_eq!(enabled("sched/sched_process_exec").trim(), "1");
+    for syscall in ["sys_enter_execve", "sys_exit_execve", "sys_exit_execveat"] {
+        assert_eq!(
+            enabled(&format!("syscalls/{syscall}")).trim(),
+            "0",
+            "{syscall}"
+        );
+    }
+    assert_eq!(monitor.stop(), Some(0));
+}

@@ -1,0 +1,281 @@
+//! The pieces of tests/monitor_exec.rs that are not the tests: the monitor as a child
+//! process, kubelet-shaped cgroups, the sandbox's processes found and moved.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::common;
+use crate::common::support::{verdict, Verdict};
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// A `binfmtd monitor --json-events` child and the events it printed so far.
+pub struct Monitor {
+    pub child: Child,
+    pub events: Arc<Mutex<Vec<serde_json::Value>>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Monitor {
+    /// Start one and wait until it is watching. None (after printing why) where this
+    /// machine's kernel has no tracefs; under CI=true that fails instead.
+    pub fn start(extra: &[&str]) -> Option<Monitor> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_binfmtd"))
+            .args(["monitor", "--json-events"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start binfmtd monitor");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let ev = events.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let v = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                ev.lock().unwrap().push(v);
+            }
+        });
+        let se = stderr.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                se.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let mut m = Monitor {
+            child,
+            events,
+            stderr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !m.stderr().contains("watching execs") {
+            if let Some(status) = m.child.try_wait().unwrap() {
+                let reason = format!("binfmtd monitor exited ({status}): {}", m.stderr());
+                // Exit 3 is the environment: a kernel without tracefs or its events.
+                return match (status.code(), verdict(&Err(reason.clone()), ci())) {
+                    (Some(3), Verdict::Skip(r)) => {
+                        eprintln!("SKIPPED: {r}");
+                        None
+                    }
+                    _ => panic!("{reason}"),
+                };
+            }
+            assert!(
+                Instant::now() < deadline,
+                "monitor not ready: {}",
+                m.stderr()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        Some(m)
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn instance(&self) -> PathBuf {
+        Path::new(TRACEFS)
+            .join("instances")
+            .join(format!("binfmtd-monitor-{}", self.child.id()))
+    }
+
+    /// Wait up to 10 s for an event matching `pred`.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(e) = self.events.lock().unwrap().iter().find(|e| pred(e)) {
+                return e.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} event; events: {:#?}\nstderr: {}",
+                self.events.lock().unwrap(),
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then the exit status code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        self.child.wait().unwrap().code()
+    }
+}
+
+/// A failed assertion must not leave a monitor (and its instance) running.
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+pub fn ci() -> Option<&'static str> {
+    std::env::var("CI").ok().map(|v| &*v.leak())
+}
+
+/// How a kubelet names the cgroups, for each cgroup driver.
+#[derive(Clone, Copy)]
+pub enum Driver {
+    /// /kubepods/besteffort/pod<uid>/<id>
+    Cgroupfs,
+    /// /kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid_>.slice/cri-containerd-<id>.scope
+    Systemd,
+}
+
+impl Driver {
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Cgroupfs => "cgroupfs",
+            Driver::Systemd => "systemd",
+        }
+    }
+
+    pub fn path(self, uid: &str, id: &str) -> Vec<String> {
+        match self {
+            Driver::Cgroupfs => vec![
+                "kubepods".into(),
+                "besteffort".into(),
+                format!("pod{uid}"),
+                id.into(),
+            ],
+            Driver::Systemd => vec![
+                "kubepods.slice".into(),
+                "kubepods-burstable.slice".into(),
+                format!("kubepods-burstable-pod{}.slice", uid.replace('-', "_")),
+                format!("cri-containerd-{id}.scope"),
+            ],
+        }
+    }
+}
+
+/// A kubelet-shaped cgroup this test created under one hierarchy; removed (innermost
+/// first) on drop. Parents other runs share stay while they are busy.
+pub struct PodCgroup {
+    hierarchy: PathBuf,
+    dirs: Vec<PathBuf>,
+}
+
+impl PodCgroup {
+    pub fn create(hierarchy: &Path, parts: &[String]) -> PodCgroup {
+        let mut dirs = Vec::new();
+        let mut dir = hierarchy.to_path_buf();
+        for p in parts {
+            dir.push(p);
+            if std::fs::create_dir(&dir).is_ok() || dir.is_dir() {
+                dirs.push(dir.clone());
+            }
+        }
+        assert!(dir.is_dir(), "could not create cgroup {}", dir.display());
+        PodCgroup {
+            hierarchy: hierarchy.to_path_buf(),
+            dirs,
+        }
+    }
+
+    pub fn leaf(&self) -> &Path {
+        self.dirs.last().unwrap()
+    }
+}
+
+impl Drop for PodCgroup {
+    fn drop(&mut self) {
+        // After a failed assertion the sandbox may still be in it: back to the root first.
+        let procs = std::fs::read_to_string(self.leaf().join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines() {
+            let _ = std::fs::write(self.hierarchy.join("cgroup.procs"), pid);
+        }
+        for d in self.dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// The cgroup hierarchies mounted here: (a v1 one, preferring `pids`; the v2 one).
+pub fn hierarchies() -> (Option<PathBuf>, Option<PathBuf>) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let (mut v1, mut v2) = (None, None);
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(dash) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
+        let (mount, fstype) = (PathBuf::from(fields[4]), fields[dash + 1]);
+        let opts = fields.get(dash + 3).copied().unwrap_or("");
+        match fstype {
+            "cgroup2" => v2 = v2.or(Some(mount)),
+            "cgroup" if opts.split(',').any(|o| o == "pids") => v1 = Some(mount),
+            "cgroup" => v1 = v1.or(Some(mount)),
+            _ => {}
+        }
+    }
+    (v1, v2)
+}
+
+/// Move every process whose environment holds `token` (the sandbox's) into `cgroup`.
+pub fn move_processes(token: &str, cgroup: &Path) -> usize {
+    let needle = format!("MONITOR_TOKEN={token}");
+    let mut moved = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|&b| b == 0).any(|v| v == needle.as_bytes())
+            && std::fs::write(cgroup.join("cgroup.procs"), pid.to_string()).is_ok()
+        {
+            moved += 1;
+        }
+    }
+    moved
+}
+
+/// A pod UID and a container ID of this run alone (`label` tells parallel tests apart).
+pub fn ids(label: &str) -> (String, String) {
+    use sha2::Digest;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let seed = format!("{label} {} {nanos}", std::process::id());
+    let hex: String = sha2::Sha256::digest(seed.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let uid = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    );
+    (uid, hex)
+}
+
+pub fn sync_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let id = common::sandbox::HOST_ID;
+    nix::unistd::chown(&dir, Some(id.into()), Some(id.into())).unwrap();
+    dir
+}
