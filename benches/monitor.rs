@@ -16,9 +16,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-const ROUNDS: usize = 7;
-const EXECS: u32 = 3000;
-const CALLS: u32 = 20_000_000;
+/// Rounds and loop sizes: `cargo bench` passes `--bench`; under `cargo test` (which runs
+/// every bench once) a single short round checks that the bench still works.
+fn sizes() -> (usize, u32, u32) {
+    if std::env::args().any(|a| a == "--bench") {
+        (7, 3000, 20_000_000)
+    } else {
+        (1, 300, 1_000_000)
+    }
+}
 
 fn main() {
     assert!(
@@ -38,7 +44,8 @@ fn main() {
     ];
     let mut execs = vec![Vec::new(); modes.len()];
     let mut calls = vec![Vec::new(); modes.len()];
-    for _ in 0..ROUNDS {
+    let (rounds, execs_n, calls_n) = sizes();
+    for _ in 0..rounds {
         for (i, (_, args)) in modes.iter().enumerate() {
             let mut monitor = args.map(start_monitor);
             execs[i].push(execs_per_second(&prog));
@@ -50,8 +57,8 @@ fn main() {
     }
     let execs: Vec<f64> = execs.into_iter().map(median).collect();
     let calls: Vec<f64> = calls.into_iter().map(median).collect();
-    println!("binfmtd monitor cost ({ROUNDS} interleaved rounds, medians; ratios to off)");
-    println!("| monitor | fork+exec+wait per s ({EXECS}/round) | ratio | getppid() ns ({CALLS}/round) | ratio |");
+    println!("binfmtd monitor cost ({rounds} interleaved rounds, medians; ratios to off)");
+    println!("| monitor | fork+exec+wait per s ({execs_n}/round) | ratio | getppid() ns ({calls_n}/round) | ratio |");
     println!("|---|---|---|---|---|");
     for (i, (name, _)) in modes.iter().enumerate() {
         println!(
@@ -77,7 +84,8 @@ fn probe_program() -> CString {
 fn execs_per_second(prog: &CString) -> f64 {
     let argv = [prog.as_ptr(), std::ptr::null()];
     let start = Instant::now();
-    for _ in 0..EXECS {
+    let n = sizes().1;
+    for _ in 0..n {
         // SAFETY: the child only calls execv and _exit (async-signal-safe).
         let pid = unsafe { libc::fork() };
         if pid == 0 {
@@ -92,16 +100,17 @@ fn execs_per_second(prog: &CString) -> f64 {
         unsafe { libc::waitpid(pid, &mut status, 0) };
         assert!(libc::WIFEXITED(status), "the probe did not exit: {status}");
     }
-    EXECS as f64 / start.elapsed().as_secs_f64()
+    f64::from(n) / start.elapsed().as_secs_f64()
 }
 
 fn ns_per_getppid() -> f64 {
     let start = Instant::now();
-    for _ in 0..CALLS {
+    let n = sizes().2;
+    for _ in 0..n {
         // The raw syscall: no libc may cache it.
         std::hint::black_box(unsafe { libc::syscall(libc::SYS_getppid) });
     }
-    start.elapsed().as_nanos() as f64 / CALLS as f64
+    start.elapsed().as_nanos() as f64 / f64::from(n)
 }
 
 fn start_monitor(extra: &[&str]) -> Child {

@@ -130,18 +130,28 @@ fn listed_writers_update_binfmtd_labels_nfd_master_and_karpenter() {
         ],
     );
     assert!(out.ok, "nfd-master denied: {}", out.stderr);
-    // A whole-object UPDATE (PUT), as controllers send, too.
-    let node = c
-        .kubectl(&["get", "node", "p1", "-o", "json"], None)
-        .success()
-        .stdout;
-    let mut node: serde_json::Value = serde_json::from_str(&node).unwrap();
-    node["metadata"]["labels"]["binfmtd.io/riscv64"] = "emulated".into();
-    let file = c.dir.join("p1.json");
-    std::fs::write(&file, node.to_string()).unwrap();
+    // A whole-object UPDATE (PUT), as controllers send, too. Like a controller, read again and
+    // retry on a Conflict: the node may change between the read and the write (its status).
     let karpenter = c.token("kube-system", "karpenter", None);
+    let file = c.dir.join("p1.json");
     let file_arg = file.to_str().unwrap();
-    let out = c.kubectl_token(&karpenter, &["replace", "-f", file_arg]);
+    let mut out = None;
+    for _ in 0..5 {
+        let node = c
+            .kubectl(&["get", "node", "p1", "-o", "json"], None)
+            .success()
+            .stdout;
+        let mut node: serde_json::Value = serde_json::from_str(&node).unwrap();
+        node["metadata"]["labels"]["binfmtd.io/riscv64"] = "emulated".into();
+        std::fs::write(&file, node.to_string()).unwrap();
+        let put = c.kubectl_token(&karpenter, &["replace", "-f", file_arg]);
+        let conflict = put.stderr.contains("Conflict");
+        out = Some(put);
+        if !conflict {
+            break;
+        }
+    }
+    let out = out.unwrap();
     assert!(out.ok, "karpenter denied: {}", out.stderr);
     assert_eq!(c.labels("p1")["binfmtd.io/riscv64"], "emulated");
 }
