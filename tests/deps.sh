@@ -10,6 +10,8 @@ packages=(
     # explain tests: RUNPATH/DT_NEEDED with $ORIGIN set on a Debian binary (gcc below
     # also builds their RPATH-inheritance libraries, musl-tools the musl program)
     patchelf
+    # tests/fetch_pod_dns.rs: the pod's network namespace (`ip link set lo up`)
+    iproute2
     # sandbox attack scripts (renameat2 exchange through ctypes), the seccomp-filter helper of
     # tests/native_seccomp.rs
     python3

@@ -71,6 +71,12 @@ subjects: [{{kind: ServiceAccount, name: {sa}, namespace: {ns}}}]
 /// Merge `data` into the parameters (callers then wait with `eventually`).
 fn set_params(c: &Cluster, data: &serde_json::Value) {
     let patch = serde_json::json!({"data": data}).to_string();
+    patch_params(c, "merge", &patch);
+}
+
+/// Patch the parameters ConfigMap with a patch of `kind` (`merge`, `json`).
+fn patch_params(c: &Cluster, kind: &str, patch: &str) {
+    let kind = format!("--type={kind}");
     c.kubectl(
         &[
             "-n",
@@ -78,9 +84,9 @@ fn set_params(c: &Cluster, data: &serde_json::Value) {
             "patch",
             "configmap",
             PARAMS,
-            "--type=merge",
+            &kind,
             "-p",
-            &patch,
+            patch,
         ],
         None,
     )
@@ -223,20 +229,7 @@ fn a_missing_or_empty_parameter_map_blocks_no_other_node_update() {
     };
     // Empty data: every expression still evaluates (no runtime error, which would deny); the
     // agent is unknown, so binfmtd.io/ changes are denied, and nothing else is.
-    c.kubectl(
-        &[
-            "-n",
-            "binfmtd",
-            "patch",
-            "configmap",
-            PARAMS,
-            "--type=json",
-            "-p",
-            r#"[{"op":"remove","path":"/data"}]"#,
-        ],
-        None,
-    )
-    .success();
+    patch_params(c, "json", r#"[{"op":"remove","path":"/data"}]"#);
     let out = taint("1");
     assert!(out.ok, "a controller's taint was denied: {}", out.stderr);
     eventually("empty parameters apply", || {

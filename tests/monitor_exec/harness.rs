@@ -58,7 +58,10 @@ impl Monitor {
             if let Some(status) = m.child.try_wait().unwrap() {
                 let reason = format!("binfmtd monitor exited ({status}): {}", m.stderr());
                 // Exit 3 is the environment: a kernel without tracefs or its events.
-                return match (status.code(), verdict(&Err(reason.clone()), ci())) {
+                return match (
+                    status.code(),
+                    verdict(&Err(reason.clone()), std::env::var("CI").ok().as_deref()),
+                ) {
                     (Some(3), Verdict::Skip(r)) => {
                         eprintln!("SKIPPED: {r}");
                         None
@@ -124,10 +127,6 @@ impl Drop for Monitor {
             self.stop();
         }
     }
-}
-
-pub fn ci() -> Option<&'static str> {
-    std::env::var("CI").ok().map(|v| &*v.leak())
 }
 
 /// How a kubelet names the cgroups, for each cgroup driver.
