@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::Path;
 
@@ -53,7 +52,8 @@ struct File<'a> {
 /// symlink) and renamed within that handle, so a symlink planted beside the status file
 /// cannot point root's write at another file.
 pub fn write(path: &Path, report: &Report, daemon: &Daemon) -> std::io::Result<()> {
-    let text = serde_json::to_vec_pretty(&File { report, daemon })?;
+    let mut text = serde_json::to_vec_pretty(&File { report, daemon })?;
+    text.push(b'\n');
     let Some(name) = path.file_name() else {
         return Err(std::io::Error::other(format!(
             "{}: not a file path",
@@ -65,15 +65,7 @@ pub fn write(path: &Path, report: &Report, daemon: &Daemon) -> std::io::Result<(
         _ => Path::new("."),
     };
     let dir = trust::ensure_dir(parent, 0o755).map_err(std::io::Error::other)?;
-    let tmp = tmp_name(name);
-    // A leftover of a crash would make create_new fail forever; unlinkat removes the name
-    // itself (a symlink, never its target).
-    let _ = at::unlink(dir.fd.as_fd(), &tmp);
-    let mut f = at::create_new(dir.fd.as_fd(), &tmp, 0o644)?;
-    f.write_all(&text)?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
-    at::rename(dir.fd.as_fd(), &tmp, dir.fd.as_fd(), name)
+    at::replace(dir.fd.as_fd(), &tmp_name(name), name, &text, 0o644)
 }
 
 /// The `daemon` object of the status file at `path`, when the agent that wrote it still runs

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::io::Write;
 use std::os::fd::AsFd;
 use std::sync::Mutex;
 
@@ -83,13 +82,7 @@ impl Ledger {
 /// Replace the ledger: a new file in the root (through its handle), renamed over the old.
 fn save(top: &TrustedDir, names: &Names) -> Result<(), CacheError> {
     let tmp = OsString::from(format!("{TMP_PREFIX}{FILE}-{}", std::process::id()));
-    let tmp_path = top.path.join(&tmp);
-    let _ = at::unlink(top.fd.as_fd(), &tmp);
-    let mut f = at::create_new(top.fd.as_fd(), &tmp, 0o644).map_err(io_err("create", &tmp_path))?;
     let json = serde_json::to_vec(names).expect("the ledger serializes");
-    f.write_all(&json)
-        .and_then(|_| f.sync_all())
-        .map_err(io_err("write", &tmp_path))?;
-    at::rename(top.fd.as_fd(), &tmp, top.fd.as_fd(), FILE.as_ref())
-        .map_err(io_err("rename into place", &top.path.join(FILE)))
+    at::replace(top.fd.as_fd(), &tmp, FILE.as_ref(), &json, 0o644)
+        .map_err(io_err("write", &top.path.join(FILE)))
 }

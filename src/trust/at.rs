@@ -127,6 +127,23 @@ pub fn rename(from_dir: impl AsFd, from: &OsStr, to_dir: impl AsFd, to: &OsStr) 
     Ok(renameat(from_dir, from, to_dir, to)?)
 }
 
+/// Replace `name` in `dir` with `bytes`: written to a new file `tmp` (a leftover of a crash
+/// is unlinked first, the name itself, never a symlink's target), synced, renamed over `name`.
+pub fn replace(
+    dir: impl AsFd,
+    tmp: &OsStr,
+    name: &OsStr,
+    bytes: &[u8],
+    mode: u32,
+) -> io::Result<()> {
+    use std::io::Write;
+    let _ = unlink(&dir, tmp);
+    let mut f = create_new(&dir, tmp, mode)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    rename(&dir, tmp, &dir, name)
+}
+
 /// The name of `path` if it lies directly in `dir` (`dir/name`), else None.
 pub fn name_in<'a>(dir: &Path, path: &'a Path) -> Option<&'a OsStr> {
     (path.parent() == Some(dir))
