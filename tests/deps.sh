@@ -30,6 +30,9 @@ packages=(
     # tests/k8s/: the test cluster's certificates (Go, which builds its components, comes with
     # the machine image: tests/k8s/build.sh names the version it needs)
     openssl
+    # tests/k8s/registry.sh: the placement tests' registries (the CNCF distribution registry),
+    # htpasswd for the basic-auth one
+    docker-registry apache2-utils
 )
 
 # tests/run.sh installs first and then runs tests/release.sh: no second apt round.

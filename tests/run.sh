@@ -34,10 +34,11 @@ log=$(mktemp)
 k8s_log=$(mktemp)
 k8s_pid=""
 trap 'rm -f "$log" "$k8s_log"; [ -z "$k8s_pid" ] || kill "$k8s_pid" 2>/dev/null || true' EXIT
-# The real Kubernetes control plane of tests/k8s_*.rs (tests/k8s/build.sh; reused once built).
+# The real Kubernetes control plane of tests/k8s_*.rs (tests/k8s/build.sh; reused once built),
+# and crictl for tests/place_pull.rs (tests/k8s/build-crictl.sh).
 # A cold build takes tens of minutes of CPU, so it runs beside the Rust builds below, with its
 # output in a file; the tests wait for it.
-bash tests/k8s/build.sh >"$k8s_log" 2>&1 &
+{ bash tests/k8s/build.sh && bash tests/k8s/build-crictl.sh; } >"$k8s_log" 2>&1 &
 k8s_pid=$!
 echo "tests/run.sh: building (or reusing) the Kubernetes components in the background" >&2
 # Release artifacts first (static binaries, packages, image; aarch64 unit tests under qemu), so

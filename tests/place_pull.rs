@@ -1,0 +1,169 @@
+//! The containerd facts placement is built on, checked with containerd's real CRI image service
+//! (the one the kubelet calls) in the sandbox, against a real registry on loopback:
+//! - an image *index* that lacks the node's platform fails to pull ("no match for platform");
+//! - the same image named by one platform's manifest digest (what placement rewrites a
+//!   container's image to) pulls, and its container runs under binfmtd's emulator;
+//! - a single-platform manifest pulls whatever its platform.
+//!
+//! This machine is amd64, so the arm64-only image is the foreign one (the mirror of an
+//! amd64-only image on a Graviton node). crictl is built by tests/k8s/build-crictl.sh.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::registry::{registry, Auth};
+use common::{sections, with_exit, Busybox, Sandbox};
+
+fn crictl() -> Option<PathBuf> {
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/k8s/build-crictl.sh"))
+        .arg("--check")
+        .output()
+        .expect("bash runs build-crictl.sh");
+    if out.status.success() {
+        return Some(PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()));
+    }
+    let why = format!(
+        "{} (tests/run.sh builds it first)",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true, so this test may not skip: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    None
+}
+
+/// containerd with its CRI plugin on the sandbox's tmpfs, trusting the test registries' CA,
+/// with a pause image built here (no registry on the internet) and crun doing the work
+/// through a runc-named wrapper (cgroups cannot be delegated into this sandbox).
+fn cri_setup(host: &str, ca: &str, amd64_busybox: &str) -> String {
+    format!(
+        r#"if [ -d /sys/fs/cgroup/unified ]; then mount -t tmpfs none /sys/fs/cgroup/unified; fi
+mkdir -p /run/ctd /tmp/ctd/certs.d/{host} /tmp/ctd/logs
+cp {ca} /tmp/ctd/ca.crt
+cat > /tmp/ctd/certs.d/{host}/hosts.toml <<CFG
+server = "https://{host}"
+[host."https://{host}"]
+  capabilities = ["pull", "resolve"]
+  ca = "/tmp/ctd/ca.crt"
+CFG
+printf '#!/bin/sh\nexec crun --cgroup-manager=disabled "$@"\n' > /run/ctd/runc
+chmod 755 /run/ctd/runc
+cat > /tmp/ctd/config.toml <<CFG
+version = 2
+root = "/tmp/ctd/root"
+state = "/run/ctd/state"
+[grpc]
+  address = "/run/ctd/sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "test.invalid/pause:latest"
+  disable_cgroup = true
+  disable_apparmor = true
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        BinaryName = "/run/ctd/runc"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "/tmp/ctd/certs.d"
+CFG
+containerd --config /tmp/ctd/config.toml >/tmp/ctd/log 2>&1 &
+ctd=$!
+# The pause image: a native busybox that sleeps, imported where CRI looks (namespace k8s.io).
+umoci init --layout /tmp/pause
+umoci new --image /tmp/pause:latest
+umoci insert --image /tmp/pause:latest {amd64_busybox} /bin/busybox >/dev/null
+umoci config --image /tmp/pause:latest --architecture amd64 --os linux \
+    --config.entrypoint /bin/busybox --config.cmd sleep --config.cmd 2147483647
+(cd /tmp/pause && tar -cf /tmp/pause.tar .)
+for i in $(seq 200); do [ -S /run/ctd/sock ] && break; sleep 0.05; done
+[ -S /run/ctd/sock ] || {{ cat /tmp/ctd/log >&2; echo 'containerd did not start in 10 s' >&2; exit 1; }}
+ctr -a /run/ctd/sock -n k8s.io images import --base-name test.invalid/pause /tmp/pause.tar >/dev/null
+crictl() {{ "$CRICTL" --runtime-endpoint unix:///run/ctd/sock --image-endpoint unix:///run/ctd/sock --timeout 60s "$@"; }}
+cat > /tmp/pod.json <<CFG
+{{"metadata": {{"name": "placement-pull", "namespace": "default", "uid": "pull-uid", "attempt": 0}},
+ "log_directory": "/tmp/ctd/logs",
+ "linux": {{"security_context": {{"namespace_options": {{"network": 2}}}}}}}}
+CFG
+"#
+    )
+}
+
+/// Runs IMAGE in a CRI pod sandbox; prints the container's log (its `uname -m`).
+const RUN_IN_POD: &str = r#"run_in_pod() {
+    printf '{"metadata": {"name": "c"}, "image": {"image": "%s"}, "log_path": "c.log", "linux": {}}' "$1" > /tmp/c.json
+    pod=$(crictl runp /tmp/pod.json) || return 1
+    cid=$(crictl create "$pod" /tmp/c.json /tmp/pod.json) || return 1
+    crictl start "$cid" >/dev/null || return 1
+    for i in $(seq 100); do
+        [ "$(crictl inspect -o go-template --template '{{.status.state}}' "$cid")" = CONTAINER_EXITED ] && break
+        sleep 0.1
+    done
+    crictl logs "$cid"
+}
+"#;
+
+#[test]
+fn an_index_without_the_node_platform_fails_and_its_platform_digest_runs_emulated() {
+    let Some(crictl) = crictl() else { return };
+    let Some(reg) = registry(Auth::Anonymous) else { return };
+    let Some(sb) = Sandbox::new() else { return };
+    let amd64 = Busybox::by_debian("amd64");
+    let index = reg.reference("arm64only:v1");
+    let digest = reg.platform_digest("arm64only:v1", "arm64");
+    // The rewrite placement applies: same repository, pinned to the arm64 manifest.
+    let pinned = binfmtd::placement::reference::pin(&index, digest).expect("a valid reference");
+    let single = reg.reference("single-arm64:v1");
+    let install = "$BINFMTD install --arch linux/arm64 --interpreter-dir $QEMU_DIR >&2";
+    let run = sb
+        .with_qemu(&["aarch64"])
+        .env("CRICTL", crictl.display().to_string())
+        .run_script(&format!(
+            "{setup}{RUN_IN_POD}\
+             section index; crictl pull {index} 2>&1; echo exit=$?\n\
+             section pinned; crictl pull {pinned} 2>&1; echo exit=$?\n\
+             section single; crictl pull {single} 2>&1; echo exit=$?\n\
+             section before; run_in_pod {pinned} 2>&1; echo exit=$?\n\
+             crictl rmp -fa >/dev/null 2>&1\n\
+             {install}\n\
+             section after; run_in_pod {pinned} 2>&1; echo exit=$?\n\
+             crictl rmp -fa >/dev/null 2>&1\n\
+             kill $ctd; wait $ctd\n",
+            setup = cri_setup(
+                &reg.host,
+                &reg.ca_path.display().to_string(),
+                &amd64.host_path().display().to_string()
+            ),
+        ))
+        .success();
+    let s = sections(&run.stdout);
+    let (text, code) = with_exit(&s["index"]);
+    assert_ne!(code, 0, "an arm64-only index must not pull on amd64: {run}");
+    assert!(
+        text.contains("no match for platform in manifest"),
+        "the kubelet's reason for an index without the node's platform: {text}\n{run}"
+    );
+    let (text, code) = with_exit(&s["pinned"]);
+    assert_eq!(code, 0, "the platform digest pulls: {text}\n{run}");
+    assert!(text.contains(digest), "crictl names the pulled digest: {text}");
+    let (text, code) = with_exit(&s["single"]);
+    assert_eq!(code, 0, "a single-platform manifest pulls whatever its platform: {text}\n{run}");
+    let (text, _) = with_exit(&s["before"]);
+    assert!(
+        !text.contains("aarch64"),
+        "without an F entry the arm64 container cannot print aarch64: {text}\n{run}"
+    );
+    let (text, code) = with_exit(&s["after"]);
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(
+        text.trim(),
+        "aarch64",
+        "after binfmtd install the pinned arm64 container runs emulated: {run}"
+    );
+}
