@@ -14,11 +14,14 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::registry::{registry, Auth};
-use common::{sections, with_exit, Busybox, Sandbox};
+use common::{sections, with_exit, Sandbox, NATIVE_I386};
 
 fn crictl() -> Option<PathBuf> {
     let out = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/k8s/build-crictl.sh"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/k8s/build-crictl.sh"
+        ))
         .arg("--check")
         .output()
         .expect("bash runs build-crictl.sh");
@@ -36,21 +39,22 @@ fn crictl() -> Option<PathBuf> {
     None
 }
 
-/// containerd with its CRI plugin on the sandbox's tmpfs, trusting the test registries' CA,
+/// containerd with its CRI plugin on the sandbox's tmpfs, trusting the test registries' CA
+/// ($REGISTRY_CA),
 /// with a pause image built here (no registry on the internet) and crun doing the work
 /// through a runc-named wrapper (cgroups cannot be delegated into this sandbox).
-fn cri_setup(host: &str, ca: &str, amd64_busybox: &str) -> String {
+fn cri_setup(host: &str, native_busybox: &str) -> String {
     format!(
         r#"if [ -d /sys/fs/cgroup/unified ]; then mount -t tmpfs none /sys/fs/cgroup/unified; fi
-mkdir -p /run/ctd /tmp/ctd/certs.d/{host} /tmp/ctd/logs
-cp {ca} /tmp/ctd/ca.crt
+mkdir -p /run/ctd /tmp/ctd/certs.d/{host} /tmp/ctd/logs /tmp/ctd/cni/bin /tmp/ctd/cni/net.d
+printf '%s' "$REGISTRY_CA" > /tmp/ctd/ca.crt
 cat > /tmp/ctd/certs.d/{host}/hosts.toml <<CFG
 server = "https://{host}"
 [host."https://{host}"]
   capabilities = ["pull", "resolve"]
   ca = "/tmp/ctd/ca.crt"
 CFG
-printf '#!/bin/sh\nexec crun --cgroup-manager=disabled "$@"\n' > /run/ctd/runc
+printf '#!/bin/sh\nexec crun --cgroup-manager=disabled --rootless=false "$@"\n' > /run/ctd/runc
 chmod 755 /run/ctd/runc
 cat > /tmp/ctd/config.toml <<CFG
 version = 2
@@ -70,15 +74,26 @@ state = "/run/ctd/state"
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         BinaryName = "/run/ctd/runc"
+  # Pods use the node's network; CRI still watches a CNI config dir, which must be writable.
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/tmp/ctd/cni/bin"
+    conf_dir = "/tmp/ctd/cni/net.d"
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "/tmp/ctd/certs.d"
 CFG
-containerd --config /tmp/ctd/config.toml >/tmp/ctd/log 2>&1 &
+# containerd in network and UTS namespaces of the sandbox's own: a pod on the node's network
+# joins containerd's, and namespaces owned by the host's user namespace cannot be joined from
+# in here (setns: EPERM). The registry on the host's loopback is forwarded in.
+python3 "$FORWARD" unix-to-tcp /run/ctd/registry.sock {host} 2>>/tmp/ctd/log &
+unshare --net --uts sh -c 'ip link set lo up &&
+    {{ python3 "$FORWARD" tcp-to-unix {host} /run/ctd/registry.sock & }} &&
+    exec containerd --config /tmp/ctd/config.toml' >/tmp/ctd/log 2>&1 &
 ctd=$!
 # The pause image: a native busybox that sleeps, imported where CRI looks (namespace k8s.io).
 umoci init --layout /tmp/pause
 umoci new --image /tmp/pause:latest
-umoci insert --image /tmp/pause:latest {amd64_busybox} /bin/busybox >/dev/null
+cp {native_busybox} /tmp/busybox  # owned by the sandbox's root, as the layer records it
+umoci insert --image /tmp/pause:latest /tmp/busybox /bin/busybox >/dev/null
 umoci config --image /tmp/pause:latest --architecture amd64 --os linux \
     --config.entrypoint /bin/busybox --config.cmd sleep --config.cmd 2147483647
 (cd /tmp/pause && tar -cf /tmp/pause.tar .)
@@ -97,24 +112,30 @@ CFG
 
 /// Runs IMAGE in a CRI pod sandbox; prints the container's log (its `uname -m`).
 const RUN_IN_POD: &str = r#"run_in_pod() {
-    printf '{"metadata": {"name": "c"}, "image": {"image": "%s"}, "log_path": "c.log", "linux": {}}' "$1" > /tmp/c.json
-    pod=$(crictl runp /tmp/pod.json) || return 1
-    cid=$(crictl create "$pod" /tmp/c.json /tmp/pod.json) || return 1
-    crictl start "$cid" >/dev/null || return 1
+    printf '{"metadata": {"name": "c"}, "image": {"image": "%s"}, "log_path": "c.log",
+            "linux": {"security_context": {"namespace_options": {"network": 2}}}}' "$1" > /tmp/c.json
+    rm -f /tmp/ctd/logs/c.log  # one log per run: the pods share their log directory
+    # crictl's own warnings go to a file: what is printed is the container's output.
+    pod=$(crictl runp /tmp/pod.json 2>>/tmp/ctd/crictl.err) || { cat /tmp/ctd/crictl.err; return 1; }
+    cid=$(crictl create "$pod" /tmp/c.json /tmp/pod.json 2>>/tmp/ctd/crictl.err) || { cat /tmp/ctd/crictl.err; return 1; }
+    crictl start "$cid" >/dev/null 2>>/tmp/ctd/crictl.err || { cat /tmp/ctd/crictl.err; return 1; }
     for i in $(seq 100); do
-        [ "$(crictl inspect -o go-template --template '{{.status.state}}' "$cid")" = CONTAINER_EXITED ] && break
+        [ "$(crictl inspect -o go-template --template '{{.status.state}}' "$cid" 2>>/tmp/ctd/crictl.err)" = CONTAINER_EXITED ] && break
         sleep 0.1
     done
-    crictl logs "$cid"
+    crictl logs "$cid" 2>&1 | grep -v 'level=warning msg="Config'
 }
 "#;
 
 #[test]
 fn an_index_without_the_node_platform_fails_and_its_platform_digest_runs_emulated() {
     let Some(crictl) = crictl() else { return };
-    let Some(reg) = registry(Auth::Anonymous) else { return };
+    let Some(reg) = registry(Auth::Anonymous) else {
+        return;
+    };
     let Some(sb) = Sandbox::new() else { return };
-    let amd64 = Busybox::by_debian("amd64");
+    // The pause container's program: i386 busybox runs natively here, no emulator involved.
+    let native = NATIVE_I386;
     let index = reg.reference("arm64only:v1");
     let digest = reg.platform_digest("arm64only:v1", "arm64");
     // The rewrite placement applies: same repository, pinned to the arm64 manifest.
@@ -124,22 +145,25 @@ fn an_index_without_the_node_platform_fails_and_its_platform_digest_runs_emulate
     let run = sb
         .with_qemu(&["aarch64"])
         .env("CRICTL", crictl.display().to_string())
+        // The sandbox has a /tmp of its own: the CA travels by value.
+        .env("REGISTRY_CA", reg.ca_pem.clone())
+        .env(
+            "FORWARD",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/k8s/unix-forward.py"),
+        )
         .run_script(&format!(
             "{setup}{RUN_IN_POD}\
-             section index; crictl pull {index} 2>&1; echo exit=$?\n\
-             section pinned; crictl pull {pinned} 2>&1; echo exit=$?\n\
-             section single; crictl pull {single} 2>&1; echo exit=$?\n\
-             section before; run_in_pod {pinned} 2>&1; echo exit=$?\n\
+             section index; code crictl pull {index} 2>&1\n\
+             section pinned; code crictl pull {pinned} 2>&1\n\
+             section single; code crictl pull {single} 2>&1\n\
+             section inspect; code crictl inspecti -o json {pinned} 2>&1\n\
+             section before; code run_in_pod {pinned} 2>&1\n\
              crictl rmp -fa >/dev/null 2>&1\n\
              {install}\n\
-             section after; run_in_pod {pinned} 2>&1; echo exit=$?\n\
+             section after; code run_in_pod {pinned} 2>&1\n\
              crictl rmp -fa >/dev/null 2>&1\n\
              kill $ctd; wait $ctd\n",
-            setup = cri_setup(
-                &reg.host,
-                &reg.ca_path.display().to_string(),
-                &amd64.host_path().display().to_string()
-            ),
+            setup = cri_setup(&reg.host, &native.host_path().display().to_string()),
         ))
         .success();
     let s = sections(&run.stdout);
@@ -151,13 +175,21 @@ fn an_index_without_the_node_platform_fails_and_its_platform_digest_runs_emulate
     );
     let (text, code) = with_exit(&s["pinned"]);
     assert_eq!(code, 0, "the platform digest pulls: {text}\n{run}");
-    assert!(text.contains(digest), "crictl names the pulled digest: {text}");
+    let (text, code) = with_exit(&s["inspect"]);
+    assert_eq!(code, 0, "{run}");
+    assert!(
+        text.contains(&format!("\"{pinned}\"")),
+        "the image the runtime holds is the arm64 manifest's digest: {text}"
+    );
     let (text, code) = with_exit(&s["single"]);
-    assert_eq!(code, 0, "a single-platform manifest pulls whatever its platform: {text}\n{run}");
+    assert_eq!(
+        code, 0,
+        "a single-platform manifest pulls whatever its platform: {text}\n{run}"
+    );
     let (text, _) = with_exit(&s["before"]);
     assert!(
-        !text.contains("aarch64"),
-        "without an F entry the arm64 container cannot print aarch64: {text}\n{run}"
+        text.contains("Exec format error") && !text.contains("aarch64"),
+        "without binfmtd the pulled arm64 container fails to exec: {text}\n{run}"
     );
     let (text, code) = with_exit(&s["after"]);
     assert_eq!(code, 0, "{run}");
