@@ -198,8 +198,8 @@ index() { # LAYOUT TAG WORK DESCRIPTOR...
 # The busybox-static of a Debian arch, from the test fixtures (tests/fixtures/fetch.sh).
 busybox() { # DEBARCH WORK: prints the path of the extracted binary
     local arch=$1 work=$2 deb
-    deb=$(ls "${FIXTURES:-$repo/target/fixtures}"/debs/bookworm_busybox-static_"$arch".deb 2>/dev/null | head -1)
-    [ -n "$deb" ] || die "no busybox-static $arch fixture under ${FIXTURES:-$repo/target/fixtures}/debs. Hint: bash tests/fixtures/fetch.sh"
+    deb=${FIXTURES:-$repo/target/fixtures}/debs/bookworm_busybox-static_$arch.deb
+    [ -f "$deb" ] || die "no busybox-static $arch fixture under ${FIXTURES:-$repo/target/fixtures}/debs. Hint: bash tests/fixtures/fetch.sh"
     mkdir -p "$work/bb-$arch"
     dpkg-deb -x "$deb" "$work/bb-$arch"
     echo "$work/bb-$arch/bin/busybox"
@@ -217,7 +217,7 @@ images() { # DIR
     trap 'rm -rf "$work"' RETURN
     layout=$work/layout
     umoci init --layout "$layout"
-    local arch goarch bb
+    local arch bb
     for arch in amd64 arm64; do
         bb=$(busybox "$arch" "$work")
         umoci new --image "$layout:$arch"
