@@ -10,7 +10,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{answer, Shared, MAX_CONNECTIONS, REQUEST_DEADLINE};
+use super::{answer, Report, MAX_CONNECTIONS, REQUEST_DEADLINE};
 
 /// A connection's thread parses one head and formats a few KB of metrics.
 const STACK: usize = 256 * 1024;
@@ -107,7 +107,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub fn run(listener: TcpListener, bound: SocketAddr, shared: Arc<Shared>) {
+pub fn run<R: Report>(listener: TcpListener, bound: SocketAddr, shared: Arc<R>) {
     let conns: Conns = Arc::new(Mutex::new(Table::new(MAX_CONNECTIONS)));
     let (mut warned_resources, mut warned_other) = (None, None);
     loop {
@@ -148,7 +148,7 @@ pub fn run(listener: TcpListener, bound: SocketAddr, shared: Arc<Shared>) {
 }
 
 /// Admit a connection (shedding the oldest at the cap) and answer it on its own thread.
-fn start(conn: TcpStream, conns: &Conns, shared: &Arc<Shared>) {
+fn start<R: Report>(conn: TcpStream, conns: &Conns, shared: &Arc<R>) {
     let deadline = Instant::now() + REQUEST_DEADLINE;
     let conn = Arc::new(conn);
     let (id, shed) = lock(conns).admit(conn.clone());
