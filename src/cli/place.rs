@@ -78,9 +78,10 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn hostname() -> String {
-    nix::unistd::gethostname()
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
-        .and_then(|h| h.into_string().ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "binfmtd-place".into())
 }
 

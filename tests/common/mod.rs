@@ -5,6 +5,7 @@
 //! | `agent`    | shell helpers for scripts that drive `binfmtd run` (`start_agent`, ...) |
 //! | `sandbox`  | `Sandbox`: a user+mount+pid namespace with a private binfmt_misc       |
 //! | `cluster`  | a real control plane (tests/k8s/cluster.sh), one per test binary      |
+//! | `registry` | real OCI registries on loopback (tests/k8s/registry.sh) with test images |
 //! | `containerd` | containerd + ctr on the sandbox's tmpfs; busybox images for it       |
 //! | `support`  | the once-per-binary probe: run, skip with a reason, or fail under CI   |
 //! | `host`     | snapshots of the host's binfmt_misc, compared around every sandbox run |
@@ -20,6 +21,7 @@ pub mod cluster;
 pub mod containerd;
 pub mod fixtures;
 pub mod host;
+pub mod registry;
 pub mod report;
 pub mod sandbox;
 pub mod support;

@@ -165,7 +165,7 @@ fn start<R: Report>(conn: TcpStream, conns: &Conns, shared: &Arc<R>) {
         .name("http-conn".into())
         .stack_size(STACK)
         .spawn(move || {
-            if let Err(e) = answer(&conn, &shared, deadline) {
+            if let Err(e) = answer(&conn, &*shared, deadline) {
                 tracing::debug!(error = %e, "http request failed");
             }
             lock(&mine).remove(id);

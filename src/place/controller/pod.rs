@@ -124,7 +124,7 @@ async fn platforms<F: Fetch>(
         }
     };
     for (image, r) in images.into_iter().zip(results) {
-        out.insert(image, PlatformSet::clone(&r?));
+        out.insert(image, PlatformSet::clone(&*r?));
     }
     Ok(out)
 }
