@@ -166,7 +166,9 @@ pub fn matching<'a>(
         .iter()
         .enumerate()
         .filter(|(_, (k, _))| {
-            k == registry || (full.starts_with(k.as_str()) && full.as_bytes().get(k.len()) == Some(&b'/'))
+            k == registry
+                || *k == full
+                || (full.starts_with(k.as_str()) && full.as_bytes().get(k.len()) == Some(&b'/'))
         })
         .map(|(i, (k, c))| (k.len(), i, c))
         .collect();
