@@ -280,7 +280,9 @@ fn registry_down_or_auth_refused_removes_the_gate_unchanged_and_says_why() {
     let Some(e) = env() else { return };
     namespace(e, "failures");
     let down = format!("127.0.0.1:{}/gone:v1", free_port());
-    let private = e.basic.reference("amd64only:v1");
+    // An image no other test resolves with credentials: platforms are cached whoever's
+    // secret resolved them (the kubelet still checks the pull).
+    let private = e.basic.reference("arm64only:v1");
     create(e, &pod("failures", "down", &[("app", &down)], json!({})));
     create(e, &pod("failures", "refused", &[("app", &private)], json!({})));
     for (name, img, words) in [("down", &down, "unreachable"), ("refused", &private, "refused access")] {
