@@ -134,18 +134,42 @@ struct Tls<'a> {
     sock: Socket<'a>,
 }
 
+/// Reads and writes drive the TLS session one socket operation at a time, so the caller's
+/// deadline is checked between them. (rustls::Stream finishes a handshake in one call, and a
+/// client that sends a byte now and then would keep that call, and the connection, alive.)
 impl Read for Tls<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        rustls::Stream::new(&mut self.session, &mut self.sock).read(buf)
+        match self.session.reader().read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        // Handshake messages to send first (ServerHello and the rest).
+        self.send_pending()?;
+        if self.session.read_tls(&mut self.sock)? == 0 {
+            return Ok(0);
+        }
+        if let Err(e) = self.session.process_new_packets() {
+            // Tell the client why (the alert), then give up on the connection.
+            let _ = self.send_pending();
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+        }
+        match self.session.reader().read(buf) {
+            Ok(n) => Ok(n),
+            // No plaintext yet: back to the caller, which checks its deadline and reads again.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(e),
+            Err(e) => Err(e),
+        }
     }
 }
 
 impl Write for Tls<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        rustls::Stream::new(&mut self.session, &mut self.sock).write(buf)
+        self.send_pending()?;
+        self.session.writer().write(buf)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        rustls::Stream::new(&mut self.session, &mut self.sock).flush()
+        self.send_pending()
     }
 }
 
@@ -156,6 +180,14 @@ impl Wire for Tls<'_> {
 }
 
 impl Tls<'_> {
+    /// Send what rustls holds, one socket write at a time (a timeout is the caller's to judge).
+    fn send_pending(&mut self) -> std::io::Result<()> {
+        while self.session.wants_write() {
+            self.session.write_tls(&mut self.sock)?;
+        }
+        Ok(())
+    }
+
     /// Send what rustls still holds (the end of the answer, close_notify) by `deadline`.
     fn finish(&mut self, deadline: Instant) -> std::io::Result<()> {
         self.session.send_close_notify();
