@@ -186,7 +186,9 @@ fn gate_to_ungate(k: &cluster::Cluster, reg: &registry::Registry) {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let _c = Controller(
             Command::new(env!("CARGO_BIN_EXE_binfmtd"))
-                .args(["place", "--no-webhook", "--listen", &format!("127.0.0.1:{port}")])
+                .args(["place", "--namespace", "default", "--no-webhook", "--listen", &format!("127.0.0.1:{port}")])
+                // A Lease of its own: the last round's killed controller still holds its Lease.
+                .args(["--lease", &format!("bench-{r}")])
                 .arg("--kubeconfig")
                 .arg(&k.kubeconfig)
                 .arg("--registry-ca")

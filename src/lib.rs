@@ -10,7 +10,7 @@
 //! | `status`  | the status schema (data), built from observations; table rendering            | none    |
 //! | `labels`  | node labels implied by a status report; the merge patch from current to them  | none    |
 //! | `placement`| pod placement: image platforms, decision, JSON patch, gate                   | none    |
-//! | `place`   | `binfmtd place`: registry client, the controller over gated pods, metrics     | network |
+//! | `place`   | `binfmtd place`: webhook, certificate, leader election, registry, controller  | network |
 //! | `timefmt` | RFC 3339 UTC timestamps (status file, NFD expiry)                              | none    |
 //! | `explain` | file facts (ELF, #!, libraries, symbol versions) and the run-here verdict     | files   |
 //! | `exec`    | running a child with a deadline (probes, `--version`)                         | exec    |

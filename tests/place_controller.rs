@@ -75,7 +75,7 @@ fn env() -> Option<&'static Env> {
         node(k, ARM64, &[("kubernetes.io/arch", "arm64")]);
         let metrics_port = free_port();
         let cmd = format!(
-            "{bin} place --kubeconfig {kc} --no-webhook --listen 127.0.0.1:{metrics_port} \
+            "{bin} place --kubeconfig {kc} --namespace default --no-webhook --listen 127.0.0.1:{metrics_port} \
              --registry-ca {ca} --registry-timeout 5s --identity test-controller & c=$!; \
              while kill -0 {parent} 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 1; done; kill $c 2>/dev/null",
             bin = env!("CARGO_BIN_EXE_binfmtd"),

@@ -9,8 +9,11 @@ use std::time::Duration;
 use crate::exit::{Exit, Failure};
 use crate::kube::Source;
 use crate::labels::{Prefix, DEFAULT_PREFIX};
+use std::sync::atomic::Ordering;
+
+use crate::place::lease::Elector;
 use crate::place::registry::{cache, http::Http, Cache, Resolver};
-use crate::place::{controller, leader, metrics};
+use crate::place::{cert, controller, leader, metrics, webhook};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlaceArgs {
@@ -85,6 +88,83 @@ fn hostname() -> String {
         .unwrap_or_else(|| "binfmtd-place".into())
 }
 
+/// How often the serving certificate is checked (reissued when under 30 days are left).
+const CERT_CHECK: Duration = Duration::from_secs(3600);
+/// How often the webhook's counters are copied into /metrics.
+const STATS_EVERY: Duration = Duration::from_secs(1);
+
+fn environment(e: impl std::fmt::Display) -> anyhow::Error {
+    Failure::new(Exit::Environment, e.to_string()).into()
+}
+
+/// SIGTERM or SIGINT.
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Every replica: the serving certificate, the HTTPS /mutate endpoint, and a task that
+/// renews the certificate and copies the webhook's counters into /metrics.
+async fn start_webhook(
+    client: kube::Client,
+    args: &PlaceArgs,
+    ns: &str,
+    shared: Arc<metrics::Shared>,
+) -> anyhow::Result<()> {
+    let ensure = {
+        let (client, ns) = (client.clone(), ns.to_string());
+        let (secret, service, mwc) = (
+            args.tls_secret.clone(),
+            args.service.clone(),
+            args.webhook_configuration.clone(),
+        );
+        move || {
+            let (client, ns, secret, service, mwc) =
+                (client.clone(), ns.clone(), secret.clone(), service.clone(), mwc.clone());
+            async move { cert::ensure(client, &ns, &secret, &service, &mwc).await }
+        }
+    };
+    let serving = ensure().await.map_err(environment)?;
+    let handle = webhook::spawn(args.webhook_listen, &serving, ns.to_string()).map_err(environment)?;
+    tracing::info!(addr = %handle.addr, "serving the admission webhook (POST /mutate)");
+    tokio::spawn(async move {
+        let mut last_check = tokio::time::Instant::now();
+        let mut copied = [0u64; 3];
+        loop {
+            tokio::time::sleep(STATS_EVERY).await;
+            let now = [
+                handle.stats.reviews.load(Ordering::Relaxed),
+                handle.stats.gated.load(Ordering::Relaxed),
+                handle.stats.refused.load(Ordering::Relaxed),
+            ];
+            let m = &shared.metrics;
+            for (i, c) in [&m.webhook_reviews, &m.webhook_gated, &m.webhook_refused].iter().enumerate() {
+                c.inc_by(now[i].saturating_sub(copied[i]));
+            }
+            copied = now;
+            if last_check.elapsed() < CERT_CHECK {
+                continue;
+            }
+            last_check = tokio::time::Instant::now();
+            match ensure().await.and_then(|c| handle.reload(&c)) {
+                Ok(()) => tracing::debug!("serving certificate checked"),
+                Err(e) => tracing::warn!("serving certificate: {e}; the current one stays in use"),
+            }
+        }
+    });
+    Ok(())
+}
+
 pub fn run(args: PlaceArgs) -> anyhow::Result<Exit> {
     if args.no_webhook && args.no_controller {
         return Err(Failure::new(
@@ -93,7 +173,14 @@ pub fn run(args: PlaceArgs) -> anyhow::Result<Exit> {
         )
         .into());
     }
-    let namespace = args.namespace.clone().or_else(|| env("POD_NAMESPACE"));
+    let Some(namespace) = args.namespace.clone().or_else(|| env("POD_NAMESPACE")) else {
+        return Err(Failure::new(
+            Exit::Usage,
+            "no namespace: pass --namespace NS or set POD_NAMESPACE (in a Deployment from the downward API: \
+             fieldRef metadata.namespace); it holds the Lease and the serving certificate's Secret",
+        )
+        .into());
+    };
     let identity = args
         .identity
         .clone()
@@ -105,37 +192,55 @@ pub fn run(args: PlaceArgs) -> anyhow::Result<Exit> {
         .build()?;
     rt.block_on(async move {
         let source = Source::resolve(args.kubeconfig.clone(), std::env::var_os("KUBECONFIG"));
-        let config = source
-            .load()
-            .await
-            .map_err(|e| Failure::new(Exit::Environment, e.to_string()))?;
+        let config = source.load().await.map_err(environment)?;
         let client = kube::Client::try_from(config).map_err(|e| {
-            Failure::new(
-                Exit::Environment,
-                format!("cannot build the Kubernetes client from {}: {e}", source.describe()),
-            )
+            environment(format!(
+                "cannot build the Kubernetes client from {}: {e}",
+                source.describe()
+            ))
         })?;
         let shared = Arc::new(metrics::Shared::new());
         let bound = crate::agent::http::serve(args.listen, shared.clone()).map_err(|e| {
-            Failure::new(
-                Exit::Environment,
-                format!("--listen {}: cannot listen: {e}. Hint: pick a free address", args.listen),
-            )
+            environment(format!(
+                "--listen {}: cannot listen: {e}. Hint: pick a free address",
+                args.listen
+            ))
         })?;
         tracing::info!(%bound, "serving /healthz, /readyz and /metrics");
-        let leader: Arc<dyn leader::Leader> = Arc::new(leader::Always);
+        if !args.no_webhook {
+            start_webhook(client.clone(), &args, &namespace, shared.clone()).await?;
+        }
         if args.no_controller {
             shared.beat(true);
-            std::future::pending::<()>().await;
+            terminated().await;
+            return Ok(Exit::Ok);
         }
-        let _ = namespace;
+        let elector = Arc::new(Elector::new(client.clone(), &namespace, &args.lease, &identity));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let campaign = {
+            let elector = elector.clone();
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                elector
+                    .run(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            })
+        };
         let resolver = Resolver::new(fetch, Cache::new(cache::CAPACITY, cache::TAG_TTL));
         let opts = controller::Options {
             prefix: args.label_prefix.clone(),
             registry_timeout: args.registry_timeout,
             identity,
         };
-        controller::run(client, resolver, leader, shared, opts).await;
+        let leader: Arc<dyn leader::Leader> = elector;
+        tokio::select! {
+            _ = controller::run(client, resolver, leader, shared, opts) => {}
+            _ = terminated() => tracing::info!("terminating: releasing the Lease"),
+        }
+        let _ = stop.send(true);
+        let _ = campaign.await;
         Ok(Exit::Ok)
     })
 }

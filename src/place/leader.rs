@@ -14,3 +14,10 @@ impl Leader for Always {
         true
     }
 }
+
+/// The Lease-based elector of a replicated Deployment (`place::lease`).
+impl<S: super::lease::LeaseStore + Send + Sync> Leader for super::lease::Elector<S> {
+    fn is_leader(&self) -> bool {
+        super::lease::Elector::is_leader(self)
+    }
+}

@@ -7,6 +7,9 @@
 //! | binfmtd_placement_gate_duration_seconds         | histogram |         |
 //! | binfmtd_placement_cached_references             | gauge     |         |
 //! | binfmtd_placement_leader                        | gauge 0/1 |         |
+//! | binfmtd_placement_webhook_reviews_total         | counter   |         |
+//! | binfmtd_placement_webhook_gated_total           | counter   |         |
+//! | binfmtd_placement_webhook_refused_total         | counter   |         |
 //!
 //! `outcome` is `crate::placement::decide::Outcome::label` (covered, constrained, placed,
 //! no_common_arch, no_capable_node, unresolved, bad_reference, no_nodes).
@@ -32,6 +35,9 @@ pub struct Metrics {
     pub gate_seconds: Histogram,
     pub cached: Gauge,
     pub leader: Gauge,
+    pub webhook_reviews: Counter,
+    pub webhook_gated: Counter,
+    pub webhook_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -50,6 +56,9 @@ impl Metrics {
             gate_seconds: Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             cached: Gauge::default(),
             leader: Gauge::default(),
+            webhook_reviews: Counter::default(),
+            webhook_gated: Counter::default(),
+            webhook_refused: Counter::default(),
         };
         registry.register("decisions", "Gated pods decided, by outcome", m.decisions.clone());
         registry.register(
@@ -69,6 +78,13 @@ impl Metrics {
             m.cached.clone(),
         );
         registry.register("leader", "1 while this replica is the leader and decides", m.leader.clone());
+        registry.register("webhook_reviews", "Admission reviews answered", m.webhook_reviews.clone());
+        registry.register("webhook_gated", "Admission reviews that added the gate", m.webhook_gated.clone());
+        registry.register(
+            "webhook_refused",
+            "Webhook requests refused (not an AdmissionReview, too large, wrong path or method)",
+            m.webhook_refused.clone(),
+        );
         Metrics { registry, ..m }
     }
 

@@ -7,15 +7,16 @@
 //! its own thread and one absolute deadline for reading the request and writing the answer,
 //! at most `MAX_CONNECTIONS` are open (a new one closes the oldest rather than wait), the
 //! request head is capped, and running out of file descriptors pauses accepting instead of
-//! spinning.
+//! spinning. The accept loop and the request reader are shared with the placement webhook
+//! (`place::webhook`), which answers over TLS through the same protections.
 //!
 //! | file      | what it holds                                                          |
 //! |-----------|------------------------------------------------------------------------|
 //! | `accept`  | the accept loop: connection table, shedding, accept-error backoff      |
 //! | `request` | reading one request head within the deadline; the request line         |
 
-mod accept;
-mod request;
+pub mod accept;
+pub mod request;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -72,7 +73,11 @@ pub fn serve<R: Report>(addr: SocketAddr, shared: Arc<R>) -> std::io::Result<Soc
     let bound = listener.local_addr()?;
     std::thread::Builder::new()
         .name("http".into())
-        .spawn(move || accept::run(listener, bound, shared))?;
+        .spawn(move || {
+            let handler: accept::Handler =
+                Arc::new(move |conn, deadline| answer(conn, &*shared, deadline));
+            accept::run(listener, bound, "--listen", handler)
+        })?;
     Ok(bound)
 }
 
