@@ -9,7 +9,8 @@
 //! | `plan`    | the reconcile diff: desired vs observed entries -> per-arch actions           | none    |
 //! | `status`  | the status schema (data), built from observations; table rendering            | none    |
 //! | `labels`  | node labels implied by a status report; the merge patch from current to them  | none    |
-//! | `placement`| pod placement (in progress): image platforms, decision, JSON patch, gate      | none    |
+//! | `placement`| pod placement: image platforms, decision, JSON patch, gate                   | none    |
+//! | `place`   | `binfmtd place`: webhook, certificate, leader election, registry, controller  | network |
 //! | `timefmt` | RFC 3339 UTC timestamps (status file, NFD expiry)                              | none    |
 //! | `explain` | file facts (ELF, #!, libraries, symbol versions) and the run-here verdict     | files   |
 //! | `exec`    | running a child with a deadline (probes, `--version`)                         | exec    |
@@ -54,6 +55,7 @@ pub mod labels;
 pub mod monitor;
 pub mod nfd;
 pub mod par;
+pub mod place;
 pub mod placement;
 pub mod plan;
 pub mod probe;

@@ -16,6 +16,7 @@ const COMMANDS: &[&str] = &[
     "fetch",
     "gc",
     "monitor",
+    "place",
 ];
 
 /// `binfmtd <cmd> --help` for every command (global options are listed there too).

@@ -16,7 +16,7 @@
 //! | `metrics`   | the Prometheus metrics                                                 |
 
 pub mod decide;
-mod http;
+pub(crate) mod http;
 mod metrics;
 mod notify;
 mod pass;

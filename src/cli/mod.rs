@@ -13,6 +13,7 @@ mod fetch;
 mod install;
 pub mod labels;
 mod monitor;
+mod place;
 mod pod_root;
 mod run;
 mod status;
@@ -72,6 +73,9 @@ pub enum Command {
     /// Print emulated executions and exec-format errors as they happen (registers nothing).
     /// SIGTERM/SIGINT exit, removing its tracefs instance.
     Monitor(monitor::MonitorArgs),
+    /// Cluster component: gate pods in opted-in namespaces (admission webhook), then place
+    /// each where its images' architecture runs natively or emulated (controller).
+    Place(place::PlaceArgs),
 }
 
 /// Parse arguments, run, print the error chain, and map to a documented exit code.
@@ -82,7 +86,7 @@ pub fn main() -> ExitCode {
         eprintln!("binfmtd: error: {e:#}");
         return Exit::Environment.into();
     }
-    let daemon = matches!(cli.command, Command::Run(_));
+    let daemon = matches!(cli.command, Command::Run(_) | Command::Place(_));
     init_logging(cli.verbose, cli.log_format, daemon);
     match run(cli) {
         Ok(code) => code.into(),
@@ -108,6 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Fetch(args) => fetch::run_fetch(args),
         Command::Gc(args) => fetch::run_gc(&cli.binfmt_misc, args),
         Command::Monitor(args) => monitor::run(&cli.binfmt_misc, args),
+        Command::Place(args) => place::run(args),
     }
 }
 

@@ -4,13 +4,18 @@
 //! its request at once and is answered within milliseconds). An accept that fails for lack
 //! of file descriptors leaves the connection queued in the kernel: retrying at once would
 //! spin, so the loop closes its oldest connection, pauses, and warns once a minute at most.
+//! What a connection is answered with is the caller's (`Handler`): the agent's plain HTTP and
+//! the placement webhook's HTTPS share this loop and its protections.
 
 use std::collections::VecDeque;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{answer, Shared, MAX_CONNECTIONS, REQUEST_DEADLINE};
+use super::{MAX_CONNECTIONS, REQUEST_DEADLINE};
+
+/// Answers one connection, all before the deadline it is given.
+pub type Handler = Arc<dyn Fn(&TcpStream, Instant) -> std::io::Result<()> + Send + Sync>;
 
 /// A connection's thread parses one head and formats a few KB of metrics.
 const STACK: usize = 256 * 1024;
@@ -107,13 +112,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub fn run(listener: TcpListener, bound: SocketAddr, shared: Arc<Shared>) {
+/// Accept forever; `flag` names the listening option in warnings (`--listen`).
+pub fn run(listener: TcpListener, bound: SocketAddr, flag: &str, handler: Handler) {
     let conns: Conns = Arc::new(Mutex::new(Table::new(MAX_CONNECTIONS)));
     let (mut warned_resources, mut warned_other) = (None, None);
     loop {
         let e = match listener.accept() {
             Ok((conn, _)) => {
-                start(conn, &conns, &shared);
+                start(conn, &conns, &handler);
                 continue;
             }
             Err(e) => e,
@@ -125,7 +131,7 @@ pub fn run(listener: TcpListener, bound: SocketAddr, shared: Arc<Shared>) {
                 if should_warn(warned_resources, now) {
                     warned_resources = Some(now);
                     tracing::warn!(
-                        "--listen {bound}: out of file descriptors or memory ({e}); closing the oldest \
+                        "{flag} {bound}: out of file descriptors or memory ({e}); closing the oldest \
                          connection and pausing accepts. Hint: raise the agent's open-files limit \
                          (LimitNOFILE= in the unit, ulimit -n)"
                     );
@@ -139,7 +145,9 @@ pub fn run(listener: TcpListener, bound: SocketAddr, shared: Arc<Shared>) {
             Failure::Other => {
                 if should_warn(warned_other, now) {
                     warned_other = Some(now);
-                    tracing::warn!("--listen {bound}: accepting a connection failed: {e}; retrying every second");
+                    tracing::warn!(
+                        "{flag} {bound}: accepting a connection failed: {e}; retrying every second"
+                    );
                 }
                 std::thread::sleep(LONG_PAUSE);
             }
@@ -148,7 +156,7 @@ pub fn run(listener: TcpListener, bound: SocketAddr, shared: Arc<Shared>) {
 }
 
 /// Admit a connection (shedding the oldest at the cap) and answer it on its own thread.
-fn start(conn: TcpStream, conns: &Conns, shared: &Arc<Shared>) {
+fn start(conn: TcpStream, conns: &Conns, handler: &Handler) {
     let deadline = Instant::now() + REQUEST_DEADLINE;
     let conn = Arc::new(conn);
     let (id, shed) = lock(conns).admit(conn.clone());
@@ -160,12 +168,12 @@ fn start(conn: TcpStream, conns: &Conns, shared: &Arc<Shared>) {
             "http: closed the oldest connection to make room"
         );
     }
-    let (mine, shared) = (conns.clone(), shared.clone());
+    let (mine, handler) = (conns.clone(), handler.clone());
     let spawned = std::thread::Builder::new()
         .name("http-conn".into())
         .stack_size(STACK)
         .spawn(move || {
-            if let Err(e) = answer(&conn, &shared, deadline) {
+            if let Err(e) = handler(&conn, deadline) {
                 tracing::debug!(error = %e, "http request failed");
             }
             lock(&mine).remove(id);

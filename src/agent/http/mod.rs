@@ -7,15 +7,16 @@
 //! its own thread and one absolute deadline for reading the request and writing the answer,
 //! at most `MAX_CONNECTIONS` are open (a new one closes the oldest rather than wait), the
 //! request head is capped, and running out of file descriptors pauses accepting instead of
-//! spinning.
+//! spinning. The accept loop and the request reader are shared with the placement webhook
+//! (`place::webhook`), which answers over TLS through the same protections.
 //!
 //! | file      | what it holds                                                          |
 //! |-----------|------------------------------------------------------------------------|
 //! | `accept`  | the accept loop: connection table, shedding, accept-error backoff      |
 //! | `request` | reading one request head within the deadline; the request line         |
 
-mod accept;
-mod request;
+pub mod accept;
+pub mod request;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,22 @@ use std::time::{Duration, Instant};
 
 use super::metrics::Metrics;
 use request::HeadError;
+
+/// What the server answers from: the loop's health and the metrics text. The agent's
+/// `Shared` is one; `binfmtd place` has its own.
+pub trait Report: Send + Sync + 'static {
+    fn health(&self) -> Health;
+    fn metrics_text(&self) -> String;
+}
+
+impl Report for Shared {
+    fn health(&self) -> Health {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    fn metrics_text(&self) -> String {
+        self.metrics.text()
+    }
+}
 
 /// What the server reports, updated by the loop.
 pub struct Shared {
@@ -51,17 +68,21 @@ pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 pub const MAX_CONNECTIONS: usize = 64;
 
 /// Bind now (so a bad address fails at start), serve on a thread.
-pub fn serve(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<SocketAddr> {
+pub fn serve<R: Report>(addr: SocketAddr, shared: Arc<R>) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let bound = listener.local_addr()?;
     std::thread::Builder::new()
         .name("http".into())
-        .spawn(move || accept::run(listener, bound, shared))?;
+        .spawn(move || {
+            let handler: accept::Handler =
+                Arc::new(move |conn, deadline| answer(conn, &*shared, deadline));
+            accept::run(listener, bound, "--listen", handler)
+        })?;
     Ok(bound)
 }
 
 /// Read one request and answer it, all before `deadline`.
-fn answer(conn: &TcpStream, shared: &Shared, deadline: Instant) -> std::io::Result<()> {
+fn answer<R: Report>(conn: &TcpStream, shared: &R, deadline: Instant) -> std::io::Result<()> {
     let mut wire = request::Socket(conn);
     let response = match request::read_head(&mut wire, deadline) {
         Ok(head) => {
@@ -102,18 +123,14 @@ fn render(code: u16, ctype: &str, body: &str, head_only: bool) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn route(method: &str, path: &str, shared: &Shared) -> (u16, &'static str, String) {
+fn route<R: Report>(method: &str, path: &str, shared: &R) -> (u16, &'static str, String) {
     if method != "GET" && method != "HEAD" {
         return (405, TEXT, "only GET\n".into());
     }
-    let health = shared
-        .state
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let health = shared.health();
     match path.split('?').next().unwrap_or("") {
         "/healthz" if health.heartbeat.elapsed() < ALIVE => (200, TEXT, "ok\n".into()),
-        "/healthz" => (503, TEXT, "the agent loop has stalled\n".into()),
+        "/healthz" => (503, TEXT, "the main loop has stalled\n".into()),
         "/readyz" if health.ready => (200, TEXT, "ready\n".into()),
         "/readyz" => (
             503,
@@ -123,7 +140,7 @@ fn route(method: &str, path: &str, shared: &Shared) -> (u16, &'static str, Strin
         "/metrics" => (
             200,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            shared.metrics.text(),
+            shared.metrics_text(),
         ),
         _ => (
             404,

@@ -50,7 +50,7 @@ pub enum HeadError {
 
 /// Time left before `deadline`; None once it has passed. (A zero timeout would mean
 /// "block forever" to the socket.)
-fn left(deadline: Instant) -> Option<Duration> {
+pub fn left(deadline: Instant) -> Option<Duration> {
     deadline
         .checked_duration_since(Instant::now())
         .filter(|d| !d.is_zero())
@@ -59,6 +59,14 @@ fn left(deadline: Instant) -> Option<Duration> {
 /// Read until the blank line that ends the head; bytes after it (a body, a pipelined
 /// request) are not wanted: one request per connection, GET only.
 pub fn read_head(wire: &mut dyn Wire, deadline: Instant) -> Result<Vec<u8>, HeadError> {
+    read_head_and_rest(wire, deadline).map(|(head, _)| head)
+}
+
+/// As `read_head`, also returning the bytes read past the head (the start of a body).
+pub fn read_head_and_rest(
+    wire: &mut dyn Wire,
+    deadline: Instant,
+) -> Result<(Vec<u8>, Vec<u8>), HeadError> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     loop {
@@ -71,8 +79,8 @@ pub fn read_head(wire: &mut dyn Wire, deadline: Instant) -> Result<Vec<u8>, Head
                 let searched = head.len().saturating_sub(3);
                 head.extend_from_slice(&buf[..n]);
                 if let Some(end) = head_end(&head, searched) {
-                    head.truncate(end);
-                    return Ok(head);
+                    let rest = head.split_off(end);
+                    return Ok((head, rest));
                 }
                 if head.len() == MAX_HEAD {
                     return Err(HeadError::TooLarge);
@@ -99,7 +107,7 @@ pub fn write_by(wire: &mut dyn Wire, mut bytes: &[u8], deadline: Instant) -> std
     Ok(())
 }
 
-fn is_timeout(e: &std::io::Error) -> bool {
+pub fn is_timeout(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
         ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
