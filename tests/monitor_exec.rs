@@ -12,42 +12,9 @@ mod harness;
 
 use std::path::Path;
 use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
 
-use common::{register_cmd, Busybox, Sandbox, NATIVE_I386};
-use harness::{hierarchies, ids, move_processes, sync_dir, Driver, Monitor, PodCgroup};
-
-/// In the sandbox: wait to be moved, then one emulated program (arm64 through its own
-/// F entry), one native control (i386), and one foreign program with no entry (s390x)
-/// exec'd by a program that outlives the failure.
-fn sandbox_script() -> String {
-    let arm = Busybox::by_debian("arm64");
-    format!(
-        r#"
-# busybox picks its applet by argv[0]: each copy keeps the name.
-mkdir /tmp/arm64 /tmp/s390x /tmp/i386
-cp "$ARM64" /tmp/arm64/busybox; cp "$S390X" /tmp/s390x/busybox; cp "$I386" /tmp/i386/busybox
-{register}
-until [ -e "$SYNC/moved" ]; do sleep 0.02; done
-/tmp/i386/busybox true
-/tmp/arm64/busybox sleep 1
-/usr/bin/python3 -c 'import os, sys, time
-# bytes, so the filename the kernel saw stays in memory after the failure.
-path = os.fsencode(sys.argv[1])
-try:
-    os.execv(path, [path])
-except OSError as e:
-    print("errno", e.errno)
-    time.sleep(1)' /tmp/s390x/busybox
-"#,
-        register = register_cmd(
-            arm.arch(),
-            &common::fixtures::qemu_in_sandbox("aarch64"),
-            "F"
-        ),
-    )
-}
+use common::Sandbox;
+use harness::{hierarchies, ids, run_in_pod, Driver, Monitor};
 
 fn exercise(driver: Driver, hierarchy: &Path) {
     let Some(sandbox) = Sandbox::new() else {
@@ -57,33 +24,8 @@ fn exercise(driver: Driver, hierarchy: &Path) {
         return;
     };
     let (uid, id) = ids(driver.name());
-    let cgroup = PodCgroup::create(hierarchy, &driver.path(&uid, &id));
-    let sync = sync_dir(&format!("monitor-{}", &id[..12]));
-    let fixture = |debian: &str| Busybox::by_debian(debian).host_path().display().to_string();
-    let sandbox = sandbox
-        .with_qemu(&["aarch64"])
-        .env("MONITOR_TOKEN", id.clone())
-        .env("SYNC", sync.display().to_string())
-        .env("ARM64", fixture("arm64"))
-        .env("S390X", fixture("s390x"))
-        .env("I386", NATIVE_I386.host_path().display().to_string());
-    let run = thread::spawn(move || sandbox.run_script(&sandbox_script()));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while move_processes(&id, cgroup.leaf()) < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the sandbox's processes never appeared"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-    std::fs::write(sync.join("moved"), "").unwrap();
-    let run = run.join().unwrap().success();
-    assert!(
-        run.stdout.contains("errno 8"),
-        "s390x must fail with ENOEXEC: {run}"
-    );
+    run_in_pod(sandbox, driver, hierarchy, &uid, &id);
     check_events(monitor, &uid, &id);
-    let _ = std::fs::remove_dir_all(sync);
 }
 
 /// The emulated and the exec-format-error event of this run, attributed to its pod and

@@ -42,6 +42,22 @@ pub struct RunArgs {
     #[arg(long)]
     pub uninstall_on_exit: bool,
 
+    /// Also watch execs on the node (as `binfmtd monitor` does): count emulated executions
+    /// and exec format errors in /metrics, list them per container in the status file, and
+    /// with --node-labels put Events on the pod. Needs tracefs; without it the agent logs
+    /// `exec-monitor: unavailable (reason)` once and carries on.
+    #[arg(long)]
+    pub exec_monitor: bool,
+
+    /// With --exec-monitor: do not watch for exec format errors (their syscall tracepoints
+    /// slow every syscall on the node a little).
+    #[arg(long, requires = "exec_monitor")]
+    pub no_exec_format_errors: bool,
+
+    /// With --exec-monitor: the tracefs mount to use (default: /sys/kernel/tracing).
+    #[arg(long, value_name = "DIR", requires = "exec_monitor")]
+    pub tracefs: Option<PathBuf>,
+
     #[command(flatten)]
     pub labels: super::labels::LabelArgs,
 
@@ -93,6 +109,11 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<Exit> {
         policy: Policy::default(),
         lock_wait: Duration::from_secs(120),
         labels: args.labels.options()?,
+        exec_monitor: args.exec_monitor.then(|| crate::monitor::Options {
+            tracefs: args.tracefs.clone(),
+            binfmt_misc: root.to_path_buf(),
+            exec_format_errors: !args.no_exec_format_errors,
+        }),
     };
     let load = || request(&args.converge, arch.as_deref()).map_err(|e| format!("{e:#}"));
     agent::run(root, prover.as_ref(), &load, req, &opts).map_err(|e| match e {
