@@ -29,6 +29,8 @@ impl Agent {
     /// under CI=true that fails instead.
     pub fn start(extra: &[&str], allow_unavailable: bool) -> Option<Agent> {
         let dir = tempfile::tempdir().unwrap();
+        // An empty config: the command line says everything.
+        std::fs::write(dir.path().join("config.toml"), "").unwrap();
         let child = Command::new("unshare")
             .args(["-m", "--propagation", "private"])
             .arg(env!("CARGO_BIN_EXE_binfmtd"))
@@ -44,7 +46,7 @@ impl Agent {
             .arg("--status-file")
             .arg(dir.path().join("status.json"))
             .arg("--config")
-            .arg(dir.path().join("none.toml"))
+            .arg(dir.path().join("config.toml"))
             .arg("--cache-dir")
             .arg(dir.path().join("cache"))
             .args(extra)
