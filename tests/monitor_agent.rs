@@ -16,9 +16,9 @@ mod harness;
 
 use std::process::Command;
 
-use agent::{sample, Agent};
+use agent::Agent;
 use common::Sandbox;
-use harness::{ensure_tracefs, hierarchies, ids, run_in_pod, Driver};
+use harness::{ensure_tracefs, hierarchies, ids, run_in_pod, sample, Driver};
 
 #[test]
 fn agent_counts_lists_and_shows_emulated_execs_and_exec_format_errors() {

@@ -14,18 +14,50 @@ use std::path::Path;
 use std::process::Command;
 
 use common::Sandbox;
-use harness::{hierarchies, ids, run_in_pod, Driver, Monitor};
+use harness::{get, hierarchies, ids, run_in_pod, sample, Driver, Monitor};
 
-fn exercise(driver: Driver, hierarchy: &Path) {
+/// `listen`: also serve /metrics, and check its counters.
+fn exercise(driver: Driver, hierarchy: &Path, listen: bool) {
     let Some(sandbox) = Sandbox::new() else {
         return;
     };
-    let Some(monitor) = Monitor::start(&[]) else {
+    let args: &[&str] = if listen {
+        &["--listen", "127.0.0.1:0"]
+    } else {
+        &[]
+    };
+    let Some(monitor) = Monitor::start(args) else {
         return;
     };
     let (uid, id) = ids(driver.name());
     run_in_pod(sandbox, driver, hierarchy, &uid, &id);
+    if listen {
+        check_metrics(&monitor, &uid, &id);
+    }
     check_events(monitor, &uid, &id);
+}
+
+/// `--listen`: node-wide counters (at least this run's execs; other tests exec too), no
+/// per-pod label sets, ready once watching.
+fn check_metrics(monitor: &Monitor, uid: &str, id: &str) {
+    let stderr = monitor.stderr();
+    let addr = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("binfmtd monitor: serving /metrics on "))
+        .unwrap_or_else(|| panic!("no address: {stderr}"));
+    // The counters move once the events are out.
+    monitor.wait_for("exec-format-error", |e| {
+        e["kind"] == "exec-format-error" && e["container_id"] == id
+    });
+    let (code, metrics) = get(addr, "/metrics");
+    assert_eq!(code, 200, "{metrics}");
+    let emulated = sample(&metrics, "binfmtd_emulated_execs_total{arch=\"aarch64\"}");
+    assert!(emulated.is_some_and(|n| n >= 1.0), "{metrics}");
+    let enoexec = sample(&metrics, "binfmtd_exec_format_errors_total");
+    assert!(enoexec.is_some_and(|n| n >= 1.0), "{metrics}");
+    assert!(!metrics.contains(uid) && !metrics.contains(id), "{metrics}");
+    assert_eq!(get(addr, "/readyz").0, 200);
+    assert_eq!(get(addr, "/healthz").0, 200);
 }
 
 /// The emulated and the exec-format-error event of this run, attributed to its pod and
@@ -65,14 +97,14 @@ fn check_events(mut monitor: Monitor, uid: &str, id: &str) {
 fn emulated_and_exec_format_error_events_cgroupfs_driver() {
     let (v1, v2) = hierarchies();
     let hierarchy = v1.or(v2).expect("a cgroup hierarchy is mounted");
-    exercise(Driver::Cgroupfs, &hierarchy);
+    exercise(Driver::Cgroupfs, &hierarchy, true);
 }
 
 #[test]
 fn emulated_and_exec_format_error_events_systemd_driver() {
     let (v1, v2) = hierarchies();
     let hierarchy = v2.or(v1).expect("a cgroup hierarchy is mounted");
-    exercise(Driver::Systemd, &hierarchy);
+    exercise(Driver::Systemd, &hierarchy, false);
 }
 
 #[test]

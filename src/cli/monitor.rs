@@ -41,6 +41,8 @@ pub fn run(binfmt_misc: &Path, args: MonitorArgs) -> anyhow::Result<Exit> {
         binfmt_misc: binfmt_misc.to_path_buf(),
         exec_format_errors: !args.no_exec_format_errors,
     };
+    // Before the server's thread starts, so it inherits the mask.
+    monitor::run::block_signals().map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
     let shared = match args.listen {
         Some(addr) => Some(serve(addr)?),
         None => None,

@@ -61,14 +61,22 @@ pub trait Sink {
 /// Watch until SIGTERM or SIGINT. The instance is removed before returning, also on errors.
 pub fn run(opts: &Options, sink: &mut dyn Sink) -> Result<(), MonitorError> {
     // Blocked before the instance exists, so a signal at any point still ends in cleanup.
+    let mask = block_signals()?;
+    let signals = SignalFd::new(&mask)
+        .map_err(|e| MonitorError::io("open a signalfd", "SIGTERM/SIGINT".as_ref(), e.into()))?;
+    run_until(opts, sink, signals.as_fd())
+}
+
+/// Block SIGTERM and SIGINT in this thread, and so in every thread it starts afterwards (an
+/// HTTP server's thread must not take the signal's default action and kill the process
+/// before the instance is removed).
+pub fn block_signals() -> Result<SigSet, MonitorError> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGTERM);
     mask.add(Signal::SIGINT);
     mask.thread_block()
         .map_err(|e| MonitorError::io("block signals", "SIGTERM/SIGINT".as_ref(), e.into()))?;
-    let signals = SignalFd::new(&mask)
-        .map_err(|e| MonitorError::io("open a signalfd", "SIGTERM/SIGINT".as_ref(), e.into()))?;
-    run_until(opts, sink, signals.as_fd())
+    Ok(mask)
 }
 
 /// Watch until `stop` becomes readable or hung up (a signalfd; the read end of a pipe whose

@@ -6,8 +6,7 @@
 // Shared by several test binaries, each using a part.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -144,16 +143,7 @@ impl Agent {
 
     /// GET `path`: (status code, body).
     pub fn get(&self, path: &str) -> (u16, String) {
-        let mut c = TcpStream::connect(&self.addr).unwrap();
-        write!(c, "GET {path} HTTP/1.1\r\nHost: binfmtd\r\n\r\n").unwrap();
-        let mut out = String::new();
-        c.read_to_string(&mut out).unwrap();
-        let code = out[9..12].parse().unwrap();
-        let body = out
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        (code, body)
+        crate::harness::get(&self.addr, path)
     }
 
     pub fn instance(&self) -> PathBuf {
@@ -177,15 +167,4 @@ impl Drop for Agent {
             self.stop();
         }
     }
-}
-
-/// The value of a counter sample line `name{labels} value` in Prometheus text.
-pub fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
 }
