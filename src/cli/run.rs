@@ -42,6 +42,19 @@ pub struct RunArgs {
     #[arg(long)]
     pub uninstall_on_exit: bool,
 
+    #[command(flatten)]
+    pub exec: ExecMonitorArgs,
+
+    // Boxed: the enum of subcommands stays small (clippy::large_enum_variant).
+    #[command(flatten)]
+    pub labels: Box<super::labels::LabelArgs>,
+
+    #[command(flatten)]
+    pub converge: ConvergeArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExecMonitorArgs {
     /// Also watch execs on the node (as `binfmtd monitor` does): count emulated executions
     /// and exec format errors in /metrics, list them per container in the status file, and
     /// with --node-labels put Events on the pod. Needs tracefs; without it the agent logs
@@ -57,12 +70,6 @@ pub struct RunArgs {
     /// With --exec-monitor: the tracefs mount to use (default: /sys/kernel/tracing).
     #[arg(long, value_name = "DIR", requires = "exec_monitor")]
     pub tracefs: Option<PathBuf>,
-
-    #[command(flatten)]
-    pub labels: super::labels::LabelArgs,
-
-    #[command(flatten)]
-    pub converge: ConvergeArgs,
 }
 
 /// `250ms`, `2s`, `10m`, `1h`; zero is refused.
@@ -109,10 +116,10 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<Exit> {
         policy: Policy::default(),
         lock_wait: Duration::from_secs(120),
         labels: args.labels.options()?,
-        exec_monitor: args.exec_monitor.then(|| crate::monitor::Options {
-            tracefs: args.tracefs.clone(),
+        exec_monitor: args.exec.exec_monitor.then(|| crate::monitor::Options {
+            tracefs: args.exec.tracefs.clone(),
             binfmt_misc: root.to_path_buf(),
-            exec_format_errors: !args.no_exec_format_errors,
+            exec_format_errors: !args.exec.no_exec_format_errors,
         }),
     };
     let load = || request(&args.converge, arch.as_deref()).map_err(|e| format!("{e:#}"));
