@@ -62,8 +62,11 @@ impl PodEvents {
             .enable_all()
             .build()
             .map_err(|e| err(format!("cannot start the async runtime: {e}")))?;
-        let config = rt.block_on(target.source.load())?;
-        let client = Client::try_from(config).map_err(|e| err(e.to_string()))?;
+        // The client spawns its request buffer: it must be built inside the runtime.
+        let client = rt.block_on(async {
+            let config = target.source.load().await?;
+            Client::try_from(config).map_err(|e| err(e.to_string()))
+        })?;
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("pod-events".into())
