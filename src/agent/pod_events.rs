@@ -48,7 +48,13 @@ pub struct PodEvents {
     limit: RateLimit,
     origin: Instant,
     thread: Option<JoinHandle<()>>,
+    /// Closed by the thread when it returns.
+    done: Receiver<()>,
 }
+
+/// How long `stop` waits for Events in flight: the agent exits within a second of SIGTERM;
+/// what is still queued then is dropped.
+const STOP_WAIT: Duration = Duration::from_millis(500);
 
 impl PodEvents {
     /// Load the client configuration now (an error is the operator's, reported at start).
@@ -68,15 +74,20 @@ impl PodEvents {
             Client::try_from(config).map_err(|e| err(e.to_string()))
         })?;
         let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let (done_tx, done) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("pod-events".into())
-            .spawn(move || rt.block_on(Sender::new(client, target).run(rx)))
+            .spawn(move || {
+                rt.block_on(Sender::new(client, target).run(rx));
+                drop(done_tx);
+            })
             .map_err(|e| err(format!("cannot start the Events thread: {e}")))?;
         Ok(PodEvents {
             tx: Some(tx),
             limit: RateLimit::new(WINDOW, KEYS_MAX),
             origin: Instant::now(),
             thread: Some(thread),
+            done,
         })
     }
 
@@ -93,11 +104,18 @@ impl PodEvents {
         }
     }
 
-    /// Let the thread send what is queued, then end.
+    /// Let the thread send what is queued within `STOP_WAIT`, then leave it (the process
+    /// is exiting).
     pub fn stop(mut self) {
         self.tx.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let Some(t) = self.thread.take() else { return };
+        match self.done.recv_timeout(STOP_WAIT) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                tracing::debug!("pod Events still being sent at exit; abandoned")
+            }
+            _ => {
+                let _ = t.join();
+            }
         }
     }
 }
