@@ -82,6 +82,27 @@ fn strict_validation_catches_a_misspelt_field() {
     assert!(!ok, "hostPid was accepted:\n{text}");
 }
 
+/// `run --exec-monitor`'s Events: list pods (to name a pod from its UID), create events;
+/// nothing else, bound to binfmtd's service account alone.
+#[test]
+fn exec_monitor_rbac_is_list_pods_and_create_events() {
+    let objs = objects(&kustomize("daemonset"));
+    let role = find(&objs, "ClusterRole", "binfmtd-exec-monitor");
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+        ])
+    );
+    let binding = find(&objs, "ClusterRoleBinding", "binfmtd-exec-monitor");
+    assert_eq!(binding["roleRef"]["name"], "binfmtd-exec-monitor");
+    assert_eq!(
+        binding["subjects"],
+        serde_json::json!([{"kind": "ServiceAccount", "name": "binfmtd", "namespace": "binfmtd"}])
+    );
+}
+
 #[test]
 fn rbac_is_exactly_get_and_patch_on_nodes() {
     let objs = objects(&kustomize("daemonset"));

@@ -12,78 +12,52 @@ mod harness;
 
 use std::path::Path;
 use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
 
-use common::{register_cmd, Busybox, Sandbox, NATIVE_I386};
-use harness::{hierarchies, ids, move_processes, sync_dir, Driver, Monitor, PodCgroup};
+use common::Sandbox;
+use harness::{get, hierarchies, ids, run_in_pod, sample, Driver, Monitor};
 
-/// In the sandbox: wait to be moved, then one emulated program (arm64 through its own
-/// F entry), one native control (i386), and one foreign program with no entry (s390x)
-/// exec'd by a program that outlives the failure.
-fn sandbox_script() -> String {
-    let arm = Busybox::by_debian("arm64");
-    format!(
-        r#"
-# busybox picks its applet by argv[0]: each copy keeps the name.
-mkdir /tmp/arm64 /tmp/s390x /tmp/i386
-cp "$ARM64" /tmp/arm64/busybox; cp "$S390X" /tmp/s390x/busybox; cp "$I386" /tmp/i386/busybox
-{register}
-until [ -e "$SYNC/moved" ]; do sleep 0.02; done
-/tmp/i386/busybox true
-/tmp/arm64/busybox sleep 1
-/usr/bin/python3 -c 'import os, sys, time
-# bytes, so the filename the kernel saw stays in memory after the failure.
-path = os.fsencode(sys.argv[1])
-try:
-    os.execv(path, [path])
-except OSError as e:
-    print("errno", e.errno)
-    time.sleep(1)' /tmp/s390x/busybox
-"#,
-        register = register_cmd(
-            arm.arch(),
-            &common::fixtures::qemu_in_sandbox("aarch64"),
-            "F"
-        ),
-    )
-}
-
-fn exercise(driver: Driver, hierarchy: &Path) {
+/// `listen`: also serve /metrics, and check its counters.
+fn exercise(driver: Driver, hierarchy: &Path, listen: bool) {
     let Some(sandbox) = Sandbox::new() else {
         return;
     };
-    let Some(monitor) = Monitor::start(&[]) else {
+    let args: &[&str] = if listen {
+        &["--listen", "127.0.0.1:0"]
+    } else {
+        &[]
+    };
+    let Some(monitor) = Monitor::start(args) else {
         return;
     };
     let (uid, id) = ids(driver.name());
-    let cgroup = PodCgroup::create(hierarchy, &driver.path(&uid, &id));
-    let sync = sync_dir(&format!("monitor-{}", &id[..12]));
-    let fixture = |debian: &str| Busybox::by_debian(debian).host_path().display().to_string();
-    let sandbox = sandbox
-        .with_qemu(&["aarch64"])
-        .env("MONITOR_TOKEN", id.clone())
-        .env("SYNC", sync.display().to_string())
-        .env("ARM64", fixture("arm64"))
-        .env("S390X", fixture("s390x"))
-        .env("I386", NATIVE_I386.host_path().display().to_string());
-    let run = thread::spawn(move || sandbox.run_script(&sandbox_script()));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while move_processes(&id, cgroup.leaf()) < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the sandbox's processes never appeared"
-        );
-        thread::sleep(Duration::from_millis(20));
+    run_in_pod(sandbox, driver, hierarchy, &uid, &id);
+    if listen {
+        check_metrics(&monitor, &uid, &id);
     }
-    std::fs::write(sync.join("moved"), "").unwrap();
-    let run = run.join().unwrap().success();
-    assert!(
-        run.stdout.contains("errno 8"),
-        "s390x must fail with ENOEXEC: {run}"
-    );
     check_events(monitor, &uid, &id);
-    let _ = std::fs::remove_dir_all(sync);
+}
+
+/// `--listen`: node-wide counters (at least this run's execs; other tests exec too), no
+/// per-pod label sets, ready once watching.
+fn check_metrics(monitor: &Monitor, uid: &str, id: &str) {
+    let stderr = monitor.stderr();
+    let addr = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("binfmtd monitor: serving /metrics on "))
+        .unwrap_or_else(|| panic!("no address: {stderr}"));
+    // The counters move once the events are out.
+    monitor.wait_for("exec-format-error", |e| {
+        e["kind"] == "exec-format-error" && e["container_id"] == id
+    });
+    let (code, metrics) = get(addr, "/metrics");
+    assert_eq!(code, 200, "{metrics}");
+    let emulated = sample(&metrics, "binfmtd_emulated_execs_total{arch=\"aarch64\"}");
+    assert!(emulated.is_some_and(|n| n >= 1.0), "{metrics}");
+    let enoexec = sample(&metrics, "binfmtd_exec_format_errors_total");
+    assert!(enoexec.is_some_and(|n| n >= 1.0), "{metrics}");
+    assert!(!metrics.contains(uid) && !metrics.contains(id), "{metrics}");
+    assert_eq!(get(addr, "/readyz").0, 200);
+    assert_eq!(get(addr, "/healthz").0, 200);
 }
 
 /// The emulated and the exec-format-error event of this run, attributed to its pod and
@@ -123,14 +97,14 @@ fn check_events(mut monitor: Monitor, uid: &str, id: &str) {
 fn emulated_and_exec_format_error_events_cgroupfs_driver() {
     let (v1, v2) = hierarchies();
     let hierarchy = v1.or(v2).expect("a cgroup hierarchy is mounted");
-    exercise(Driver::Cgroupfs, &hierarchy);
+    exercise(Driver::Cgroupfs, &hierarchy, true);
 }
 
 #[test]
 fn emulated_and_exec_format_error_events_systemd_driver() {
     let (v1, v2) = hierarchies();
     let hierarchy = v2.or(v1).expect("a cgroup hierarchy is mounted");
-    exercise(Driver::Systemd, &hierarchy);
+    exercise(Driver::Systemd, &hierarchy, false);
 }
 
 #[test]

@@ -10,6 +10,12 @@
 //! | binfmtd_fights_total                         | counter   | arch            |
 //! | binfmtd_probe_duration_seconds               | histogram |                 |
 //! | binfmtd_last_reconcile_timestamp_seconds     | gauge     |                 |
+//! | binfmtd_emulated_execs_total                 | counter   | arch            |
+//! | binfmtd_exec_format_errors_total             | counter   |                 |
+//!
+//! The exec counters (`run --exec-monitor`, `monitor --listen`) carry no per-pod labels: the
+//! arch label has at most one value per arch-table row (plus `unknown`); per-container
+//! detail is in the status file, bounded.
 
 use std::sync::atomic::AtomicU64;
 
@@ -32,6 +38,8 @@ pub struct Metrics {
     pub fights: Family<Labels, Counter>,
     pub probe_seconds: Histogram,
     pub last_reconcile: Gauge<f64, AtomicU64>,
+    pub emulated_execs: Family<Labels, Counter>,
+    pub exec_format_errors: Counter,
 }
 
 pub fn arch(a: &str) -> Labels {
@@ -63,6 +71,8 @@ impl Metrics {
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
             ]),
             last_reconcile: Gauge::default(),
+            emulated_execs: Family::default(),
+            exec_format_errors: Counter::default(),
         };
         registry.register("arch_working", "1 when the arch runs (native, emulated and proven, or served by a working foreign entry)", m.working.clone());
         registry.register(
@@ -101,7 +111,28 @@ impl Metrics {
             "Unix time of the last converge pass",
             m.last_reconcile.clone(),
         );
+        registry.register(
+            "emulated_execs",
+            "Successful execs on the node whose program ran through a binfmt_misc interpreter, by the program's arch",
+            m.emulated_execs.clone(),
+        );
+        registry.register(
+            "exec_format_errors",
+            "Execs on the node that failed with ENOEXEC (exec format error)",
+            m.exec_format_errors.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Count one exec-monitor event.
+    pub fn count_exec(&self, e: &crate::monitor::Event) {
+        match e.kind {
+            crate::monitor::Kind::Emulated => self
+                .emulated_execs
+                .get_or_create(&arch(e.arch.unwrap_or("unknown")))
+                .inc(),
+            crate::monitor::Kind::ExecFormatError => self.exec_format_errors.inc(),
+        };
     }
 
     pub fn text(&self) -> String {

@@ -14,12 +14,16 @@
 //! | `notify`    | sd_notify: READY, STATUS, WATCHDOG                                     |
 //! | `http`      | `--listen`: /healthz, /readyz, /metrics; deadline, cap, backoff        |
 //! | `metrics`   | the Prometheus metrics                                                 |
+//! | `exec_monitor` | `--exec-monitor`: the exec watcher's thread, counters, status tables |
+//! | `pod_events`| Kubernetes Events on the pod for what the exec monitor saw             |
 
 pub mod decide;
+mod exec_monitor;
 pub(crate) mod http;
 mod metrics;
 mod notify;
 mod pass;
+mod pod_events;
 mod publish;
 pub mod report;
 mod signals;
@@ -34,6 +38,8 @@ use crate::kernel::KernelError;
 use crate::prover::Prover;
 
 pub use decide::Policy;
+pub use http::{serve, Health, Shared};
+pub use metrics::Metrics;
 
 /// How the loop runs (plain values; the command line builds them).
 #[derive(Debug, Clone)]
@@ -52,6 +58,8 @@ pub struct Options {
     pub lock_wait: Duration,
     /// Where the node labels go (nowhere unless `--node-labels` or `--nfd-features-dir`).
     pub labels: crate::publish::Options,
+    /// `--exec-monitor`: watch execs (the binfmt_misc path in it is the agent's).
+    pub exec_monitor: Option<crate::monitor::Options>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +112,10 @@ pub fn run(
     let mut agent = pass::Agent::start(root, prover, req, opts, shared)?;
     // After signals::block: the publisher thread inherits the blocked mask.
     agent.labels = crate::publish::NodeLabels::start(opts.labels.clone())?;
+    agent.exec = opts.exec_monitor.clone().map(|m| {
+        let events = pod_events(opts, &m);
+        exec_monitor::ExecMonitor::start(m, agent.shared.clone(), events)
+    });
     agent.first_pass()?;
     let mut config = stamp(&opts.config_file);
     loop {
@@ -124,6 +136,7 @@ pub fn run(
             agent.reload(load);
         }
         agent.tick();
+        agent.publish_exec();
         if let Some(l) = &mut agent.labels {
             l.tick();
         }
@@ -132,7 +145,38 @@ pub fn run(
     if let Some(l) = agent.labels.take() {
         l.stop();
     }
+    // Takes the tracefs instance down before the process exits.
+    if let Some(m) = agent.exec.take() {
+        m.stop();
+    }
     Ok(())
+}
+
+/// With `--node-labels`: Events on the pods the exec monitor saw. They need the node's name
+/// (to list its pods); without it, or when the client cannot start, the monitor still
+/// counts (logged once).
+fn pod_events(opts: &Options, m: &crate::monitor::Options) -> Option<pod_events::PodEvents> {
+    let (source, node) = opts.labels.node.clone()?;
+    let Some(node) = node else {
+        tracing::warn!("exec-monitor: no Kubernetes Events: the node's name is not known. Hint: pass --node-name, or set NODE_NAME (fieldRef spec.nodeName)");
+        return None;
+    };
+    let target = pod_events::Target {
+        source,
+        node,
+        binfmt_misc: m.binfmt_misc.clone(),
+        native: crate::explain::verdict::Node::default_native(crate::arch::host())
+            .iter()
+            .map(|a| a.qemu)
+            .collect(),
+    };
+    match pod_events::PodEvents::start(target) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!("exec-monitor: no Kubernetes Events: {e}");
+            None
+        }
+    }
 }
 
 /// What identifies a version of the config file (a ConfigMap update swaps a symlink, so

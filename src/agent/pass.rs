@@ -40,6 +40,11 @@ pub struct Agent<'a> {
     pub(super) last_reproof: Instant,
     /// Node labels / NFD file from each report (`--node-labels`, `--nfd-features-dir`).
     pub(super) labels: Option<crate::publish::NodeLabels>,
+    /// `--exec-monitor`: the watcher thread.
+    pub(super) exec: Option<super::exec_monitor::ExecMonitor>,
+    /// The last pass's report, rewritten with new exec-monitor tables between passes.
+    pub(super) last_report: Option<crate::status::Report>,
+    pub(super) exec_written: Instant,
 }
 
 impl<'a> Agent<'a> {
@@ -76,6 +81,9 @@ impl<'a> Agent<'a> {
             holds: BTreeMap::new(),
             last_reproof: Instant::now(),
             labels: None,
+            exec: None,
+            last_report: None,
+            exec_written: Instant::now(),
         })
     }
 

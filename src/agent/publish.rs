@@ -60,8 +60,27 @@ impl Agent<'_> {
             status.labels = l.desired(&status);
             l.report(&status);
         }
-        if let Err(e) = report::write(&self.opts.status_file, &status, &self.daemon()) {
+        self.write_status(&status);
+        self.last_report = Some(status);
+    }
+
+    fn write_status(&mut self, status: &crate::status::Report) {
+        self.exec_written = std::time::Instant::now();
+        if let Err(e) = report::write(&self.opts.status_file, status, &self.daemon()) {
             tracing::warn!(path = %self.opts.status_file.display(), error = %e, "cannot write the status file");
+        }
+    }
+
+    /// Between passes: the status file again when the exec monitor's tables changed, at
+    /// most every `exec_monitor::WRITE_EVERY`.
+    pub(super) fn publish_exec(&mut self) {
+        let due = self.exec_written.elapsed() >= super::exec_monitor::WRITE_EVERY;
+        if !due || !self.exec.as_ref().is_some_and(|e| e.changed()) {
+            return;
+        }
+        if let Some(status) = self.last_report.take() {
+            self.write_status(&status);
+            self.last_report = Some(status);
         }
     }
 
@@ -127,6 +146,7 @@ impl Agent<'_> {
             interval_ms: self.opts.interval.as_millis() as u64,
             reproof_interval_s: self.opts.reproof_interval.as_secs(),
             arches,
+            exec_monitor: self.exec.as_ref().map(|e| e.report()),
         }
     }
 

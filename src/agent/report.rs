@@ -6,7 +6,13 @@
 //!   "interval_ms": 250, "reproof_interval_s": 600,
 //!   "arches": { "aarch64": { "state": "working" | "failing" | "backoff" | "fighting" | "missing",
 //!       "repairs": 2, "last_reason": "flushed" | null, "failures": 0,
-//!       "retry_at": "..." | null, "fighting_with": ["qemu-aarch64"] } } }
+//!       "retry_at": "..." | null, "fighting_with": ["qemu-aarch64"] } },
+//!   "exec_monitor": { "state": "watching" | "unavailable (reason)", "exec_format_errors": "on",
+//!       "bounds": {...}, "emulated_total": 3, "exec_format_errors_total": 1,
+//!       "containers": [{ "pod_uid", "container_id", "unit", "emulated",
+//!           "programs": [{ "path", "arch", "count", "last_seen" }], "last_seen" }],
+//!       "recent_failures": [{ "at", "path", "arch", "pid", "pod_uid", "container_id",
+//!           "unit", "hint" }] } }   (exec_monitor: with `run --exec-monitor` only)
 //! ```
 
 use std::collections::BTreeMap;
@@ -27,6 +33,9 @@ pub struct Daemon {
     pub interval_ms: u64,
     pub reproof_interval_s: u64,
     pub arches: BTreeMap<&'static str, ArchState>,
+    /// `--exec-monitor` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exec_monitor: Option<super::exec_monitor::Report>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

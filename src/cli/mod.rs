@@ -122,7 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
 fn enter_mount_namespace(command: &mut Command) -> anyhow::Result<()> {
     let (converge, labels) = match command {
         Command::Install(a) => (&mut a.converge, None),
-        Command::Run(a) => (&mut a.converge, Some(&mut a.labels)),
+        Command::Run(a) => (&mut a.converge, Some(a.labels.as_mut())),
         _ => return Ok(()),
     };
     let Some(path) = &converge.mount_namespace else {

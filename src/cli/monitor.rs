@@ -1,10 +1,14 @@
 //! `binfmtd monitor`: print emulated executions and exec-format errors as they happen.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use clap::Args;
 
+use crate::agent::{Health, Shared};
 use crate::exit::{Exit, Failure};
 use crate::monitor::{self, Event, Kind};
 
@@ -23,6 +27,12 @@ pub struct MonitorArgs {
     /// The tracefs mount to use (default: /sys/kernel/tracing, mounted there if nothing is).
     #[arg(long, value_name = "DIR")]
     pub tracefs: Option<PathBuf>,
+
+    /// Serve GET /metrics (binfmtd_emulated_execs_total{arch},
+    /// binfmtd_exec_format_errors_total), /healthz and /readyz on this address, e.g.
+    /// 127.0.0.1:9465. Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
 }
 
 pub fn run(binfmt_misc: &Path, args: MonitorArgs) -> anyhow::Result<Exit> {
@@ -31,19 +41,64 @@ pub fn run(binfmt_misc: &Path, args: MonitorArgs) -> anyhow::Result<Exit> {
         binfmt_misc: binfmt_misc.to_path_buf(),
         exec_format_errors: !args.no_exec_format_errors,
     };
+    // Before the server's thread starts, so it inherits the mask.
+    monitor::run::block_signals().map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
+    let shared = match args.listen {
+        Some(addr) => Some(serve(addr)?),
+        None => None,
+    };
     let mut sink = Printer {
         json: args.json_events,
+        shared,
     };
     monitor::run(&opts, &mut sink).map_err(|e| Failure::new(Exit::Environment, e.to_string()))?;
     Ok(Exit::Ok)
 }
 
+/// The agent's HTTP server over counters of our own; ready once watching.
+fn serve(addr: SocketAddr) -> anyhow::Result<Arc<Shared>> {
+    let shared = Arc::new(Shared {
+        metrics: crate::agent::Metrics::new(),
+        state: Mutex::new(Health {
+            heartbeat: Instant::now(),
+            ready: false,
+            not_ready: vec!["not watching yet".into()],
+        }),
+    });
+    let bound = crate::agent::serve(addr, shared.clone()).map_err(|e| {
+        Failure::new(
+            Exit::Environment,
+            format!("--listen {addr}: cannot listen: {e}. Hint: pick a free port, or an address this host has"),
+        )
+    })?;
+    eprintln!("binfmtd monitor: serving /metrics on {bound}");
+    Ok(shared)
+}
+
 struct Printer {
     json: bool,
+    /// `--listen`: the counters and health the server reports.
+    shared: Option<Arc<Shared>>,
+}
+
+impl Printer {
+    fn health(&self, f: impl FnOnce(&mut Health)) {
+        if let Some(s) = &self.shared {
+            f(&mut s.state.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
 }
 
 impl monitor::Sink for Printer {
+    fn tick(&mut self) {
+        self.health(|h| h.heartbeat = Instant::now());
+    }
+
     fn ready(&mut self, r: &monitor::run::Ready) {
+        self.health(|h| {
+            h.ready = true;
+            h.not_ready.clear();
+        });
         let enoexec = match &r.exec_format_errors {
             Ok(()) => "on",
             Err(why) => why,
@@ -56,6 +111,9 @@ impl monitor::Sink for Printer {
     }
 
     fn event(&mut self, e: &Event) -> std::io::Result<()> {
+        if let Some(s) = &self.shared {
+            s.metrics.count_exec(e);
+        }
         let mut out = std::io::stdout().lock();
         if self.json {
             serde_json::to_writer(&mut out, e)?;

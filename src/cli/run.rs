@@ -43,10 +43,33 @@ pub struct RunArgs {
     pub uninstall_on_exit: bool,
 
     #[command(flatten)]
-    pub labels: super::labels::LabelArgs,
+    pub exec: ExecMonitorArgs,
+
+    // Boxed: the enum of subcommands stays small (clippy::large_enum_variant).
+    #[command(flatten)]
+    pub labels: Box<super::labels::LabelArgs>,
 
     #[command(flatten)]
     pub converge: ConvergeArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExecMonitorArgs {
+    /// Also watch execs on the node (as `binfmtd monitor` does): count emulated executions
+    /// and exec format errors in /metrics, list them per container in the status file, and
+    /// with --node-labels put Events on the pod. Needs tracefs; without it the agent logs
+    /// `exec-monitor: unavailable (reason)` once and carries on.
+    #[arg(long)]
+    pub exec_monitor: bool,
+
+    /// With --exec-monitor: do not watch for exec format errors (their syscall tracepoints
+    /// slow every syscall on the node a little).
+    #[arg(long, requires = "exec_monitor")]
+    pub no_exec_format_errors: bool,
+
+    /// With --exec-monitor: the tracefs mount to use (default: /sys/kernel/tracing).
+    #[arg(long, value_name = "DIR", requires = "exec_monitor")]
+    pub tracefs: Option<PathBuf>,
 }
 
 /// `250ms`, `2s`, `10m`, `1h`; zero is refused.
@@ -93,6 +116,11 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<Exit> {
         policy: Policy::default(),
         lock_wait: Duration::from_secs(120),
         labels: args.labels.options()?,
+        exec_monitor: args.exec.exec_monitor.then(|| crate::monitor::Options {
+            tracefs: args.exec.tracefs.clone(),
+            binfmt_misc: root.to_path_buf(),
+            exec_format_errors: !args.exec.no_exec_format_errors,
+        }),
     };
     let load = || request(&args.converge, arch.as_deref()).map_err(|e| format!("{e:#}"));
     agent::run(root, prover.as_ref(), &load, req, &opts).map_err(|e| match e {

@@ -110,6 +110,9 @@ fn print_daemon(d: &serde_json::Value) {
         }
         println!("{line}");
     }
+    if d["exec_monitor"].is_object() {
+        print!("{}", status::exec_monitor_text(&d["exec_monitor"]));
+    }
 }
 
 pub fn selftest(root: &Path, args: SelftestArgs) -> anyhow::Result<Exit> {

@@ -9,7 +9,9 @@
 //! | `watch`   | records paired per pid -> events, over the `Procs` trait               | none    |
 //! | `procfs`  | the real `Procs` (/proc/PID/cgroup, root, cwd, mem)                    | files   |
 //! | `tracefs` | find/mount tracefs, the instance, stale-instance removal               | kernel  |
-//! | `run`     | the loop: events enabled, pipe read until SIGTERM/SIGINT, instance removed | all |
+//! | `tally`   | the status file's tables: top emulated programs per container, recent failures | none |
+//! | `ratelimit` | once per window per (kind, container, program), for Kubernetes Events | none |
+//! | `run`     | the loop: events enabled, pipe read until stopped, instance removed    | all     |
 //!
 //! Events leave through the `Sink` trait, so the agent, metrics and Kubernetes Events can
 //! consume the same stream as the `binfmtd monitor` printer.
@@ -17,17 +19,19 @@
 pub mod cgroup;
 pub mod judge;
 pub mod procfs;
+pub mod ratelimit;
 pub mod run;
+pub mod tally;
 pub mod trace;
 pub mod tracefs;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
 
-pub use run::{run, Options, Sink};
+pub use run::{run, run_until, Options, Sink};
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// A successful exec whose program ran through a binfmt_misc interpreter.
@@ -40,7 +44,8 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Event {
     pub kind: Kind,
-    /// The program's arch (qemu name); null when unknown (exec-format errors).
+    /// The program's arch (qemu name), from the entry or the file's ELF header; for an
+    /// exec-format error the file's own arch; null when unknown.
     pub arch: Option<&'static str>,
     /// The program as exec'd (in the process's own filesystem); null when it could not be read.
     pub path: Option<String>,

@@ -1,9 +1,9 @@
-//! The monitor's loop: set up the instance, read its trace_pipe until SIGTERM/SIGINT, and
+//! The monitor's loop: set up the instance, read its trace_pipe until stopped, and
 //! take the instance down again whatever happened in between.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,6 +28,7 @@ const BATCH: Duration = Duration::from_millis(25);
 /// ENOEXEC watch: sys_exit_* filtered to -ENOEXEC, sys_enter_* for the filename's address.
 const SYSCALLS: [&str; 2] = ["execve", "execveat"];
 
+#[derive(Debug, Clone)]
 pub struct Options {
     /// tracefs root; None: find or mount it.
     pub tracefs: Option<PathBuf>,
@@ -48,23 +49,44 @@ pub struct Ready {
     pub exec_format_errors: Result<(), String>,
 }
 
-/// Where events go. `binfmtd monitor` prints them; the agent will count and publish them.
+/// Where events go. `binfmtd monitor` prints them; the agent counts and publishes them.
 pub trait Sink {
     fn ready(&mut self, ready: &Ready);
     /// An Err (stdout closed) stops the monitor.
     fn event(&mut self, event: &Event) -> io::Result<()>;
+    /// Called on every wake-up of the loop (at least every `ENTRIES_EVERY`): a heartbeat.
+    fn tick(&mut self) {}
 }
 
 /// Watch until SIGTERM or SIGINT. The instance is removed before returning, also on errors.
 pub fn run(opts: &Options, sink: &mut dyn Sink) -> Result<(), MonitorError> {
     // Blocked before the instance exists, so a signal at any point still ends in cleanup.
+    let mask = block_signals()?;
+    let signals = SignalFd::new(&mask)
+        .map_err(|e| MonitorError::io("open a signalfd", "SIGTERM/SIGINT".as_ref(), e.into()))?;
+    run_until(opts, sink, signals.as_fd())
+}
+
+/// Block SIGTERM and SIGINT in this thread, and so in every thread it starts afterwards (an
+/// HTTP server's thread must not take the signal's default action and kill the process
+/// before the instance is removed).
+pub fn block_signals() -> Result<SigSet, MonitorError> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGTERM);
     mask.add(Signal::SIGINT);
     mask.thread_block()
         .map_err(|e| MonitorError::io("block signals", "SIGTERM/SIGINT".as_ref(), e.into()))?;
-    let signals = SignalFd::new(&mask)
-        .map_err(|e| MonitorError::io("open a signalfd", "SIGTERM/SIGINT".as_ref(), e.into()))?;
+    Ok(mask)
+}
+
+/// Watch until `stop` becomes readable or hung up (a signalfd; the read end of a pipe whose
+/// writer is dropped). The instance is removed before returning, also on errors. The agent
+/// runs this on a thread of its own.
+pub fn run_until(
+    opts: &Options,
+    sink: &mut dyn Sink,
+    stop: BorrowedFd,
+) -> Result<(), MonitorError> {
     let root = tracefs::find_or_mount(opts.tracefs.as_deref())?;
     for name in tracefs::remove_stale(&root) {
         tracing::warn!(instance = %name, "removed the tracefs instance of a monitor that is gone");
@@ -72,7 +94,7 @@ pub fn run(opts: &Options, sink: &mut dyn Sink) -> Result<(), MonitorError> {
     let instance = Instance::create(&root, std::process::id())?;
     let result = setup(&instance, opts.exec_format_errors).and_then(|ready| {
         sink.ready(&ready);
-        watch(&instance, opts, sink, &signals)
+        watch(&instance, opts, sink, stop)
     });
     let dir = instance.dir.clone();
     let removed = instance.remove();
@@ -129,7 +151,7 @@ fn watch(
     inst: &Instance,
     opts: &Options,
     sink: &mut dyn Sink,
-    signals: &SignalFd,
+    stop: BorrowedFd,
 ) -> Result<(), MonitorError> {
     let path = inst.pipe_path();
     let mut pipe = OpenOptions::new()
@@ -145,7 +167,8 @@ fn watch(
     let mut refreshed = Instant::now();
     let mut buf = vec![0u8; 64 * 1024];
     let mut partial = Vec::new();
-    while wait(&pipe, signals)? {
+    while wait(&pipe, stop)? {
+        sink.tick();
         if refreshed.elapsed() > ENTRIES_EVERY {
             state.set_entries(binfmt.entries().unwrap_or_default());
             refreshed = Instant::now();
@@ -169,8 +192,8 @@ fn watch(
     Ok(())
 }
 
-/// Wait for trace data; false once SIGTERM or SIGINT arrived.
-fn wait(pipe: &File, signals: &SignalFd) -> Result<bool, MonitorError> {
+/// Wait for trace data; false once `stop` is readable or hung up.
+fn wait(pipe: &File, stop: BorrowedFd) -> Result<bool, MonitorError> {
     let mut fds = [
         libc::pollfd {
             fd: pipe.as_raw_fd(),
@@ -178,7 +201,7 @@ fn wait(pipe: &File, signals: &SignalFd) -> Result<bool, MonitorError> {
             revents: 0,
         },
         libc::pollfd {
-            fd: signals.as_fd().as_raw_fd(),
+            fd: stop.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         },

@@ -74,7 +74,12 @@ impl Watch {
                     .filename_addr
                     .remove(&pid)
                     .and_then(|addr| procs.string_at(pid, addr));
-                Some(event(Kind::ExecFormatError, None, path, pid, procs))
+                // The file's own arch, for the status file's hint (null: not a known ELF).
+                let arch = path
+                    .as_deref()
+                    .and_then(|p| procs.header(pid, p))
+                    .and_then(|h| crate::arch::from_header(&h));
+                Some(event(Kind::ExecFormatError, arch, path, pid, procs))
             }
         }
     }

@@ -121,6 +121,23 @@ fn enoexec_takes_the_path_from_the_callers_memory() {
         (Kind::ExecFormatError, Some("/tmp/badelf"), 27012)
     );
     assert_eq!(e.unit.as_deref(), Some("cron.service"));
+    // Unreadable file: no arch rather than a guess.
+    assert_eq!(e.arch, None);
+}
+
+#[test]
+fn enoexec_names_the_files_own_arch_from_its_header() {
+    let mut procs = FakeProcs::default();
+    procs
+        .memory
+        .insert((27012, 0x55980d8520e0), "/opt/tool".into());
+    let s390x = crate::arch::lookup("s390x").unwrap();
+    procs.files.insert("/opt/tool".into(), s390x.magic.to_vec());
+    let events = feed(&mut watch(), &procs, &[
+        "            perl-27012   [001] .....  5510.571392: sys_execve(filename: 0x55980d8520e0, argv: 0x55980d8704f0, envp: 0x55980d8555f0)",
+        "            perl-27012   [000] .....  5510.614492: sys_execve -> 0xfffffffffffffff8",
+    ]);
+    assert_eq!(events[0].arch, Some("s390x"));
 }
 
 #[test]

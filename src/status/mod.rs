@@ -28,9 +28,11 @@
 //! ```
 
 mod build;
+mod exec;
 mod render;
 
 pub use build::{build, untrusted_entry, InterpreterFacts, Observed};
+pub use exec::exec_monitor_text;
 pub use render::table;
 
 use serde::Serialize;

@@ -1,6 +1,9 @@
 //! The pieces of tests/monitor_exec.rs that are not the tests: the monitor as a child
 //! process, kubelet-shaped cgroups, the sandbox's processes found and moved.
 
+// Shared by several test binaries, each using a part.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::common;
 use crate::common::support::{verdict, Verdict};
+use crate::common::{register_cmd, Busybox, Sandbox, NATIVE_I386};
 
 const TRACEFS: &str = "/sys/kernel/tracing";
 
@@ -277,4 +281,111 @@ pub fn sync_dir(name: &str) -> PathBuf {
     let id = common::sandbox::HOST_ID;
     nix::unistd::chown(&dir, Some(id.into()), Some(id.into())).unwrap();
     dir
+}
+
+/// In the sandbox: wait to be moved, then one emulated program (arm64 through its own
+/// F entry), one native control (i386), and one foreign program with no entry (s390x)
+/// exec'd by a program that outlives the failure.
+fn sandbox_script() -> String {
+    let arm = Busybox::by_debian("arm64");
+    format!(
+        r#"
+# busybox picks its applet by argv[0]: each copy keeps the name.
+mkdir /tmp/arm64 /tmp/s390x /tmp/i386
+cp "$ARM64" /tmp/arm64/busybox; cp "$S390X" /tmp/s390x/busybox; cp "$I386" /tmp/i386/busybox
+{register}
+until [ -e "$SYNC/moved" ]; do sleep 0.02; done
+/tmp/i386/busybox true
+/tmp/arm64/busybox sleep 1
+/usr/bin/python3 -c 'import os, sys, time
+# bytes, so the filename the kernel saw stays in memory after the failure.
+path = os.fsencode(sys.argv[1])
+try:
+    os.execv(path, [path])
+except OSError as e:
+    print("errno", e.errno)
+    time.sleep(1)' /tmp/s390x/busybox
+"#,
+        register = register_cmd(
+            arm.arch(),
+            &common::fixtures::qemu_in_sandbox("aarch64"),
+            "F"
+        ),
+    )
+}
+
+/// Run the programs of `sandbox_script` in a kubelet-shaped cgroup of pod `uid`, container
+/// `id` (as `driver` names them): /tmp/arm64/busybox emulated, /tmp/s390x/busybox failing
+/// with ENOEXEC, /tmp/i386/busybox native.
+pub fn run_in_pod(sandbox: Sandbox, driver: Driver, hierarchy: &Path, uid: &str, id: &str) {
+    let cgroup = PodCgroup::create(hierarchy, &driver.path(uid, id));
+    let sync = sync_dir(&format!("monitor-{}", &id[..12]));
+    let fixture = |debian: &str| Busybox::by_debian(debian).host_path().display().to_string();
+    let sandbox = sandbox
+        .with_qemu(&["aarch64"])
+        .env("MONITOR_TOKEN", id.to_string())
+        .env("SYNC", sync.display().to_string())
+        .env("ARM64", fixture("arm64"))
+        .env("S390X", fixture("s390x"))
+        .env("I386", NATIVE_I386.host_path().display().to_string());
+    let run = thread::spawn(move || sandbox.run_script(&sandbox_script()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while move_processes(id, cgroup.leaf()) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the sandbox's processes never appeared"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(sync.join("moved"), "").unwrap();
+    let run = run.join().unwrap().success();
+    assert!(
+        run.stdout.contains("errno 8"),
+        "s390x must fail with ENOEXEC: {run}"
+    );
+    let _ = std::fs::remove_dir_all(sync);
+}
+
+/// Mount tracefs at its usual place when nothing is there, as `binfmtd monitor` does (and
+/// leaves it mounted), so tests can look at the instances of agents that mount it in a
+/// mount namespace of their own.
+pub fn ensure_tracefs() {
+    if Path::new(TRACEFS).join("instances").is_dir() {
+        return;
+    }
+    let _ = nix::mount::mount(
+        Some("tracefs"),
+        TRACEFS,
+        Some("tracefs"),
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC,
+        None::<&str>,
+    );
+}
+
+/// GET `path` from `addr`: (status code, body).
+pub fn get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(c, "GET {path} HTTP/1.1\r\nHost: binfmtd\r\n\r\n").unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    let code = out[9..12].parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// The value of a sample line `series value` in Prometheus text.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }

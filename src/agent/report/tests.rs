@@ -13,6 +13,7 @@ fn report() -> (crate::status::Report, Daemon) {
         interval_ms: 250,
         reproof_interval_s: 600,
         arches: BTreeMap::new(),
+        exec_monitor: None,
     };
     (build(host, &Observed::default()), daemon)
 }
