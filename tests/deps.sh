@@ -30,6 +30,9 @@ packages=(
     # tests/k8s/: the test cluster's certificates (Go, which builds its components, comes with
     # the machine image: tests/k8s/build.sh names the version it needs)
     openssl
+    # tests/k8s/node.sh: the sandboxed node's pod network (bridge, host-local, loopback) and its
+    # bridge to the API server on the host's loopback (containerd, runc, umoci, jq, gcc above)
+    containernetworking-plugins socat
 )
 
 # tests/run.sh installs first and then runs tests/release.sh: no second apt round.
