@@ -31,8 +31,11 @@ NODE_IP=10.96.0.2
 
 # The v1 hierarchies mounted here: "MOUNTPOINT OPTIONS" per line (OPTIONS without rw/relatime).
 hierarchies() {
-    awk '$3 == "cgroup" { print $2, $4 }' /proc/self/mounts |
-        sed -E 's/(^| |,)(rw|ro|relatime|nosuid|nodev|noexec)(,|$)/\1/g; s/,+/,/g; s/ ,/ /; s/,$//'
+    awk '$3 == "cgroup" {
+        n = split($4, o, ","); s = ""
+        for (i = 1; i <= n; i++) if (o[i] !~ /^(rw|ro|relatime|nosuid|nodev|noexec)$/) s = s (s == "" ? "" : ",") o[i]
+        print $2, s
+    }' /proc/self/mounts
 }
 
 # The caller's own cgroup in the hierarchy holding OPTIONS' controllers (from /proc/self/cgroup).
@@ -187,6 +190,13 @@ start_bg() { # DIR NAME CMD...: detached, logged to DIR/NAME.log, pid in DIR/NAM
 down() { # DIR
     local dir=$1 nd=$1/node n pid
     [ -d "$nd" ] || return 0
+    # SIGKILL to the node's pid 1 ends every process of its pid namespace. (unshare's
+    # --kill-child cannot be relied on: the parent-death signal is cleared when pid 1 execs
+    # with the capabilities it gets once its uid map exists.)
+    pid=$(node_pid "$dir" 2>/dev/null || true)
+    if [ -n "$pid" ] && grep -q init.sh "/proc/$pid/cmdline" 2>/dev/null; then
+        kill -9 "$pid"
+    fi
     for n in sandbox api-forward; do
         [ -f "$nd/$n.pid" ] || continue
         pid=$(cat "$nd/$n.pid")
