@@ -50,7 +50,10 @@ pid_of() { # EXE-SUFFIX
     done
 }
 agent=$(pid_of binfmtd) kubelet=$(pid_of kubelet) containerd=$(pid_of containerd)
-[ -n "$agent" ] && [ -n "$kubelet" ] && [ -n "$containerd" ] || { echo "node processes not found" >&2; exit 1; }
+if [ -z "$agent" ] || [ -z "$kubelet" ] || [ -z "$containerd" ]; then
+    echo "node processes not found (agent '$agent', kubelet '$kubelet', containerd '$containerd')" >&2
+    exit 1
+fi
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime, in clock ticks
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; } # KiB
 hz=$(getconf CLK_TCK)

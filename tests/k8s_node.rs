@@ -38,11 +38,15 @@ fn daemonset_on_a_sandboxed_node() {
     let applied = Instant::now();
     c.kubectl(&["apply", "-k", "tests/k8s/node-overlay"], None)
         .success();
-    let label = wait_for(Duration::from_secs(180), "binfmtd.io/arm64 on the node", || {
-        c.labels(NODE)
-            .get("binfmtd.io/arm64")
-            .and_then(|v| v.as_str().map(str::to_string))
-    });
+    let label = wait_for(
+        Duration::from_secs(180),
+        "binfmtd.io/arm64 on the node",
+        || {
+            c.labels(NODE)
+                .get("binfmtd.io/arm64")
+                .and_then(|v| v.as_str().map(str::to_string))
+        },
+    );
     println!(
         "kubectl apply -k -> node label binfmtd.io/arm64={label}: {:.1} s",
         applied.elapsed().as_secs_f64()
@@ -85,7 +89,15 @@ fn daemonset_on_a_sandboxed_node() {
 
     // Deleting the DaemonSet leaves the entries (documented: SIGTERM unregisters nothing).
     c.kubectl(
-        &["-n", NS, "delete", "daemonset", "binfmtd", "--wait=true", "--timeout=120s"],
+        &[
+            "-n",
+            NS,
+            "delete",
+            "daemonset",
+            "binfmtd",
+            "--wait=true",
+            "--timeout=120s",
+        ],
         None,
     )
     .success();
@@ -112,7 +124,10 @@ fn daemonset_on_a_sandboxed_node() {
                 level == "error" || (v.is_null() && l.to_ascii_lowercase().contains("error"))
             })
             .collect();
-        assert!(errors.is_empty(), "agent pod {pod} logged errors: {errors:#?}\n{log}");
+        assert!(
+            errors.is_empty(),
+            "agent pod {pod} logged errors: {errors:#?}\n{log}"
+        );
     }
     assert_eq!(before, host::snapshot(), "the host's binfmt_misc changed");
 }
@@ -120,7 +135,14 @@ fn daemonset_on_a_sandboxed_node() {
 /// Wait until the DaemonSet's rollout is complete (every pod updated and Ready).
 fn rollout_done(c: &Cluster) {
     let out = c.kubectl(
-        &["-n", NS, "rollout", "status", "daemonset/binfmtd", "--timeout=180s"],
+        &[
+            "-n",
+            NS,
+            "rollout",
+            "status",
+            "daemonset/binfmtd",
+            "--timeout=180s",
+        ],
         None,
     );
     assert!(
@@ -164,7 +186,10 @@ fn assert_labelled_by_pod_token(c: &Cluster) {
                 && e["user"]["username"] != format!("system:node:{NODE}")
         })
         .collect();
-    assert!(!patches.is_empty(), "no PATCH of node {NODE} by the agent in the audit log");
+    assert!(
+        !patches.is_empty(),
+        "no PATCH of node {NODE} by the agent in the audit log"
+    );
     for e in &patches {
         assert_eq!(
             e["user"]["username"], "system:serviceaccount:binfmtd:binfmtd",

@@ -55,7 +55,7 @@ mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 # /usr/bin/qemu-* belong to an unmapped uid here). The test overlay's config points here.
 mkdir -p /run/qemu
 mount -t tmpfs -o mode=0755 tmpfs /run/qemu
-for q in /usr/bin/qemu-aarch64-static; do cp "$q" /run/qemu/; done
+cp /usr/bin/qemu-aarch64-static /run/qemu/
 
 # --- network: loopback with the API server's ClusterIP, a node address, the CNI bridge
 hostname binfmtd-node

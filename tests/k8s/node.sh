@@ -27,7 +27,6 @@ usage() { die "usage: node.sh up DIR | import DIR TAR NAME | exec DIR CMD... | d
 
 NODE=binfmtd-node
 HOST_ID=100000   # the node's root; 65534 ids from there
-NODE_IP=10.96.0.2
 
 # The v1 hierarchies mounted here: "MOUNTPOINT OPTIONS" per line (OPTIONS without rw/relatime).
 hierarchies() {
@@ -69,7 +68,7 @@ remove_cgroups() { # DIR
     local f=$1/node/cgroups cg
     [ -f "$f" ] || return 0
     while read -r cg; do
-        [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+        if [ -d "$cg" ]; then find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
     done <"$f"
 }
 
@@ -77,7 +76,7 @@ node_pid() { # DIR: the host pid of the node's pid 1
     local dir=$1 outer
     outer=$(cat "$dir/node/sandbox.pid" 2>/dev/null) || die "no node in $dir. Hint: cluster.sh up $dir --node"
     # unshare --fork: the only child of the unshare process is the node's pid 1.
-    cat "/proc/$outer/task/$outer/children" 2>/dev/null | awk '{print $1}'
+    awk '{print $1}' "/proc/$outer/task/$outer/children" 2>/dev/null
 }
 
 in_node() { # DIR CMD...: as the node's root, in all its namespaces

@@ -223,7 +223,15 @@ pub fn arm64_pod(c: &Cluster, name: &str) {
 pub fn finished(c: &Cluster, ns: &str, pod: &str, limit: Duration) -> (String, String) {
     let phase = wait_for(limit, &format!("pod {ns}/{pod} to finish"), || {
         let out = c.kubectl(
-            &["get", "pod", pod, "-n", ns, "-o", "jsonpath={.status.phase}"],
+            &[
+                "get",
+                "pod",
+                pod,
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.status.phase}",
+            ],
             None,
         );
         let p = out.stdout.trim().to_string();
