@@ -72,24 +72,41 @@ pub fn start() -> Option<Cluster> {
     Some(c)
 }
 
+/// The Node registered by the kubelet and Ready (runtime and CNI ready). A kubelet that exits,
+/// or a node not Ready within 180 s, fails with the kubelet's last lines.
 fn wait_node_ready(c: &Cluster) {
-    let out = c.kubectl(
-        &[
-            "wait",
-            "--for=condition=Ready",
-            &format!("node/{NODE}"),
-            "--timeout=180s",
-        ],
-        None,
-    );
-    assert!(
-        out.ok,
-        "node {NODE} did not become Ready within 180 s: {}{}\n--- kubelet.log (last 60 lines) ---\n{}\n--- containerd.log ---\n{}",
-        out.stdout,
-        out.stderr,
-        log_tail(c, "kubelet", 60),
-        log_tail(c, "containerd", 20)
-    );
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let exited = c.dir.join("node/kubelet-exited");
+    loop {
+        let out = c.kubectl(
+            &[
+                "get",
+                "node",
+                NODE,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ],
+            None,
+        );
+        if out.ok && out.stdout.trim() == "True" {
+            return;
+        }
+        let why = if exited.exists() {
+            "the kubelet exited"
+        } else if Instant::now() > deadline {
+            "not Ready within 180 s"
+        } else {
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        };
+        panic!(
+            "node {NODE}: {why} ({}{})\n--- kubelet.log (last 60 lines) ---\n{}\n--- containerd.log ---\n{}",
+            out.stdout,
+            out.stderr.trim(),
+            log_tail(c, "kubelet", 60),
+            log_tail(c, "containerd", 20)
+        );
+    }
 }
 
 /// Run `args` inside the node (all its namespaces, as its root).
