@@ -72,14 +72,35 @@ fn daemonset_on_a_sandboxed_node() {
     let (phase, out) = finished(&c, "default", "arm64-first", Duration::from_secs(120));
     assert_eq!((phase.as_str(), out.trim()), ("Succeeded", "aarch64"));
 
-    // The agent's log so far (its pod's files go when the rollout deletes it).
-    let mut agent_logs = vec![(pod.clone(), container_logs(&c, NS, &pod))];
-
-    // A rollout restart: an arm64 pod started while the old agent stops and the new one
-    // starts still runs, since the entries stay registered.
+    // A rollout restart: once the old agent has stopped (SIGTERM leaves the entries), an arm64
+    // pod is started, while the new agent is still starting; it runs.
     c.kubectl(&["-n", NS, "rollout", "restart", "daemonset/binfmtd"], None)
         .success();
+    // The old pod's log is read until it stops: its files go soon after.
+    let mut old_log = String::new();
+    wait_for(Duration::from_secs(60), "the old agent pod to stop", || {
+        let log = container_logs(&c, NS, &pod);
+        if log.len() > old_log.len() {
+            old_log = log;
+        }
+        let out = c.kubectl(&["-n", NS, "get", "pod", &pod, "-o", "json"], None);
+        if !out.ok {
+            return Some(()); // already gone
+        }
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let stopped = v["status"]["containerStatuses"][0]["state"]["terminated"].is_object();
+        (v["metadata"]["deletionTimestamp"].is_string() && stopped).then_some(())
+    });
+    let mut agent_logs = vec![(pod.clone(), old_log)];
     arm64_pod(&c, "arm64-rollout");
+    let ready = c.kubectl(
+        &["-n", NS, "get", "pods", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}"],
+        None,
+    );
+    println!(
+        "agent pods when arm64-rollout was created: {}",
+        ready.stdout
+    );
     rollout_done(&c);
     let (phase, out) = finished(&c, "default", "arm64-rollout", Duration::from_secs(120));
     assert_eq!((phase.as_str(), out.trim()), ("Succeeded", "aarch64"));
