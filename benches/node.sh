@@ -15,6 +15,7 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 
 cargo build --release --locked --target x86_64-unknown-linux-musl >/dev/null 2>&1
 work=$(mktemp -d)
+chmod 0711 "$work"   # the node's root (an unprivileged host uid) reaches its files below
 dir=$work/cluster
 cleanup() { bash tests/k8s/cluster.sh down "$dir" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -24,11 +25,15 @@ VERSION=$version bash packaging/oci.sh "$work/dist" x86_64
 bash tests/k8s/cluster.sh up "$dir" --node >/dev/null
 kubectl=$(cat "$dir/bin")/kubectl
 k() { "$kubectl" --kubeconfig "$dir/kubeconfig" "$@"; }
-k wait --for=condition=Ready node/binfmtd-node --timeout=180s >/dev/null
+for _ in $(seq 1 360); do   # the kubelet registers the Node, then reports it Ready
+    [ "$(k get node binfmtd-node -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ] && break
+    sleep 0.5
+done
+k wait --for=condition=Ready node/binfmtd-node --timeout=1s >/dev/null
 bash tests/k8s/node.sh import "$dir" "$work/dist/binfmtd-$version-oci.tar" localhost/binfmtd:dev
 
 now() { date +%s.%N; }
-calc() { awk "BEGIN { print $1 }"; }  # floating-point arithmetic without bc
+calc() { awk "BEGIN { print ($1) }"; }  # floating-point arithmetic without bc
 t0=$(now)
 k apply -k tests/k8s/node-overlay >/dev/null
 until [ "$(k get node binfmtd-node -o jsonpath='{.metadata.labels.binfmtd\.io/arm64}')" = emulated ]; do

@@ -103,6 +103,11 @@ up() { # DIR
     mkdir -p "$nd"
     # The node's root (host uid 100000) must reach DIR/node, not read DIR (the CA key is there).
     chmod 0711 "$dir"
+    local d=$dir
+    while d=$(dirname "$d") && [ "$d" != / ]; do
+        [ $(( 0$(stat -c %a "$d") & 01 )) -ne 0 ] ||
+            die "$d (mode $(stat -c %a "$d")) keeps other users out, so the node's root (host uid $HOST_ID) cannot reach $dir/node. Hint: put DIR under a directory others may search, e.g. /tmp"
+    done
     # The kubelet's identity: system:node:NAME in system:nodes, as the Node authorizer expects.
     local kc
     kc=$(bash "$here/cluster.sh" user "$dir" "system:node:$NODE" system:nodes)
@@ -139,12 +144,15 @@ C
     local outer ours
     outer=$(cat "$nd/sandbox.pid")
     ours=$(readlink /proc/self/ns/user)
+    local theirs=""
     for _ in $(seq 1 200); do
-        [ "$(readlink "/proc/$outer/ns/user" 2>/dev/null)" != "$ours" ] && break
+        theirs=$(readlink "/proc/$outer/ns/user" 2>/dev/null) ||
+            { cat "$nd/sandbox.log" >&2; die "the node's first process exited before its user namespace existed (log above)"; }
+        [ "$theirs" != "$ours" ] && break
         sleep 0.05
     done
-    [ "$(readlink "/proc/$outer/ns/user" 2>/dev/null)" != "$ours" ] ||
-        { cat "$nd/sandbox.log" >&2; die "the node's user namespace was not created (log above)"; }
+    [ "$theirs" != "$ours" ] ||
+        { cat "$nd/sandbox.log" >&2; die "the node's user namespace was not created within 10 s (log above)"; }
     echo "0 $HOST_ID 65534" >"/proc/$outer/uid_map"
     echo "0 $HOST_ID 65534" >"/proc/$outer/gid_map"
     echo go >"$nd/gate"
