@@ -33,6 +33,9 @@ packages=(
     # tests/k8s/registry.sh: the placement tests' registries (the CNCF distribution registry),
     # htpasswd for the basic-auth one
     docker-registry apache2-utils
+    # tests/k8s/node.sh: the sandboxed node's pod network (bridge, host-local, loopback) and its
+    # bridge to the API server on the host's loopback (containerd, runc, umoci, jq, gcc above)
+    containernetworking-plugins socat
 )
 
 # tests/run.sh installs first and then runs tests/release.sh: no second apt round.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the real Kubernetes control plane the tests run against: kube-apiserver, kubectl,
-# kube-controller-manager and kube-scheduler from one k8s.io/kubernetes release, and the etcd
-# that release stores its objects in, all from the Go module proxy (no registry ships these).
+# Builds the real Kubernetes components the tests run against: kube-apiserver, kubectl,
+# kube-controller-manager, kube-scheduler and the kubelet (for the sandboxed node of
+# `cluster.sh up DIR --node`) from one k8s.io/kubernetes release, and the etcd that release
+# stores its objects in, all from the Go module proxy (no registry ships these).
 #
 #   tests/k8s/build.sh            build once, or reuse; prints the directory holding the binaries
 #   tests/k8s/build.sh --check    print that directory if it is complete, else exit 3 (never builds)
@@ -18,14 +19,16 @@ GO_MIN=1.26           # etcd 3.6.16's go.mod says go 1.26.0
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${BINFMTD_K8S_CACHE:-/var/cache/binfmtd-tests}
-out=$cache/k8s-$K8S_VERSION-etcd-$ETCD_VERSION
-bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl)
+bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
+# Keyed by the versions and the set of binaries: adding a binary builds a new directory (the
+# module and build caches make that quick) instead of deleting one a running test still uses.
+out=$cache/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-$(printf '%s\n' "${bins[@]}" | sha256sum | cut -c1-8)
 
 die() { echo "k8s build: $*" >&2; exit 1; }
 
 stamp_text() {
     # What the binaries were built from: a change to any of it is a rebuild.
-    echo "kubernetes $K8S_VERSION etcd $ETCD_VERSION"
+    echo "kubernetes $K8S_VERSION etcd $ETCD_VERSION: ${bins[*]}"
     go env GOVERSION GOOS GOARCH
     cat "$here"/kubernetes/go.mod "$here"/kubernetes/go.sum "$here"/etcd/go.mod "$here"/etcd/go.sum | sha256sum
 }
@@ -71,7 +74,7 @@ echo "k8s build: kubernetes $K8S_VERSION + etcd $ETCD_VERSION into $out (a cold 
     die "building etcd $ETCD_VERSION failed (output above). Hint: the Go module proxy must be reachable for a cold build."
 (cd "$here/kubernetes" && go build -ldflags "$ldflags" -o "$tmp/bin/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl) ||
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet) ||
     die "building kubernetes $K8S_VERSION failed (output above). Hint: the Go module proxy must be reachable for a cold build."
 "$tmp/bin/kube-apiserver" --version | grep -qx "Kubernetes $K8S_VERSION" ||
     die "kube-apiserver reports '$("$tmp/bin/kube-apiserver" --version)', not $K8S_VERSION"

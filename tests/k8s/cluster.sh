@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane on loopback, for tests and for people: etcd and kube-apiserver
-# (plus kube-controller-manager and kube-scheduler with --controllers), built by build.sh.
+# (plus kube-controller-manager and kube-scheduler with --controllers), built by build.sh; with
+# --node also a node (kubelet + containerd) that is a sandbox, never this machine (node.sh).
 #
-#   tests/k8s/cluster.sh up DIR [--controllers] [--until-exit PID]
+#   tests/k8s/cluster.sh up DIR [--controllers] [--node] [--until-exit PID]
 #   tests/k8s/cluster.sh user DIR NAME [GROUP]   a client-certificate kubeconfig: prints its path
 #   tests/k8s/cluster.sh down DIR
 #
@@ -15,7 +16,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 die() { echo "cluster.sh: $*" >&2; exit 1; }
-usage() { die "usage: cluster.sh up DIR [--controllers] [--until-exit PID] | user DIR NAME [GROUP] | down DIR"; }
+usage() { die "usage: cluster.sh up DIR [--controllers] [--node] [--until-exit PID] | user DIR NAME [GROUP] | down DIR"; }
 
 # A free TCP port on 127.0.0.1 (the kernel picks it; the process binds it moments later).
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -106,12 +107,14 @@ rules:
 EOF
 }
 
-up() { # DIR [--controllers] [--until-exit PID]
-    local dir=$1 controllers=0 watch=""
+up() { # DIR [--controllers] [--node] [--until-exit PID]
+    local dir=$1 controllers=0 node=0 watch=""
     shift
     while [ $# -gt 0 ]; do
         case $1 in
             --controllers) controllers=1 ;;
+            # A node needs the DaemonSet controller, the scheduler and the root-CA publisher.
+            --node) controllers=1 node=1 ;;
             --until-exit) watch=${2:?--until-exit needs a pid}; shift ;;
             *) usage ;;
         esac
@@ -155,6 +158,8 @@ up() { # DIR [--controllers] [--until-exit PID]
         start "$dir" kube-scheduler "$bin/kube-scheduler" \
             --kubeconfig="$dir/scheduler.kubeconfig" --secure-port=0 --leader-elect=false
     fi
+    # On failure node.sh prints the node's log (the kubelet's reason) and up fails.
+    if [ "$node" = 1 ]; then bash "$here/node.sh" up "$dir"; fi
     if [ -n "$watch" ]; then
         # A simple command (not a list) in the background: nothing keeps up's stdout open, so
         # a caller that reads it to the end is not left waiting for the watcher.
@@ -176,6 +181,7 @@ down() { # DIR
     local dir=$1 n pid exe bin
     [ -f "$dir/bin" ] || die "$dir holds no cluster started by cluster.sh up"
     bin=$(cat "$dir/bin")
+    [ -d "$dir/node" ] && bash "$here/node.sh" down "$dir"
     for n in kube-scheduler kube-controller-manager kube-apiserver etcd; do
         [ -f "$dir/$n.pid" ] || continue
         pid=$(cat "$dir/$n.pid")
