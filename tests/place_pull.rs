@@ -44,6 +44,7 @@ fn crictl() -> Option<PathBuf> {
 /// with a pause image built here (no registry on the internet) and crun doing the work
 /// through a runc-named wrapper (cgroups cannot be delegated into this sandbox).
 fn cri_setup(host: &str, native_busybox: &str) -> String {
+    let (_, port) = host.rsplit_once(':').expect("the registry's host is 127.0.0.1:PORT");
     format!(
         r#"if [ -d /sys/fs/cgroup/unified ]; then mount -t tmpfs none /sys/fs/cgroup/unified; fi
 mkdir -p /run/ctd /tmp/ctd/certs.d/{host} /tmp/ctd/logs /tmp/ctd/cni/bin /tmp/ctd/cni/net.d
@@ -84,9 +85,9 @@ CFG
 # containerd in network and UTS namespaces of the sandbox's own: a pod on the node's network
 # joins containerd's, and namespaces owned by the host's user namespace cannot be joined from
 # in here (setns: EPERM). The registry on the host's loopback is forwarded in.
-python3 "$FORWARD" unix-to-tcp /run/ctd/registry.sock {host} 2>>/tmp/ctd/log &
+socat UNIX-LISTEN:/run/ctd/registry.sock,fork TCP:{host} 2>>/tmp/ctd/log &
 unshare --net --uts sh -c 'ip link set lo up &&
-    {{ python3 "$FORWARD" tcp-to-unix {host} /run/ctd/registry.sock & }} &&
+    {{ socat TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:/run/ctd/registry.sock & }} &&
     exec containerd --config /tmp/ctd/config.toml' >/tmp/ctd/log 2>&1 &
 ctd=$!
 # The pause image: a native busybox that sleeps, imported where CRI looks (namespace k8s.io).
@@ -147,10 +148,6 @@ fn an_index_without_the_node_platform_fails_and_its_platform_digest_runs_emulate
         .env("CRICTL", crictl.display().to_string())
         // The sandbox has a /tmp of its own: the CA travels by value.
         .env("REGISTRY_CA", reg.ca_pem.clone())
-        .env(
-            "FORWARD",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/k8s/unix-forward.py"),
-        )
         .run_script(&format!(
             "{setup}{RUN_IN_POD}\
              section index; code crictl pull {index} 2>&1\n\
