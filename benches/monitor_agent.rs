@@ -10,15 +10,18 @@
 //! - RSS growth with 10,000 distinct programs seen: the agent's VmRSS before and after
 //!   10,000 execs of distinct file names (ENOEXEC, each its own path), beside the same for the
 //!   agent without the monitor; and the status tables (`monitor::tally`) plus the Event rate
-//!   limiter fed 10,000 distinct emulated programs in this process, beside a plain list of the
-//!   same 10,000 paths (what an unbounded table would keep).
+//!   limiter fed 10,000 and 100,000 distinct emulated programs in this process, their exact
+//!   heap bytes (a counting allocator) beside a plain list of the same paths (what an
+//!   unbounded table would keep).
 //!
 //! Run: `cargo bench --bench monitor_agent` (as root: tracefs; see BENCHMARKS.md). Under
 //! `cargo test` one short round checks that the bench still works.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use binfmtd::monitor::ratelimit::{Key, RateLimit};
@@ -126,51 +129,73 @@ fn main() {
     tables(s.distinct);
 }
 
-/// The status tables and the rate limiter with `n` distinct emulated programs, in this
-/// process, beside a list of the same paths.
-fn tables(n: usize) {
-    let paths: Vec<String> = (0..n)
-        .map(|i| format!("/usr/local/lib/app/bin/program-{i:05}"))
-        .collect();
-    let base = rss_kib(std::process::id());
-    let list: Vec<String> = paths.clone();
-    let with_list = rss_kib(std::process::id());
-    let mut tally = Tally::new(Path::new("/proc/sys/fs/binfmt_misc"), vec!["x86_64"]);
-    let mut limit = RateLimit::new(Duration::from_secs(600), 4096);
-    for (i, p) in paths.iter().enumerate() {
-        let e = Event {
-            kind: Kind::Emulated,
-            arch: Some("aarch64"),
-            path: Some(p.clone()),
-            pid: i as i32,
-            pod_uid: Some(format!("pod-{}", i % 200)),
-            container_id: Some(format!("{:064x}", i % 200)),
-            unit: None,
-        };
-        tally.record(&e, i as u64);
-        limit.allow(Key::of(&e), Duration::from_secs(i as u64));
+/// Heap bytes live in this process, counted by the allocator below (exact, unlike RSS).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+struct Counting;
+
+// SAFETY: forwards to the system allocator, only counting.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size(), Ordering::Relaxed);
+        unsafe { System.alloc(l) }
     }
-    let kept: usize = tally
-        .view()
-        .containers
-        .iter()
-        .map(|c| c.programs.len())
-        .sum();
-    let with_tables = rss_kib(std::process::id());
-    println!("\nIn-process, {n} distinct emulated programs in 200 containers:");
-    println!("| what | RSS growth (KiB) | rows kept |");
-    println!("|---|---|---|");
-    println!(
-        "| anchor: a list of the {n} paths | {} | {} |",
-        with_list - base,
-        list.len()
-    );
-    println!(
-        "| status tables + Event rate limiter | {} | {kept} programs, {} limiter keys |",
-        with_tables as i64 - with_list as i64,
-        limit.len()
-    );
-    std::hint::black_box(list);
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// The status tables and the Event rate limiter fed `n` and then 10 x `n` distinct emulated
+/// programs (in 200 containers), in this process: their heap bytes beside a plain list of
+/// the same paths (what an unbounded table would keep).
+fn tables(n: usize) {
+    println!("\nIn-process heap, distinct emulated programs in 200 containers (exact bytes live):");
+    println!("| programs seen | anchor: a list of the paths (KiB) | status tables + Event rate limiter (KiB) | rows kept |");
+    println!("|---|---|---|---|");
+    for n in [n, 10 * n] {
+        let paths: Vec<String> = (0..n)
+            .map(|i| format!("/usr/local/lib/app/bin/program-{i:06}"))
+            .collect();
+        let before = LIVE.load(Ordering::Relaxed);
+        let list: Vec<String> = paths.clone();
+        let list_bytes = LIVE.load(Ordering::Relaxed) - before;
+        let before = LIVE.load(Ordering::Relaxed);
+        let mut tally = Tally::new(Path::new("/proc/sys/fs/binfmt_misc"), vec!["x86_64"]);
+        let mut limit = RateLimit::new(Duration::from_secs(600), 4096);
+        for (i, p) in paths.iter().enumerate() {
+            let e = Event {
+                kind: Kind::Emulated,
+                arch: Some("aarch64"),
+                path: Some(p.clone()),
+                pid: i as i32,
+                pod_uid: Some(format!("pod-{}", i * 200 / n)),
+                container_id: Some(format!("{:064x}", i * 200 / n)),
+                unit: None,
+            };
+            tally.record(&e, i as u64);
+            // One exec a millisecond: the 10-minute window never frees a key here.
+            limit.allow(Key::of(&e), Duration::from_millis(i as u64));
+        }
+        let tables_bytes = LIVE.load(Ordering::Relaxed) - before;
+        let kept: usize = tally
+            .view()
+            .containers
+            .iter()
+            .map(|c| c.programs.len())
+            .sum();
+        println!(
+            "| {n} | {} | {} | {} containers, {kept} programs, {} limiter keys |",
+            list_bytes / 1024,
+            tables_bytes / 1024,
+            tally.view().containers.len(),
+            limit.len()
+        );
+        std::hint::black_box((list, tally, limit));
+    }
 }
 
 fn write_exe(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
