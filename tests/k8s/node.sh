@@ -121,7 +121,9 @@ up() { # DIR
 static void stop(int s) { (void)s; _exit(0); }
 int main(void) { signal(SIGINT, stop); signal(SIGTERM, stop); for (;;) pause(); }
 C
-    bash "$here/node-image.sh" "$nd/pause.tar" 3.10 amd64 "$nd/pause:/pause" -- /pause
+    local arch
+    case $(uname -m) in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
+    bash "$here/node-image.sh" "$nd/pause.tar" 3.10 "$arch" "$nd/pause:/pause" -- /pause
     chown -R "$HOST_ID:$HOST_ID" "$nd"
 
     # The API server, served on a unix socket the node's socat connects to.

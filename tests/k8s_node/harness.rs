@@ -161,11 +161,19 @@ pub fn agent_image(work: &Path) -> PathBuf {
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target = "x86_64-unknown-linux-musl";
-    let build = Command::new(cargo)
-        .args(["build", "--release", "--locked", "--target", target])
-        .current_dir(repo())
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--release", "--locked", "--target", target])
+        .current_dir(repo());
+    // Without the variables cargo sets for a test process, so this build is the one a shell's
+    // `cargo build` makes, and not a second one that replaces it (build scripts watch some).
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        let ours = k == "CARGO_HOME" || k == "CARGO_TARGET_DIR";
+        if (k.starts_with("CARGO_") && !ours) || k == "LD_LIBRARY_PATH" || k == "OUT_DIR" {
+            cmd.env_remove(k.as_ref());
+        }
+    }
+    let build = cmd.output().unwrap();
     assert!(
         build.status.success(),
         "cargo build --release --target {target}: {}",
