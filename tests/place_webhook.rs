@@ -421,6 +421,31 @@ fn two_replicas_racing_end_with_one_certificate_and_renewal_keeps_the_ca() {
     let regenerated = ensure();
     assert_ne!(regenerated.ca_pem, after.ca_pem);
     assert_eq!(bundles(c), vec![json!(b64(&regenerated.ca_pem)); 2]);
+
+    // `keep`, as the component runs it, reissues once renewal is due and hands the new
+    // certificate over (the webhook reloads it); rounds with nothing to do hand nothing over.
+    c.kubectl(
+        &["annotate", "secret", "-n", ns, secret, "--overwrite", &soon],
+        None,
+    )
+    .success();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let keeping = cert::keep(
+        client.clone(),
+        ns,
+        secret,
+        "binfmtd-placement",
+        name,
+        &[],
+        regenerated.clone(),
+        Duration::from_millis(200),
+        |c: &ServingCert| tx.send(c.clone()).unwrap(),
+    );
+    let _ = rt.block_on(tokio::time::timeout(Duration::from_secs(3), keeping));
+    let handed: Vec<ServingCert> = rx.try_iter().collect();
+    assert_eq!(handed.len(), 1, "{handed:?}");
+    assert_eq!(handed[0].ca_pem, regenerated.ca_pem);
+    assert_ne!(handed[0].cert_pem, regenerated.cert_pem);
 }
 
 /// An elector on its own thread until `stop` fires; its leadership as it changes.
@@ -633,6 +658,15 @@ fn slow_and_idle_clients_do_not_block_mutate_and_bad_requests_are_refused() {
     assert_eq!(code, 411);
     // The wrong name for the certificate: the client refuses the server.
     assert!(support::https(&client, hook.addr, "other.ns.svc", "GET", "/healthz", b"").is_err());
+
+    // A renewed certificate (here from a new CA, to tell them apart) is served from the next
+    // connection on.
+    let renewed = cert::generate("ns", &names, cert::now()).unwrap().serving;
+    hook.reload(&renewed).unwrap();
+    let new_client = support::tls_client(&renewed.ca_pem);
+    let (code, _) = support::https(&new_client, hook.addr, name, "GET", "/healthz", b"").unwrap();
+    assert_eq!(code, 200);
+    assert!(support::https(&client, hook.addr, name, "GET", "/healthz", b"").is_err());
 }
 
 /// Send `head` as is over TLS; the status code.
