@@ -198,12 +198,15 @@ fn pods_are_gated_in_opted_in_namespaces_only() {
     assert_eq!(gates(&gated), [GATE]);
     let pod_name = gated["metadata"]["name"].as_str().unwrap().to_string();
     let notes = audit_annotations(c, "pw-gate-in", &pod_name);
-    let mutation: Value = serde_json::from_str(
-        notes["mutation.webhook.admission.k8s.io/round_0_index_0"]
-            .as_str()
-            .unwrap_or("{}"),
-    )
-    .unwrap();
+    // Which index the configuration has depends on the others present (other tests').
+    let mutation = notes
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("mutation.webhook.admission.k8s.io/"))
+        .filter_map(|(_, v)| serde_json::from_str::<Value>(v.as_str()?).ok())
+        .find(|m| m["configuration"] == name)
+        .unwrap_or_default();
     assert_eq!(mutation["configuration"], name, "{notes}");
     assert_eq!(mutation["mutated"], true, "{notes}");
     let calls = hook
@@ -287,9 +290,7 @@ fn with_the_webhook_down_or_hanging_pods_are_created_ungated() {
             let took = t.elapsed();
             assert_eq!(gates(&created), Vec::<String>::new(), "{created}");
             let notes = audit_annotations(c, &ns, &pod);
-            let failed_open = notes["failed-open.webhook.admission.k8s.io/round_0_index_0"]
-                .as_str()
-                .map(str::to_string);
+            let failed_open = failed_open(&notes, name);
             if let Some(w) = failed_open {
                 assert_eq!(w, "gate.placement.binfmtd.io", "{notes}");
                 if name == "pw-hang" {
@@ -305,6 +306,22 @@ fn with_the_webhook_down_or_hanging_pods_are_created_ungated() {
             std::thread::sleep(Duration::from_millis(300));
         }
     }
+}
+
+/// The webhook of configuration `name` that failed open, from a create's audit annotations
+/// (`mutation.webhook...`/`failed-open.mutation.webhook...` share their round_R_index_I suffix;
+/// the index depends on the other configurations present).
+fn failed_open(notes: &Value, name: &str) -> Option<String> {
+    let notes = notes.as_object()?;
+    notes.iter().find_map(|(k, v)| {
+        let suffix = k.strip_prefix("mutation.webhook.admission.k8s.io/")?;
+        let m: Value = serde_json::from_str(v.as_str()?).ok()?;
+        if m["configuration"] != name {
+            return None;
+        }
+        let key = format!("failed-open.mutation.webhook.admission.k8s.io/{suffix}");
+        notes.get(&key)?.as_str().map(str::to_string)
+    })
 }
 
 fn ensure_in_thread(
@@ -441,7 +458,7 @@ fn two_replicas_racing_end_with_one_certificate_and_renewal_keeps_the_ca() {
         Duration::from_millis(200),
         |c: &ServingCert| tx.send(c.clone()).unwrap(),
     );
-    let _ = rt.block_on(tokio::time::timeout(Duration::from_secs(3), keeping));
+    let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(3), keeping).await });
     let handed: Vec<ServingCert> = rx.try_iter().collect();
     assert_eq!(handed.len(), 1, "{handed:?}");
     assert_eq!(handed[0].ca_pem, regenerated.ca_pem);
