@@ -99,7 +99,7 @@ fn get_json(c: &Cluster, args: &[&str]) -> Value {
     serde_json::from_str(&c.kubectl(&a, None).success().stdout).unwrap()
 }
 
-/// The audit annotations of the create of pod `ns/name`.
+/// The audit annotations of the (successful) create of pod `ns/name`.
 fn audit_annotations(c: &Cluster, ns: &str, name: &str) -> Value {
     let until = Instant::now() + Duration::from_secs(10);
     loop {
@@ -109,6 +109,8 @@ fn audit_annotations(c: &Cluster, ns: &str, name: &str) -> Value {
                 && e["objectRef"]["namespace"] == ns
                 && e["objectRef"]["name"] == name
                 && e["stage"] == "ResponseComplete"
+                // Not an attempt refused before the ServiceAccount existed.
+                && e["responseStatus"]["code"] == 201
         });
         if let Some(e) = found {
             return e["annotations"].clone();
