@@ -201,6 +201,23 @@ fn main() {
         "pod create through the webhook ({RATE}/s, {n} pods): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; added by the webhook: p50 {:+.2} ms, p99 {:+.2} ms (ratio to anchor p99: {:.2}x)",
         ms(t50), ms(t99), ms(tmax), ms(t50) - ms(a50), ms(t99) - ms(a99), ms(t99) / ms(a99)
     );
+    // Pods the API server created without asking the webhook successfully (failed open).
+    let api: Api<Pod> = Api::namespaced(client.clone(), "pw-bench-in");
+    let listed = rt.block_on(api.list(&Default::default())).unwrap();
+    let (mut measured, mut ungated) = (0, 0);
+    for p in listed.items.iter().filter(|p| {
+        p.metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| n.starts_with('r'))
+    }) {
+        measured += 1;
+        let gates = p.spec.as_ref().and_then(|s| s.scheduling_gates.as_ref());
+        if gates.is_none_or(|g| g.is_empty()) {
+            ungated += 1;
+        }
+    }
+    println!("through the webhook: {ungated} of {measured} pods were created ungated (the call failed open)");
     let stats = &hook.stats;
     println!(
         "webhook answered {} reviews ({} gated)",
