@@ -178,6 +178,12 @@ fn gate_to_ungate(k: &cluster::Cluster, reg: &registry::Registry) {
             .success();
     }
     k.kubectl(&["create", "namespace", "bench"], None).success();
+    // Pods are refused until the service-account controller has made "default".
+    let t = Instant::now();
+    while !k.kubectl(&["get", "serviceaccount", "-n", "bench", "default"], None).ok {
+        assert!(t.elapsed() < Duration::from_secs(60), "no default service account");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let img = reg.reference("amd64only:v1");
     let rounds = 5;
     let (mut ungate, mut gate_bound, mut anchor) = (Vec::new(), Vec::new(), Vec::new());

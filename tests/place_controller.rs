@@ -347,3 +347,85 @@ fn decisions_are_counted_by_outcome_on_metrics() {
     assert!(n >= 1.0, "{placed}");
     assert!(body.contains("binfmtd_placement_leader 1"), "{body}");
 }
+
+/// The component's MutatingWebhookConfiguration (daemonset/components/placement/webhook.yaml).
+fn component_webhook(k: &Cluster) -> Value {
+    let out = k
+        .kubectl(
+            &["create", "--dry-run=client", "-o", "json", "-f", "daemonset/components/placement/webhook.yaml"],
+            None,
+        )
+        .success();
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+#[path = "place_webhook_support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+/// The whole path: `binfmtd place --no-controller` (the webhook, its certificate and the
+/// caBundle it keeps) gates a pod created in an opted-in namespace; the controller places it.
+/// A namespace without the label is not gated.
+#[test]
+fn the_webhook_gates_and_the_controller_places_end_to_end() {
+    let Some(e) = env() else { return };
+    let (own, name) = ("e2e-own", "e2e-placement");
+    e.k.apply(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": own}}).to_string());
+    e.k.apply(
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "e2e",
+            "labels": {GATE: "enabled", "suite": name}}})
+        .to_string(),
+    );
+    e.k.apply(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "e2e-out",
+        "labels": {"suite": name}}}).to_string());
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}/mutate");
+    e.k.apply(&support::mwc(&component_webhook(e.k), name, &url, own).to_string());
+    let log = std::fs::File::create(e.k.dir.join("place-webhook.log")).unwrap();
+    let cmd = format!(
+        "{bin} place --kubeconfig {kc} --namespace {own} --no-controller --webhook-listen 127.0.0.1:{port} \
+         --listen 127.0.0.1:{mport} --webhook-configuration {name} --tls-secret e2e-tls --cert-extra-name 127.0.0.1 & c=$!; \
+         while kill -0 {parent} 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 1; done; kill $c 2>/dev/null",
+        bin = env!("CARGO_BIN_EXE_binfmtd"),
+        kc = e.k.kubeconfig.display(),
+        mport = free_port(),
+        parent = std::process::id(),
+    );
+    let _webhook = Command::new("sh").args(["-c", &cmd]).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+    // Ready once the caBundle is in the configuration and the endpoint answers a pod create.
+    let t0 = Instant::now();
+    loop {
+        let m = e.k.kubectl(&["get", "mutatingwebhookconfiguration", name, "-o", "json"], None).success();
+        let m: Value = serde_json::from_str(&m.stdout).unwrap();
+        let listening = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        if m["webhooks"][0]["clientConfig"]["caBundle"].is_string() && listening {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "webhook not up: {}",
+            std::fs::read_to_string(e.k.dir.join("place-webhook.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let img = e.anon.reference("amd64only:v1");
+    let mut p = pod("e2e", "p", &[("app", &img)], json!({}));
+    p["spec"].as_object_mut().unwrap().remove("schedulingGates");
+    let created = e.k.kubectl(&["create", "-f", "-", "-o", "json"], Some(&p.to_string())).success();
+    let created: Value = serde_json::from_str(&created.stdout).unwrap();
+    assert_eq!(gates(&created), json!([{"name": GATE}]), "gated at admission");
+    let p = bound(e, "e2e", "p");
+    assert_eq!(p["spec"]["nodeName"], AMD64);
+    assert_eq!(
+        image(&p, 0),
+        format!("{}/amd64only@{}", e.anon.host, e.anon.platform_digest("amd64only:v1", "amd64"))
+    );
+    assert_eq!(event(e, "e2e", "p").1, "Placed");
+
+    let mut q = pod("e2e-out", "q", &[("app", &img)], json!({}));
+    q["spec"].as_object_mut().unwrap().remove("schedulingGates");
+    let created = e.k.kubectl(&["create", "-f", "-", "-o", "json"], Some(&q.to_string())).success();
+    let created: Value = serde_json::from_str(&created.stdout).unwrap();
+    assert!(gates(&created).is_null(), "not opted in: {created:#}");
+    assert_eq!(image(&bound(e, "e2e-out", "q"), 0), img);
+}

@@ -45,6 +45,11 @@ pub struct PlaceArgs {
     #[arg(long, value_name = "NAME", default_value = "binfmtd-placement")]
     pub webhook_configuration: String,
 
+    /// One more name (or IP address) for the serving certificate, for a webhook reached by
+    /// URL rather than through the Service. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub cert_extra_name: Vec<String>,
+
     /// Secret holding the webhook's serving certificate and key (generated when missing).
     #[arg(long, value_name = "NAME", default_value = "binfmtd-placement-tls")]
     pub tls_secret: String,
@@ -123,15 +128,22 @@ async fn start_webhook(
 ) -> anyhow::Result<()> {
     let ensure = {
         let (client, ns) = (client.clone(), ns.to_string());
-        let (secret, service, mwc) = (
+        let (secret, service, mwc, extra) = (
             args.tls_secret.clone(),
             args.service.clone(),
             args.webhook_configuration.clone(),
+            args.cert_extra_name.clone(),
         );
         move || {
-            let (client, ns, secret, service, mwc) =
-                (client.clone(), ns.clone(), secret.clone(), service.clone(), mwc.clone());
-            async move { cert::ensure(client, &ns, &secret, &service, &mwc).await }
+            let (client, ns, secret, service, mwc, extra) = (
+                client.clone(),
+                ns.clone(),
+                secret.clone(),
+                service.clone(),
+                mwc.clone(),
+                extra.clone(),
+            );
+            async move { cert::ensure_for(client, &ns, &secret, &service, &mwc, &extra).await }
         }
     };
     let serving = ensure().await.map_err(environment)?;
