@@ -66,7 +66,12 @@ impl Registry {
         self.images
             .get(name_tag)
             .and_then(|m| m.get(key))
-            .unwrap_or_else(|| panic!("registry {} has no {key} for {name_tag}: {:?}", self.host, self.images))
+            .unwrap_or_else(|| {
+                panic!(
+                    "registry {} has no {key} for {name_tag}: {:?}",
+                    self.host, self.images
+                )
+            })
     }
 
     /// (user, password) for `Basic` and `Token`; None when anonymous.
@@ -80,8 +85,13 @@ impl Registry {
 
     /// A `kubernetes.io/dockerconfigjson` payload for this registry's credentials.
     pub fn dockerconfigjson(&self) -> String {
-        let (u, p) = self.credentials().expect("an anonymous registry needs no pull secret");
-        let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{u}:{p}"));
+        let (u, p) = self
+            .credentials()
+            .expect("an anonymous registry needs no pull secret");
+        let auth = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{u}:{p}"),
+        );
         serde_json::json!({"auths": {self.host.clone(): {"username": u, "password": p, "auth": auth}}})
             .to_string()
     }
@@ -182,7 +192,9 @@ fn start(auth: Auth, ca_from: Option<&Path>) -> Registry {
 }
 
 fn run(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run bash: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run bash: {e}"));
     assert!(
         out.status.success(),
         "{what} failed ({}):\n{}\n{}",
