@@ -485,8 +485,10 @@ fn component_webhook(k: &Cluster) -> Value {
 }
 
 #[path = "place_webhook_support/mod.rs"]
-#[allow(dead_code)]
 mod support;
+
+/// The webhook-only `binfmtd place` of the end-to-end test; its shell ends it with this binary.
+static WEBHOOK: OnceLock<Mutex<Child>> = OnceLock::new();
 
 /// The whole path: `binfmtd place --no-controller` (the webhook, its certificate and the
 /// caBundle it keeps) gates a pod created in an opted-in namespace; the controller places it.
@@ -521,12 +523,13 @@ fn the_webhook_gates_and_the_controller_places_end_to_end() {
         mport = free_port(),
         parent = std::process::id(),
     );
-    let _webhook = Command::new("sh")
+    let child = Command::new("sh")
         .args(["-c", &cmd])
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .unwrap();
+    WEBHOOK.set(Mutex::new(child)).expect("one end-to-end test");
     // Ready once the caBundle is in the configuration and the endpoint answers a pod create.
     let t0 = Instant::now();
     loop {

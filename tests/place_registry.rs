@@ -84,7 +84,7 @@ fn anonymous_registry_images_resolve_to_their_platforms() {
         );
         let by_digest = format!("{}/amd64only@{}", r.host, digest_of(&served.body));
         assert_eq!(
-            arches(&*res.resolve(&by_digest, &[]).await.unwrap()),
+            arches(&res.resolve(&by_digest, &[]).await.unwrap()),
             ["amd64"]
         );
         let pinned = format!(

@@ -46,7 +46,7 @@ pub fn gated(pod: &Pod) -> bool {
 #[derive(Debug)]
 pub enum Done {
     /// Patched (gate removed) with this decision.
-    Decided(Decision),
+    Decided(Box<Decision>),
     /// Gone, or no longer gated by us: nothing to do.
     Gone,
 }
@@ -246,7 +246,7 @@ pub async fn place<F: Fetch>(ctx: &Ctx<F>, pod: Pod) -> Result<Done, PodError> {
         match apply(&api, &name, patch(&pod, &decided, &ctx.prefix)).await {
             Ok(_) => {
                 tell(ctx, &pod, &decided).await;
-                return Ok(Done::Decided(decided));
+                return Ok(Done::Decided(Box::new(decided)));
             }
             Err(e) if refused(&e) && attempt < 2 => last_refusal = Some(e),
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Done::Gone),

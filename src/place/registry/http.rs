@@ -32,10 +32,12 @@ enum Auth {
     Basic(Credential),
 }
 
+/// (api host, scope, username) -> token and when it expires.
+type Tokens = HashMap<(String, String, String), (String, Instant)>;
+
 pub struct Http {
     client: Client,
-    /// (api host, scope, username) -> token and when it expires.
-    tokens: Mutex<HashMap<(String, String, String), (String, Instant)>>,
+    tokens: Mutex<Tokens>,
 }
 
 #[derive(Deserialize)]
