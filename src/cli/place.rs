@@ -45,6 +45,11 @@ pub struct PlaceArgs {
     #[arg(long, value_name = "NAME", default_value = "binfmtd-placement")]
     pub webhook_configuration: String,
 
+    /// One more name (or IP address) for the serving certificate, for a webhook reached by
+    /// URL rather than through the Service. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub cert_extra_name: Vec<String>,
+
     /// Secret holding the webhook's serving certificate and key (generated when missing).
     #[arg(long, value_name = "NAME", default_value = "binfmtd-placement-tls")]
     pub tls_secret: String,
@@ -123,19 +128,27 @@ async fn start_webhook(
 ) -> anyhow::Result<()> {
     let ensure = {
         let (client, ns) = (client.clone(), ns.to_string());
-        let (secret, service, mwc) = (
+        let (secret, service, mwc, extra) = (
             args.tls_secret.clone(),
             args.service.clone(),
             args.webhook_configuration.clone(),
+            args.cert_extra_name.clone(),
         );
         move || {
-            let (client, ns, secret, service, mwc) =
-                (client.clone(), ns.clone(), secret.clone(), service.clone(), mwc.clone());
-            async move { cert::ensure(client, &ns, &secret, &service, &mwc).await }
+            let (client, ns, secret, service, mwc, extra) = (
+                client.clone(),
+                ns.clone(),
+                secret.clone(),
+                service.clone(),
+                mwc.clone(),
+                extra.clone(),
+            );
+            async move { cert::ensure_for(client, &ns, &secret, &service, &mwc, &extra).await }
         }
     };
     let serving = ensure().await.map_err(environment)?;
-    let handle = webhook::spawn(args.webhook_listen, &serving, ns.to_string()).map_err(environment)?;
+    let handle =
+        webhook::spawn(args.webhook_listen, &serving, ns.to_string()).map_err(environment)?;
     tracing::info!(addr = %handle.addr, "serving the admission webhook (POST /mutate)");
     tokio::spawn(async move {
         let mut last_check = tokio::time::Instant::now();
@@ -148,7 +161,10 @@ async fn start_webhook(
                 handle.stats.refused.load(Ordering::Relaxed),
             ];
             let m = &shared.metrics;
-            for (i, c) in [&m.webhook_reviews, &m.webhook_gated, &m.webhook_refused].iter().enumerate() {
+            for (i, c) in [&m.webhook_reviews, &m.webhook_gated, &m.webhook_refused]
+                .iter()
+                .enumerate()
+            {
                 c.inc_by(now[i].saturating_sub(copied[i]));
             }
             copied = now;
@@ -215,7 +231,12 @@ pub fn run(args: PlaceArgs) -> anyhow::Result<Exit> {
             terminated().await;
             return Ok(Exit::Ok);
         }
-        let elector = Arc::new(Elector::new(client.clone(), &namespace, &args.lease, &identity));
+        let elector = Arc::new(Elector::new(
+            client.clone(),
+            &namespace,
+            &args.lease,
+            &identity,
+        ));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let campaign = {
             let elector = elector.clone();
