@@ -242,8 +242,11 @@ images() { # DIR
             "oci:$layout:$name" "docker://$host/$name:v1" ||
             die "pushing $name:v1 to $host failed (skopeo's message above; registry log: $dir/registry.log)"
         # Read back what the registry serves: the digests the tests expect are the registry's.
-        raw=$(skopeo inspect --raw --cert-dir "$work/certs" ${creds:+--creds "$creds"} "docker://$host/$name:v1")
-        digest=sha256:$(printf '%s' "$raw" | sha256sum | cut -d' ' -f1)
+        # Hashed as a file: $(...) would drop the document's final newline, and with it the digest.
+        skopeo inspect --raw --cert-dir "$work/certs" ${creds:+--creds "$creds"} "docker://$host/$name:v1" \
+            >"$work/served.json"
+        raw=$(cat "$work/served.json")
+        digest=sha256:$(sha256sum <"$work/served.json" | cut -d' ' -f1)
         entry=$(jq -c --arg d "$digest" '{digest: $d} + ([.manifests[]? | select(.platform.os == "linux")
                  | {key: .platform.architecture, value: .digest}] | from_entries)' <<<"$raw")
         [ "$name" = single ] && entry=$(jq -c --arg d "$digest" '. + {amd64: $d}' <<<"$entry")
