@@ -44,7 +44,9 @@ fn crictl() -> Option<PathBuf> {
 /// with a pause image built here (no registry on the internet) and crun doing the work
 /// through a runc-named wrapper (cgroups cannot be delegated into this sandbox).
 fn cri_setup(host: &str, native_busybox: &str) -> String {
-    let (_, port) = host.rsplit_once(':').expect("the registry's host is 127.0.0.1:PORT");
+    let (_, port) = host
+        .rsplit_once(':')
+        .expect("the registry's host is 127.0.0.1:PORT");
     format!(
         r#"if [ -d /sys/fs/cgroup/unified ]; then mount -t tmpfs none /sys/fs/cgroup/unified; fi
 mkdir -p /run/ctd /tmp/ctd/certs.d/{host} /tmp/ctd/logs /tmp/ctd/cni/bin /tmp/ctd/cni/net.d
