@@ -188,35 +188,21 @@ fn until(
 
 /// 3: the real control plane.
 fn gate_to_ungate(k: &cluster::Cluster, reg: &registry::Registry) {
-    for (name, labels) in [
-        (
-            "amd64-native",
-            json!({"kubernetes.io/arch": "amd64", "binfmtd.io/amd64": "native"}),
-        ),
-        (
-            "arm64-emulates",
-            json!({"kubernetes.io/arch": "arm64", "binfmtd.io/arm64": "native", "binfmtd.io/amd64": "emulated"}),
-        ),
-    ] {
-        let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}});
-        k.kubectl(&["create", "-f", "-"], Some(&node.to_string()))
-            .success();
-        let status = json!({"status": {"capacity": {"pods": "110"}, "allocatable": {"pods": "110"},
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "bench"}]}});
-        k.kubectl(
-            &[
-                "patch",
-                "node",
-                name,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                &status.to_string(),
-            ],
-            None,
-        )
-        .success();
-    }
+    k.ready_node(
+        "amd64-native",
+        &[
+            ("kubernetes.io/arch", "amd64"),
+            ("binfmtd.io/amd64", "native"),
+        ],
+    );
+    k.ready_node(
+        "arm64-emulates",
+        &[
+            ("kubernetes.io/arch", "arm64"),
+            ("binfmtd.io/arm64", "native"),
+            ("binfmtd.io/amd64", "emulated"),
+        ],
+    );
     k.kubectl(&["create", "namespace", "bench"], None).success();
     // Pods are refused until the service-account controller has made "default".
     let t = Instant::now();

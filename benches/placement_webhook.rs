@@ -113,22 +113,7 @@ fn main() {
         println!("through the API server: SKIPPED (no Kubernetes components; tests/k8s/build.sh)");
         return;
     };
-    let component: serde_json::Value = serde_json::from_str(
-        &c.kubectl(
-            &[
-                "create",
-                "--dry-run=client",
-                "-o",
-                "json",
-                "-f",
-                "daemonset/components/placement/webhook.yaml",
-            ],
-            None,
-        )
-        .success()
-        .stdout,
-    )
-    .unwrap();
+    let component = support::component_webhook(c);
     use base64::Engine;
     let url = format!("https://127.0.0.1:{}/mutate", hook.addr.port());
     let mut m = support::mwc(&component, "pw-bench", &url, "pw-bench-own");

@@ -45,42 +45,19 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn node(k: &Cluster, name: &str, labels: &[(&str, &str)]) {
-    k.add_node(name, labels);
-    let status = json!({"status": {
-        "capacity": {"cpu": "8", "memory": "16Gi", "pods": "110"},
-        "allocatable": {"cpu": "8", "memory": "16Gi", "pods": "110"},
-        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                         "message": "test node", "lastHeartbeatTime": null}],
-    }});
-    k.kubectl(
-        &[
-            "patch",
-            "node",
-            name,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &status.to_string(),
-        ],
-        None,
-    )
-    .success();
-}
-
 fn env() -> Option<&'static Env> {
     ENV.get_or_init(|| {
         let k = cluster()?;
         let anon = registry(Auth::Anonymous)?;
         let basic = registry(Auth::Basic)?;
         let token = registry(Auth::Token)?;
-        node(k, AMD64, &[("kubernetes.io/arch", "amd64"), ("binfmtd.io/amd64", "native")]);
+        k.ready_node(AMD64, &[("kubernetes.io/arch", "amd64"), ("binfmtd.io/amd64", "native")]);
         node(
             k,
             ARM64_EMU,
             &[("kubernetes.io/arch", "arm64"), ("binfmtd.io/arm64", "native"), ("binfmtd.io/amd64", "emulated")],
         );
-        node(k, ARM64, &[("kubernetes.io/arch", "arm64")]);
+        k.ready_node(ARM64, &[("kubernetes.io/arch", "arm64")]);
         let metrics_port = free_port();
         let cmd = format!(
             "{bin} place --kubeconfig {kc} --namespace default --no-webhook --listen 127.0.0.1:{metrics_port} \
@@ -466,24 +443,6 @@ fn decisions_are_counted_by_outcome_on_metrics() {
     assert!(body.contains("binfmtd_placement_leader 1"), "{body}");
 }
 
-/// The component's MutatingWebhookConfiguration (daemonset/components/placement/webhook.yaml).
-fn component_webhook(k: &Cluster) -> Value {
-    let out = k
-        .kubectl(
-            &[
-                "create",
-                "--dry-run=client",
-                "-o",
-                "json",
-                "-f",
-                "daemonset/components/placement/webhook.yaml",
-            ],
-            None,
-        )
-        .success();
-    serde_json::from_str(&out.stdout).unwrap()
-}
-
 #[path = "place_webhook_support/mod.rs"]
 mod support;
 
@@ -512,7 +471,7 @@ fn the_webhook_gates_and_the_controller_places_end_to_end() {
     );
     let port = free_port();
     let url = format!("https://127.0.0.1:{port}/mutate");
-    e.k.apply(&support::mwc(&component_webhook(e.k), name, &url, own).to_string());
+    e.k.apply(&support::mwc(&support::component_webhook(e.k), name, &url, own).to_string());
     let log = std::fs::File::create(e.k.dir.join("place-webhook.log")).unwrap();
     let cmd = format!(
         "{bin} place --kubeconfig {kc} --namespace {own} --no-controller --webhook-listen 127.0.0.1:{port} \

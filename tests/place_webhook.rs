@@ -29,23 +29,6 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
-fn component_webhook(c: &Cluster) -> Value {
-    let out = c
-        .kubectl(
-            &[
-                "create",
-                "--dry-run=client",
-                "-o",
-                "json",
-                "-f",
-                "daemonset/components/placement/webhook.yaml",
-            ],
-            None,
-        )
-        .success();
-    serde_json::from_str(&out.stdout).unwrap()
-}
-
 fn namespace(c: &Cluster, name: &str, labels: &[(&str, &str)]) {
     let labels: serde_json::Map<_, _> = labels
         .iter()
@@ -129,7 +112,7 @@ fn pods_are_gated_in_opted_in_namespaces_only() {
     // Its own namespace opted in too: still never gated.
     namespace(c, own, &[(GATE, "enabled"), ("suite", name)]);
     let m = support::mwc(
-        &component_webhook(c),
+        &support::component_webhook(c),
         name,
         "https://127.0.0.1:1/mutate",
         own,
@@ -277,7 +260,7 @@ fn with_the_webhook_down_or_hanging_pods_are_created_ungated() {
     });
     for (name, port) in [("pw-down", support::closed_port()), ("pw-hang", hang_port)] {
         let url = format!("https://127.0.0.1:{port}/mutate");
-        let mut m = support::mwc(&component_webhook(c), name, &url, "pw-down-own");
+        let mut m = support::mwc(&support::component_webhook(c), name, &url, "pw-down-own");
         m["webhooks"][0]["clientConfig"]["caBundle"] = json!(b64(&tls.ca_pem));
         c.apply(&m.to_string());
         let ns = format!("{name}-in");
@@ -355,7 +338,7 @@ fn two_replicas_racing_end_with_one_certificate_and_renewal_keeps_the_ca() {
     let (ns, name) = ("pw-race", "pw-race");
     namespace(c, ns, &[]);
     let mut m = support::mwc(
-        &component_webhook(c),
+        &support::component_webhook(c),
         name,
         "https://127.0.0.1:1/mutate",
         ns,

@@ -199,6 +199,32 @@ impl Cluster {
             .success();
     }
 
+    /// A Node object with `labels` that the scheduler binds pods to: capacity and a Ready
+    /// condition in its status, as a kubelet would report them (none runs here).
+    pub fn ready_node(&self, name: &str, labels: &[(&str, &str)]) {
+        self.add_node(name, labels);
+        let status = serde_json::json!({"status": {
+            "capacity": {"cpu": "8", "memory": "16Gi", "pods": "110"},
+            "allocatable": {"cpu": "8", "memory": "16Gi", "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                             "message": "test node", "lastHeartbeatTime": null}],
+        }});
+        let patch = status.to_string();
+        self.kubectl(
+            &[
+                "patch",
+                "node",
+                name,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &patch,
+            ],
+            None,
+        )
+        .success();
+    }
+
     /// A Pod of service account `sa` in `ns` on `node`. No kubelet runs it: being bound to the
     /// node is all a token needs to carry the node-name claim.
     pub fn pod_on(&self, ns: &str, sa: &str, name: &str, node: &str) {

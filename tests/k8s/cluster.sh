@@ -15,11 +15,11 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/k8s/lib.sh
+. "$here/lib.sh"
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 usage() { die "usage: cluster.sh up DIR [--controllers] [--node] [--until-exit PID] | user DIR NAME [GROUP] | down DIR"; }
 
-# A free TCP port on 127.0.0.1 (the kernel picks it; the process binds it moments later).
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # A client certificate signed by the cluster CA, and a kubeconfig that uses it.
 client_kubeconfig() { # DIR NAME GROUP FILE
@@ -67,18 +67,6 @@ pki() { # DIR
     openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$p/sa.key" 2>/dev/null
     openssl pkey -in "$p/sa.key" -pubout -out "$p/sa.pub"
     chmod 0644 "$p/ca.crt"
-}
-
-start() { # DIR NAME COMMAND...: detached, logged to DIR/NAME.log, pid in DIR/NAME.pid
-    local dir=$1 name=$2
-    shift 2
-    # setsid forks when the caller leads a process group (job control), so $! may not be the
-    # process: the process writes its own pid, then becomes the binary.
-    rm -f "$dir/$name.pid"
-    # shellcheck disable=SC2016  # $$ and $@ belong to the inner shell
-    setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$dir/$name.pid" "$@" >"$dir/$name.log" 2>&1 </dev/null &
-    for _ in $(seq 1 50); do [ -s "$dir/$name.pid" ] && return 0; sleep 0.1; done
-    die "$name did not start (log: $dir/$name.log)"
 }
 
 # Ready when the API server's /readyz says ok; a process that died fails at once, with its log.
@@ -187,9 +175,7 @@ down() { # DIR
         pid=$(cat "$dir/$n.pid")
         exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
         if [ "$exe" = "$bin/$n" ]; then
-            kill "$pid"
-            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+            stop_pid "$pid"
         fi
         rm -f "$dir/$n.pid"
     done

@@ -22,6 +22,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/k8s/lib.sh
+. "$here/lib.sh"
 die() { echo "node.sh: $*" >&2; exit 1; }
 usage() { die "usage: node.sh up DIR | import DIR TAR NAME | exec DIR CMD... | down DIR"; }
 
@@ -128,7 +130,7 @@ C
 
     # The API server, served on a unix socket the node's socat connects to.
     rm -f "$nd/api.sock"
-    start_bg "$nd" api-forward socat "UNIX-LISTEN:$nd/api.sock,fork,mode=0600,user=$HOST_ID" "TCP:127.0.0.1:$port"
+    start "$nd" api-forward socat "UNIX-LISTEN:$nd/api.sock,fork,mode=0600,user=$HOST_ID" "TCP:127.0.0.1:$port"
     for _ in $(seq 1 50); do [ -S "$nd/api.sock" ] && break; sleep 0.1; done
 
     make_cgroups "binfmtd-node-$(basename "$dir")" >"$nd/cgroups"
@@ -136,7 +138,7 @@ C
     # The outer process joins the node's cgroups, drops to uid 100000 and unshares; its child,
     # pid 1 of the node, waits for the uid/gid maps (written below by real root) and runs init.
     # shellcheck disable=SC2016  # for the inner shells
-    start_bg "$nd" sandbox bash -c '
+    start "$nd" sandbox bash -c '
         nd=$1 bin=$2
         while read -r cg; do echo $$ >"$cg/cgroup.procs"; done <"$nd/cgroups"
         exec setpriv --reuid='"$HOST_ID"' --regid='"$HOST_ID"' --clear-groups \
@@ -186,16 +188,6 @@ import() { # DIR TAR NAME
         in_node "$dir" ctr -a /run/containerd/containerd.sock -n k8s.io images tag --force "${name%:*}:$tag" "$name" >/dev/null
 }
 
-start_bg() { # DIR NAME CMD...: detached, logged to DIR/NAME.log, pid in DIR/NAME.pid
-    local d=$1 name=$2
-    shift 2
-    rm -f "$d/$name.pid"
-    # shellcheck disable=SC2016
-    setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$d/$name.pid" "$@" >"$d/$name.log" 2>&1 </dev/null &
-    for _ in $(seq 1 50); do [ -s "$d/$name.pid" ] && return 0; sleep 0.1; done
-    die "$name did not start (log: $d/$name.log)"
-}
-
 down() { # DIR
     local dir=$1 nd=$1/node n pid
     [ -d "$nd" ] || return 0
@@ -212,9 +204,7 @@ down() { # DIR
         # Only while the pid still runs what up started (unshare, socat).
         case $(readlink "/proc/$pid/exe" 2>/dev/null || true) in
             */unshare | */socat)
-                kill "$pid"
-                for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-                kill -0 "$pid" 2>/dev/null && kill -9 "$pid" ;;
+                stop_pid "$pid" ;;
         esac
         rm -f "$nd/$n.pid"
     done

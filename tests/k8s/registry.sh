@@ -25,11 +25,12 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/k8s/lib.sh
+. "$here/lib.sh"
 repo=$(cd "$here/../.." && pwd)
 die() { echo "registry.sh: $*" >&2; exit 1; }
 usage() { die "usage: registry.sh up DIR [--basic USER:PASS | --token USER:PASS] [--ca DIR2] [--until-exit PID] | images DIR | down DIR"; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 need() { # COMMAND PACKAGE
     command -v "$1" >/dev/null || die "no $1 on PATH. Hint: apt-get install $2 (tests/deps.sh installs it)"
@@ -50,16 +51,6 @@ pki() { # DIR CA_DIR
     openssl x509 -req -in "$dir/tls.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -days 30 -out "$dir/tls.crt" \
         -extfile <(printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "extendedKeyUsage=serverAuth") 2>/dev/null
     chmod 0644 "$dir/ca.crt" "$dir/tls.crt"
-}
-
-start() { # DIR NAME COMMAND...: detached, logged to DIR/NAME.log, pid in DIR/NAME.pid
-    local dir=$1 name=$2
-    shift 2
-    rm -f "$dir/$name.pid"
-    # shellcheck disable=SC2016  # $$ and $@ belong to the inner shell
-    setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$dir/$name.pid" "$@" >"$dir/$name.log" 2>&1 </dev/null &
-    for _ in $(seq 1 50); do [ -s "$dir/$name.pid" ] && return 0; sleep 0.1; done
-    die "$name did not start (log: $dir/$name.log)"
 }
 
 # Ready when /v2/ answers at all (200 anonymous, 401 with auth); a registry that died fails at once.
@@ -265,9 +256,7 @@ down() { # DIR
         [ -f "$dir/$n.pid" ] || continue
         pid=$(cat "$dir/$n.pid")
         if grep -qF "$dir/" "/proc/$pid/cmdline" 2>/dev/null; then
-            kill "$pid"
-            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+            stop_pid "$pid"
         fi
         rm -f "$dir/$n.pid"
     done

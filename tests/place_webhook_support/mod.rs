@@ -130,3 +130,22 @@ pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
+
+/// The component's MutatingWebhookConfiguration (daemonset/components/placement/webhook.yaml)
+/// as the cluster's kubectl reads it.
+pub fn component_webhook(c: &crate::common::cluster::Cluster) -> Value {
+    let out = c
+        .kubectl(
+            &[
+                "create",
+                "--dry-run=client",
+                "-o",
+                "json",
+                "-f",
+                "daemonset/components/placement/webhook.yaml",
+            ],
+            None,
+        )
+        .success();
+    serde_json::from_str(&out.stdout).unwrap()
+}
