@@ -45,7 +45,8 @@ pub fn tls_client(ca_pem: &str) -> Arc<rustls::ClientConfig> {
     )
 }
 
-/// One HTTPS request to `addr` as `name` (status, body); the server closes after answering.
+/// One HTTPS request to `addr` as `name` (status, body), on a connection of its own that the
+/// server closes after answering (`Connection: close`; see `keep_alive` for reuse).
 pub fn https(
     tls: &Arc<rustls::ClientConfig>,
     addr: SocketAddr,
@@ -61,7 +62,7 @@ pub fn https(
         rustls::ClientConnection::new(tls.clone(), server).map_err(std::io::Error::other)?;
     let mut s = rustls::Stream::new(&mut conn, &mut sock);
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {name}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();

@@ -27,6 +27,22 @@ fn header_values<'a>(head: &'a str, name: &'a str) -> impl Iterator<Item = &'a s
     })
 }
 
+/// Whether the client may send another request on this connection: HTTP/1.1 without
+/// `Connection: close` (HTTP/1.0 and anything unreadable: one request).
+pub fn keep_alive(head: &[u8]) -> bool {
+    let Ok(head) = std::str::from_utf8(head) else {
+        return false;
+    };
+    let http11 = head
+        .lines()
+        .next()
+        .is_some_and(|l| l.trim_end().ends_with(" HTTP/1.1"));
+    http11
+        && !header_values(head, "connection")
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("close"))
+}
+
 /// How many body bytes follow the head.
 pub fn content_length(head: &[u8]) -> Result<usize, BodyError> {
     let head = std::str::from_utf8(head).map_err(|_| BodyError::Bad("the head is not UTF-8"))?;
@@ -111,6 +127,27 @@ mod tests {
         ];
         for (head, want) in cases {
             assert_eq!(&content_length(head.as_bytes()), want, "{head:?}");
+        }
+    }
+
+    #[test]
+    fn keep_alive_table() {
+        let cases: &[(&str, bool)] = &[
+            ("POST /mutate HTTP/1.1\r\nHost: x\r\n\r\n", true),
+            (
+                "POST /mutate HTTP/1.1\r\nConnection: keep-alive\r\n\r\n",
+                true,
+            ),
+            ("POST /mutate HTTP/1.1\r\nConnection: close\r\n\r\n", false),
+            (
+                "POST /mutate HTTP/1.1\r\nconnection: Upgrade, Close\r\n\r\n",
+                false,
+            ),
+            ("POST /mutate HTTP/1.0\r\nHost: x\r\n\r\n", false),
+            ("POST /mutate\r\n\r\n", false),
+        ];
+        for (head, want) in cases {
+            assert_eq!(keep_alive(head.as_bytes()), *want, "{head:?}");
         }
     }
 }

@@ -34,9 +34,17 @@ use crate::agent::http::accept::{self, Handler};
 use crate::agent::http::request::{self, HeadError, Socket, Wire};
 use body::BodyError;
 
-/// From accepting a connection to the last byte of the answer. The API server's call times
-/// out after the configuration's timeoutSeconds (2 s); nothing useful happens after that.
+/// From accepting a connection (or from the first bytes of a later request on a kept-alive
+/// one) to the last byte of the answer. The API server's call times out after the
+/// configuration's timeoutSeconds (2 s); nothing useful happens after that.
 pub const DEADLINE: Duration = Duration::from_secs(3);
+
+/// How long a kept-alive connection waits for its next request. The API server reuses its
+/// connections (a TLS handshake per review cost more than the review, and under load the
+/// calls timed out and pods went ungated); it closes idle ones after 90 s (Go's transport),
+/// so the client, not this server, ends an idle connection: a server-side close can race a
+/// review being sent, which fails that pod open.
+pub const IDLE: Duration = Duration::from_secs(120);
 
 /// Counters since start (the component's /metrics reads them).
 #[derive(Debug, Default)]
@@ -191,6 +199,11 @@ impl Tls<'_> {
     /// Send what rustls still holds (the end of the answer, close_notify) by `deadline`.
     fn finish(&mut self, deadline: Instant) -> std::io::Result<()> {
         self.session.send_close_notify();
+        self.flush_by(deadline)
+    }
+
+    /// Send what rustls still holds (the end of the answer) by `deadline`.
+    fn flush_by(&mut self, deadline: Instant) -> std::io::Result<()> {
         while self.session.wants_write() {
             let remaining = request::left(deadline).ok_or(std::io::ErrorKind::TimedOut)?;
             self.sock.set_timeout(remaining)?;
@@ -204,11 +217,15 @@ impl Tls<'_> {
     }
 }
 
+/// Answer requests on one connection: the first by `deadline`, later ones (HTTP/1.1
+/// keep-alive, after a 200) each within `DEADLINE` of their first bytes, waiting at most
+/// `IDLE` for them. A dripping client holds only its own connection, and at the cap the
+/// oldest connection makes room, as for a one-request connection.
 fn serve_one(
     conn: &TcpStream,
     handle: &WebhookHandle,
     own: &str,
-    deadline: Instant,
+    mut deadline: Instant,
 ) -> std::io::Result<()> {
     let config = handle.tls.read().unwrap_or_else(|e| e.into_inner()).clone();
     let session = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
@@ -216,19 +233,42 @@ fn serve_one(
         session,
         sock: Socket(conn),
     };
-    let (code, ctype, body) = match request::read_head_and_rest(&mut tls, deadline) {
-        Ok((head, rest)) => answer(&mut tls, &head, rest, handle, own, deadline)?,
-        Err(HeadError::TooLarge) => (431, TEXT, b"request head too large\n".to_vec()),
-        Err(HeadError::Closed) => return Ok(()),
-        Err(HeadError::TimedOut) => return Err(std::io::ErrorKind::TimedOut.into()),
-        Err(HeadError::Io(e)) => return Err(e),
-    };
-    if code != 200 {
-        handle.stats.refused.fetch_add(1, Ordering::Relaxed);
+    loop {
+        let (code, ctype, body, keep) = match request::read_head_and_rest(&mut tls, deadline) {
+            Ok((head, rest)) => {
+                let keep = body::keep_alive(&head);
+                let (code, ctype, body) = answer(&mut tls, &head, rest, handle, own, deadline)?;
+                (code, ctype, body, keep && code == 200)
+            }
+            Err(HeadError::TooLarge) => (431, TEXT, b"request head too large\n".to_vec(), false),
+            Err(HeadError::Closed) => return Ok(()),
+            Err(HeadError::TimedOut) => return Err(std::io::ErrorKind::TimedOut.into()),
+            Err(HeadError::Io(e)) => return Err(e),
+        };
+        if code != 200 {
+            handle.stats.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        let response = render(code, ctype, &body, keep);
+        request::write_by(&mut tls, &response, deadline)?;
+        if !keep {
+            return tls.finish(deadline);
+        }
+        tls.flush_by(deadline)?;
+        if !next_request(conn)? {
+            return tls.finish(Instant::now() + Duration::from_secs(1));
+        }
+        deadline = Instant::now() + DEADLINE;
     }
-    let response = render(code, ctype, &body);
-    request::write_by(&mut tls, &response, deadline)?;
-    tls.finish(deadline)
+}
+
+/// Wait up to `IDLE` for the client's next bytes: false when it closed or stayed idle.
+fn next_request(conn: &TcpStream) -> std::io::Result<bool> {
+    conn.set_read_timeout(Some(IDLE))?;
+    match conn.peek(&mut [0u8; 1]) {
+        Ok(n) => Ok(n > 0),
+        Err(e) if request::is_timeout(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -289,7 +329,7 @@ pub fn mutate(review: &[u8], own: &str, stats: &Stats) -> (u16, &'static str, Ve
     }
 }
 
-fn render(code: u16, ctype: &str, body: &[u8]) -> Vec<u8> {
+fn render(code: u16, ctype: &str, body: &[u8], keep: bool) -> Vec<u8> {
     let reason = match code {
         200 => "OK",
         400 => "Bad Request",
@@ -299,8 +339,9 @@ fn render(code: u16, ctype: &str, body: &[u8]) -> Vec<u8> {
         413 => "Content Too Large",
         _ => "Request Header Fields Too Large",
     };
+    let connection = if keep { "keep-alive" } else { "close" };
     let mut out = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n",
         body.len()
     )
     .into_bytes();
