@@ -291,6 +291,8 @@ mod tests {
             path: Some("/usr/local/bin/tool".into()),
             pid: 9,
             pod_uid: Some("u-1".into()),
+            pod_namespace: None,
+            pod_name: None,
             container_id: Some("0123456789abcdef".into()),
             unit: None,
         }

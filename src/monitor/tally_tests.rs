@@ -13,6 +13,8 @@ fn ev(kind: Kind, arch: Option<&'static str>, path: &str, container: &str) -> Ev
         path: Some(path.to_string()),
         pid: 7,
         pod_uid: Some("pod-a".into()),
+        pod_namespace: None,
+        pod_name: None,
         container_id: Some(container.into()),
         unit: None,
     }

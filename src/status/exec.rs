@@ -103,6 +103,8 @@ mod tests {
             path: Some("/usr/bin/node".into()),
             pid: 5,
             pod_uid: Some("u-1".into()),
+            pod_namespace: None,
+            pod_name: None,
             container_id: Some("abcdef0123456789".into()),
             unit: None,
         };
