@@ -4,24 +4,18 @@
 //! host, through /proc/PID/root of a sandbox process (the sandbox's /run is its own).
 
 mod common;
+#[path = "monitor_exec/harness.rs"]
+mod harness;
 
 use std::path::{Path, PathBuf};
+
 use std::thread;
 use std::time::{Duration, Instant};
 
 use binfmtd::monitor::cri::{self, Sandbox as PodSandbox};
-use common::containerd::{crictl, cri_setup};
+use common::containerd::{cri_setup, crictl};
 use common::{Sandbox, NATIVE_I386};
-
-/// A directory both sides can write: the test (root) and the sandbox (its mapped root).
-fn sync_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let id = common::sandbox::HOST_ID;
-    nix::unistd::chown(&dir, Some(id.into()), Some(id.into())).unwrap();
-    dir
-}
+use harness::{hierarchies, ids, run_in_pod, sync_dir, Driver, Monitor};
 
 /// A pod sandbox's metadata, as crictl reads it.
 fn pod_json(name: &str, namespace: &str, uid: &str) -> String {
@@ -47,16 +41,14 @@ fn socket_from_host(token: &str) -> Option<PathBuf> {
         .find(|s| s.exists())
 }
 
-#[test]
-fn list_pod_sandbox_names_the_pods_containerd_runs() {
-    let Some(crictl) = crictl() else { return };
-    let Some(sb) = Sandbox::new() else { return };
-    let token = format!("cri-{}-{}", std::process::id(), line!());
+/// Runs containerd with pods `(name, namespace, uid)` in a sandbox, and `f` on the host
+/// with containerd's socket (as the host reaches it) and the pods' sandbox IDs while they
+/// exist. None (after printing why) where this machine cannot run it.
+fn with_pods<T>(pods: &[(&str, &str, String)], f: impl FnOnce(&Path, &[String]) -> T) -> Option<T> {
+    let crictl = crictl()?;
+    let sb = Sandbox::new()?;
+    let token = format!("cri-{}-{}", std::process::id(), pods[0].2);
     let sync = sync_dir(&token);
-    let pods = [
-        ("web-0", "shop", format!("{token}-uid-web")),
-        ("db-0", "kube-system", format!("{token}-uid-db")),
-    ];
     let mut script = cri_setup(None, &NATIVE_I386.host_path().display().to_string());
     for (i, (name, ns, uid)) in pods.iter().enumerate() {
         script += &format!(
@@ -80,34 +72,85 @@ fn list_pod_sandbox_names_the_pods_containerd_runs() {
         assert!(Instant::now() < deadline, "the pods never became ready");
         thread::sleep(Duration::from_millis(50));
     }
-    let listed = if run.is_finished() {
-        None
-    } else {
+    // A failed assertion in `f` still lets the sandbox end before it is raised again.
+    let out = (!run.is_finished()).then(|| {
         let socket = socket_from_host(&token).expect("a sandbox process with the socket");
-        Some(cri::list_pod_sandboxes(&socket, Duration::from_secs(10)))
-    };
+        let ids: Vec<String> = (0..pods.len())
+            .map(|i| {
+                std::fs::read_to_string(sync.join(format!("id{i}")))
+                    .unwrap()
+                    .trim()
+                    .to_string()
+            })
+            .collect();
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&socket, &ids)))
+    });
     std::fs::write(sync.join("done"), "").unwrap();
     let run = run.join().unwrap();
-    let listed = listed
-        .unwrap_or_else(|| panic!("the sandbox ended before its pods were ready: {run}"))
-        .unwrap_or_else(|e| panic!("{e}\n{run}"));
-    let run = run.success();
-    for (i, (name, ns, uid)) in pods.iter().enumerate() {
-        let id = std::fs::read_to_string(sync.join(format!("id{i}"))).unwrap();
-        let want = PodSandbox {
-            id: id.trim().to_string(),
-            uid: uid.clone(),
-            namespace: ns.to_string(),
-            name: name.to_string(),
-        };
-        assert!(
-            listed.contains(&want),
-            "{want:?} not in what containerd listed: {listed:?}\n{run}"
-        );
-    }
-    assert_eq!(listed.len(), 2, "{listed:?}");
-    eprintln!("containerd listed: {listed:?}");
+    let out = out.unwrap_or_else(|| panic!("the sandbox ended before its pods were ready: {run}"));
+    let out = out.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    run.success();
     let _ = std::fs::remove_dir_all(sync);
+    Some(out)
+}
+
+#[test]
+fn list_pod_sandbox_names_the_pods_containerd_runs() {
+    let tag = format!("{}-{}", std::process::id(), line!());
+    let pods = [
+        ("web-0", "shop", format!("{tag}-uid-web")),
+        ("db-0", "kube-system", format!("{tag}-uid-db")),
+    ];
+    with_pods(&pods, |socket, ids| {
+        let listed = cri::list_pod_sandboxes(socket, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{e}"));
+        for ((name, ns, uid), id) in pods.iter().zip(ids) {
+            let want = PodSandbox {
+                id: id.clone(),
+                uid: uid.clone(),
+                namespace: ns.to_string(),
+                name: name.to_string(),
+            };
+            assert!(
+                listed.contains(&want),
+                "{want:?} not in what containerd listed: {listed:?}"
+            );
+        }
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        eprintln!("containerd listed: {listed:?}");
+    });
+}
+
+/// `binfmtd monitor --cri-socket`: an emulated exec in the pod's kubelet-shaped cgroup comes
+/// out with the namespace/name containerd holds for that pod UID.
+#[test]
+fn monitor_events_carry_the_pod_namespace_and_name() {
+    let (uid, id) = ids("cri");
+    let pods = [("emulated-web", "team-arm", uid.clone())];
+    with_pods(&pods, |socket, _| {
+        let Some(program_sandbox) = Sandbox::new() else {
+            return;
+        };
+        let socket = socket.display().to_string();
+        let Some(monitor) = Monitor::start(&["--cri-socket", &socket]) else {
+            return;
+        };
+        let (v1, v2) = hierarchies();
+        let hierarchy = v2.or(v1).expect("a cgroup hierarchy is mounted");
+        run_in_pod(program_sandbox, Driver::Systemd, &hierarchy, &uid, &id);
+        let e = monitor.wait_for("emulated", |e| {
+            e["kind"] == "emulated" && e["container_id"] == id.as_str()
+        });
+        assert_eq!(e["pod_uid"], uid.as_str(), "{e}");
+        assert_eq!(e["pod_namespace"], "team-arm", "{e}");
+        assert_eq!(e["pod_name"], "emulated-web", "{e}");
+        // The ENOEXEC event of the same pod is named from the cache.
+        let f = monitor.wait_for("exec-format-error", |e| {
+            e["kind"] == "exec-format-error" && e["container_id"] == id.as_str()
+        });
+        assert_eq!(f["pod_name"], "emulated-web", "{f}");
+        eprintln!("named: {e}");
+    });
 }
 
 #[test]

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::containerd::{crictl, cri_setup};
+use common::containerd::{cri_setup, crictl};
 use common::registry::{registry, Auth};
 use common::{sections, with_exit, Sandbox, NATIVE_I386};
 
