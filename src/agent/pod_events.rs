@@ -350,7 +350,8 @@ mod tests {
     /// Both names from the runtime skip the API server; half a name does not.
     #[test]
     fn the_runtimes_names_are_used_only_when_complete() {
-        let cases: &[(Option<&str>, Option<&str>, Option<(&str, &str)>)] = &[
+        type Name<'a> = Option<(&'a str, &'a str)>;
+        let cases: &[(Option<&str>, Option<&str>, Name)] = &[
             (Some("shop"), Some("web-0"), Some(("shop", "web-0"))),
             (None, None, None),
             (Some("shop"), None, None),

@@ -48,7 +48,8 @@ fn sb(id: &str, name: &str, uid: &str, ns: &str) -> Sandbox {
 
 #[test]
 fn varints() {
-    let cases: &[(&[u8], Result<(u64, usize), DecodeError>)] = &[
+    type Read = Result<(u64, usize), DecodeError>;
+    let cases: &[(&[u8], Read)] = &[
         (&[0], Ok((0, 1))),
         (&[1], Ok((1, 1))),
         (&[0xac, 0x02], Ok((300, 2))),
@@ -83,7 +84,8 @@ fn responses() {
     let mut trailing_unknown = sandbox("abc", "web-0", "u-1", "shop", &[]);
     trailing_unknown.extend(key(2, 0));
     trailing_unknown.extend(enc_varint(7));
-    let cases: Vec<(&str, Vec<u8>, Result<Vec<Sandbox>, DecodeError>)> = vec![
+    type Decoded = Result<Vec<Sandbox>, DecodeError>;
+    let cases: Vec<(&str, Vec<u8>, Decoded)> = vec![
         ("empty", vec![], Ok(vec![])),
         (
             "two, one with unknown fields",
