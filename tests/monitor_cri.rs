@@ -3,6 +3,8 @@
 //! and binfmtd's own client (`monitor::cri`) asks containerd's real socket for them from the
 //! host, through /proc/PID/root of a sandbox process (the sandbox's /run is its own).
 
+#[path = "monitor_exec/agent.rs"]
+mod agent;
 mod common;
 #[path = "monitor_exec/harness.rs"]
 mod harness;
@@ -12,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use agent::Agent;
 use binfmtd::monitor::cri::{self, Sandbox as PodSandbox};
 use common::containerd::{cri_setup, crictl};
 use common::{Sandbox, NATIVE_I386};
-use harness::{hierarchies, ids, run_in_pod, sync_dir, Driver, Monitor};
+use harness::{ensure_tracefs, hierarchies, ids, run_in_pod, sync_dir, Driver, Monitor};
 
 /// A pod sandbox's metadata, as crictl reads it.
 fn pod_json(name: &str, namespace: &str, uid: &str) -> String {
@@ -150,6 +153,45 @@ fn monitor_events_carry_the_pod_namespace_and_name() {
         });
         assert_eq!(f["pod_name"], "emulated-web", "{f}");
         eprintln!("named: {e}");
+    });
+}
+
+/// `binfmtd run --exec-monitor --cri-socket`: the status file's row for the container
+/// carries the pod's namespace and name.
+#[test]
+fn agent_status_names_the_pod() {
+    let (uid, id) = ids("cri-agent");
+    let pods = [("agent-web", "team-status", uid.clone())];
+    with_pods(&pods, |socket, _| {
+        let Some(program_sandbox) = Sandbox::new() else {
+            return;
+        };
+        ensure_tracefs();
+        let socket = socket.display().to_string();
+        let Some(agent) = Agent::start(&["--cri-socket", &socket], false) else {
+            return;
+        };
+        let (v1, v2) = hierarchies();
+        let hierarchy = v1.or(v2).expect("a cgroup hierarchy is mounted");
+        run_in_pod(program_sandbox, Driver::Cgroupfs, &hierarchy, &uid, &id);
+        let ours = |s: &serde_json::Value| {
+            s["daemon"]["exec_monitor"]["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["container_id"] == id.as_str())
+        };
+        let status = agent.wait_status("this run's container", ours);
+        let c = status["daemon"]["exec_monitor"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["container_id"] == id.as_str())
+            .unwrap()
+            .clone();
+        assert_eq!(c["pod_uid"], uid.as_str(), "{c:#}");
+        assert_eq!(c["pod_namespace"], "team-status", "{c:#}");
+        assert_eq!(c["pod_name"], "agent-web", "{c:#}");
     });
 }
 
