@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use agent::Agent;
 use binfmtd::monitor::cri::{self, Sandbox as PodSandbox};
+use common::cluster::cluster;
 use common::containerd::{cri_setup, crictl};
 use common::{Sandbox, NATIVE_I386};
 use harness::{ensure_tracefs, hierarchies, ids, run_in_pod, sync_dir, Driver, Monitor};
@@ -192,6 +193,134 @@ fn agent_status_names_the_pod() {
         assert_eq!(c["pod_uid"], uid.as_str(), "{c:#}");
         assert_eq!(c["pod_namespace"], "team-status", "{c:#}");
         assert_eq!(c["pod_name"], "agent-web", "{c:#}");
+    });
+}
+
+/// With names from the runtime, the agent's Kubernetes Event reaches the real API server
+/// on credentials that may create Events but not list pods: the name came from CRI.
+#[test]
+fn events_reach_the_pod_without_listing_pods() {
+    const NODE: &str = "cri-node";
+    const NS: &str = "cri-apps";
+    let Some(c) = cluster() else { return };
+    c.add_node(NODE, &[("kubernetes.io/arch", "amd64")]);
+    c.kubectl(&["create", "namespace", NS], None).success();
+    c.kubectl(&["create", "serviceaccount", "events-only", "-n", NS], None)
+        .success();
+    c.kubectl(
+        &[
+            "create",
+            "clusterrole",
+            "cri-events-only",
+            "--verb=create",
+            "--resource=events",
+        ],
+        None,
+    )
+    .success();
+    c.kubectl(
+        &[
+            "create",
+            "clusterrolebinding",
+            "cri-events-only",
+            "--clusterrole=cri-events-only",
+            &format!("--serviceaccount={NS}:events-only"),
+        ],
+        None,
+    )
+    .success();
+    c.pod_on(NS, "events-only", "web", NODE);
+    let uid = c
+        .kubectl(
+            &[
+                "get",
+                "pod",
+                "web",
+                "-n",
+                NS,
+                "-o",
+                "jsonpath={.metadata.uid}",
+            ],
+            None,
+        )
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    let listed = c.kubectl_token(
+        &c.token(NS, "events-only", None),
+        &[
+            "get",
+            "pods",
+            "-A",
+            "--field-selector",
+            &format!("spec.nodeName={NODE}"),
+        ],
+    );
+    assert!(
+        !listed.ok && listed.stderr.contains("forbidden"),
+        "these credentials must not list pods: {} {}",
+        listed.stdout,
+        listed.stderr
+    );
+    let kubeconfig = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        kubeconfig.path(),
+        c.token_kubeconfig(&c.token(NS, "events-only", None)),
+    )
+    .unwrap();
+    let kc = kubeconfig.path().to_str().unwrap().to_string();
+    let (_, id) = ids("cri-events");
+    let pods = [("web", NS, uid.clone())];
+    with_pods(&pods, |socket, _| {
+        let Some(program_sandbox) = Sandbox::new() else {
+            return;
+        };
+        ensure_tracefs();
+        let socket = socket.display().to_string();
+        let args = [
+            "--cri-socket",
+            &socket,
+            "--node-labels",
+            "--kubeconfig",
+            &kc,
+            "--node-name",
+            NODE,
+        ];
+        let Some(agent) = Agent::start(&args, false) else {
+            return;
+        };
+        let (v1, v2) = hierarchies();
+        let hierarchy = v1.or(v2).expect("a cgroup hierarchy is mounted");
+        run_in_pod(program_sandbox, Driver::Cgroupfs, &hierarchy, &uid, &id);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = c
+                .kubectl(
+                    &[
+                        "get",
+                        "events",
+                        "-n",
+                        NS,
+                        "--field-selector",
+                        &format!("involvedObject.uid={uid},reason=EmulatedExecution"),
+                        "-o",
+                        "jsonpath={.items[*].involvedObject.name}",
+                    ],
+                    None,
+                )
+                .success();
+            if out.stdout.trim() == "web" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no EmulatedExecution Event on {NS}/web: {}\nagent log: {}",
+                out.stdout,
+                agent.log()
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
     });
 }
 
