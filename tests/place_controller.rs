@@ -54,15 +54,7 @@ fn node(k: &Cluster, name: &str, labels: &[(&str, &str)]) {
                          "message": "test node", "lastHeartbeatTime": null}],
     }});
     k.kubectl(
-        &[
-            "patch",
-            "node",
-            name,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &status.to_string(),
-        ],
+        &["patch", "node", name, "--subresource=status", "--type=merge", "-p", &status.to_string()],
         None,
     )
     .success();
@@ -141,14 +133,11 @@ fn pod(ns: &str, name: &str, containers: &[(&str, &str)], extra: Value) -> Value
 }
 
 fn create(e: &Env, p: &Value) {
-    e.k.kubectl(&["create", "-f", "-"], Some(&p.to_string()))
-        .success();
+    e.k.kubectl(&["create", "-f", "-"], Some(&p.to_string())).success();
 }
 
 fn get(e: &Env, ns: &str, name: &str) -> Value {
-    let out =
-        e.k.kubectl(&["get", "pod", "-n", ns, name, "-o", "json"], None)
-            .success();
+    let out = e.k.kubectl(&["get", "pod", "-n", ns, name, "-o", "json"], None).success();
     serde_json::from_str(&out.stdout).unwrap()
 }
 
@@ -177,34 +166,20 @@ fn bound(e: &Env, ns: &str, name: &str) -> Value {
 fn event(e: &Env, ns: &str, name: &str) -> (String, String, String) {
     let t0 = Instant::now();
     loop {
-        let out =
-            e.k.kubectl(
-                &[
-                    "get",
-                    "events",
-                    "-n",
-                    ns,
-                    "--field-selector",
-                    &format!("involvedObject.name={name}"),
-                    "-o",
-                    "json",
-                ],
-                None,
-            )
-            .success();
+        let out = e.k.kubectl(
+            &["get", "events", "-n", ns, "--field-selector", &format!("involvedObject.name={name}"), "-o", "json"],
+            None,
+        )
+        .success();
         let list: Value = serde_json::from_str(&out.stdout).unwrap();
         let found = list["items"].as_array().unwrap().iter().find(|ev| {
-            ev["reportingComponent"] == "binfmtd-placement"
-                || ev["source"]["component"] == "binfmtd-placement"
+            ev["reportingComponent"] == "binfmtd-placement" || ev["source"]["component"] == "binfmtd-placement"
         });
         if let Some(ev) = found {
             let s = |k: &str| ev[k].as_str().unwrap_or_default().to_string();
             return (s("type"), s("reason"), s("message"));
         }
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "no placement Event for {ns}/{name}: {list:#}"
-        );
+        assert!(t0.elapsed() < Duration::from_secs(30), "no placement Event for {ns}/{name}: {list:#}");
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -226,41 +201,17 @@ fn an_amd64_only_index_is_pinned_and_runs_native_first() {
     let p = bound(e, "amd64only", "p");
     assert_eq!(p["spec"]["nodeName"], AMD64, "native preferred");
     assert!(gates(&p).is_null(), "gate removed: {p:#}");
-    let pinned = format!(
-        "{}/amd64only@{}",
-        e.anon.host,
-        e.anon.platform_digest("amd64only:v1", "amd64")
-    );
-    assert_eq!(
-        image(&p, 0),
-        pinned,
-        "the index would not pull on the arm64 emulator"
-    );
-    let originals: Value = serde_json::from_str(
-        p["metadata"]["annotations"]["binfmtd.io/original-images"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
+    let pinned = format!("{}/amd64only@{}", e.anon.host, e.anon.platform_digest("amd64only:v1", "amd64"));
+    assert_eq!(image(&p, 0), pinned, "the index would not pull on the arm64 emulator");
+    let originals: Value = serde_json::from_str(p["metadata"]["annotations"]["binfmtd.io/original-images"].as_str().unwrap()).unwrap();
     assert_eq!(originals, json!({"app": img}));
-    let required =
-        &p["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
-    assert_eq!(
-        required["nodeSelectorTerms"].as_array().unwrap().len(),
-        2,
-        "native OR emulates: {required:#}"
-    );
-    let preferred =
-        &p["spec"]["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"];
+    let required = &p["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+    assert_eq!(required["nodeSelectorTerms"].as_array().unwrap().len(), 2, "native OR emulates: {required:#}");
+    let preferred = &p["spec"]["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"];
     assert_eq!(preferred[0]["weight"], 100);
     let (ty, reason, msg) = event(e, "amd64only", "p");
     assert_eq!((ty.as_str(), reason.as_str()), ("Normal", "Placed"));
-    assert!(
-        msg.starts_with("runs amd64;")
-            && msg.contains("has no arm64")
-            && msg.contains("native preferred"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("runs amd64;") && msg.contains("has no arm64") && msg.contains("native preferred"), "{msg}");
 }
 
 #[test]
@@ -272,26 +223,13 @@ fn kept_off_the_native_node_it_lands_on_the_emulator_never_the_plain_arm64() {
         "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": [AMD64]}]}]}}}});
     for i in 0..3 {
         let name = format!("p{i}");
-        create(
-            e,
-            &pod(
-                "emulated",
-                &name,
-                &[("app", &e.anon.reference("amd64only:v1"))],
-                not_amd64.clone(),
-            ),
-        );
+        create(e, &pod("emulated", &name, &[("app", &e.anon.reference("amd64only:v1"))], not_amd64.clone()));
     }
     for i in 0..3 {
         let p = bound(e, "emulated", &format!("p{i}"));
         assert_eq!(p["spec"]["nodeName"], ARM64_EMU, "{p:#}");
-        let terms = &p["spec"]["affinity"]["nodeAffinity"]
-            ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
-        assert_eq!(
-            terms.as_array().unwrap().len(),
-            1,
-            "the pod's one term kept, a requirement added: {terms:#}"
-        );
+        let terms = &p["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
+        assert_eq!(terms.as_array().unwrap().len(), 1, "the pod's one term kept, a requirement added: {terms:#}");
         assert_eq!(terms[0]["matchExpressions"][0]["key"], "binfmtd.io/amd64");
     }
 }
@@ -319,34 +257,22 @@ fn a_multi_arch_index_needs_nothing() {
     assert_eq!(image(&p, 0), img);
     assert!(p["spec"]["affinity"].is_null(), "{p:#}");
     let (ty, reason, msg) = event(e, "multi", "p");
-    assert_eq!(
-        (ty.as_str(), reason.as_str()),
-        ("Normal", "PlacementNotNeeded")
-    );
-    assert!(
-        msg.contains("offer every node's architecture (amd64, arm64)"),
-        "{msg}"
-    );
+    assert_eq!((ty.as_str(), reason.as_str()), ("Normal", "PlacementNotNeeded"));
+    assert!(msg.contains("offer every node's architecture (amd64, arm64)"), "{msg}");
 }
 
 #[test]
 fn images_without_a_common_arch_are_left_alone_with_the_reason() {
     let Some(e) = env() else { return };
     namespace(e, "nocommon");
-    let (a, b) = (
-        e.anon.reference("amd64only:v1"),
-        e.anon.reference("arm64only:v1"),
-    );
+    let (a, b) = (e.anon.reference("amd64only:v1"), e.anon.reference("arm64only:v1"));
     create(e, &pod("nocommon", "p", &[("a", &a), ("b", &b)], json!({})));
     let p = bound(e, "nocommon", "p");
     assert_eq!((image(&p, 0), image(&p, 1)), (a.as_str(), b.as_str()));
     assert!(p["spec"]["affinity"].is_null());
     let (ty, reason, msg) = event(e, "nocommon", "p");
     assert_eq!((ty.as_str(), reason.as_str()), ("Warning", "NotPlaced"));
-    assert!(
-        msg.contains("share no architecture") && msg.ends_with("nothing changed"),
-        "{msg}"
-    );
+    assert!(msg.contains("share no architecture") && msg.ends_with("nothing changed"), "{msg}");
 }
 
 #[test]
@@ -358,27 +284,14 @@ fn registry_down_or_auth_refused_removes_the_gate_unchanged_and_says_why() {
     // secret resolved them (the kubelet still checks the pull).
     let private = e.basic.reference("arm64only:v1");
     create(e, &pod("failures", "down", &[("app", &down)], json!({})));
-    create(
-        e,
-        &pod("failures", "refused", &[("app", &private)], json!({})),
-    );
-    for (name, img, words) in [
-        ("down", &down, "unreachable"),
-        ("refused", &private, "refused access"),
-    ] {
+    create(e, &pod("failures", "refused", &[("app", &private)], json!({})));
+    for (name, img, words) in [("down", &down, "unreachable"), ("refused", &private, "refused access")] {
         let p = bound(e, "failures", name);
         assert_eq!(image(&p, 0), img.as_str());
         assert!(p["spec"]["affinity"].is_null(), "{p:#}");
         let (ty, reason, msg) = event(e, "failures", name);
-        assert_eq!(
-            (ty.as_str(), reason.as_str()),
-            ("Warning", "PlatformsUnknown"),
-            "{msg}"
-        );
-        assert!(
-            msg.contains(words) && msg.ends_with("nothing changed"),
-            "{name}: {msg}"
-        );
+        assert_eq!((ty.as_str(), reason.as_str()), ("Warning", "PlatformsUnknown"), "{msg}");
+        assert!(msg.contains(words) && msg.ends_with("nothing changed"), "{name}: {msg}");
     }
 }
 
@@ -386,8 +299,7 @@ fn pull_secret(e: &Env, ns: &str, name: &str, r: &Registry) {
     let s = json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
         "metadata": {"name": name, "namespace": ns},
         "stringData": {".dockerconfigjson": r.dockerconfigjson()}});
-    e.k.kubectl(&["create", "-f", "-"], Some(&s.to_string()))
-        .success();
+    e.k.kubectl(&["create", "-f", "-"], Some(&s.to_string())).success();
 }
 
 #[test]
@@ -398,35 +310,14 @@ fn pull_secrets_of_the_pod_and_of_its_service_account_open_private_registries() 
     pull_secret(e, "private", "token-pull", e.token);
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "puller", "namespace": "private"},
         "imagePullSecrets": [{"name": "token-pull"}]});
-    e.k.kubectl(&["create", "-f", "-"], Some(&sa.to_string()))
-        .success();
+    e.k.kubectl(&["create", "-f", "-"], Some(&sa.to_string())).success();
     let basic = e.basic.reference("amd64only:v1");
-    create(
-        e,
-        &pod(
-            "private",
-            "basic",
-            &[("app", &basic)],
-            json!({"imagePullSecrets": [{"name": "basic-pull"}]}),
-        ),
-    );
+    create(e, &pod("private", "basic", &[("app", &basic)], json!({"imagePullSecrets": [{"name": "basic-pull"}]})));
     let token = e.token.reference("amd64only:v1");
-    create(
-        e,
-        &pod(
-            "private",
-            "token",
-            &[("app", &token)],
-            json!({"serviceAccountName": "puller"}),
-        ),
-    );
+    create(e, &pod("private", "token", &[("app", &token)], json!({"serviceAccountName": "puller"})));
     for (name, r) in [("basic", e.basic), ("token", e.token)] {
         let p = bound(e, "private", name);
-        let pinned = format!(
-            "{}/amd64only@{}",
-            r.host,
-            r.platform_digest("amd64only:v1", "amd64")
-        );
+        let pinned = format!("{}/amd64only@{}", r.host, r.platform_digest("amd64only:v1", "amd64"));
         assert_eq!(image(&p, 0), pinned, "{name}");
         assert_eq!(event(e, "private", name).1, "Placed");
     }
@@ -436,23 +327,14 @@ fn pull_secrets_of_the_pod_and_of_its_service_account_open_private_registries() 
 fn decisions_are_counted_by_outcome_on_metrics() {
     let Some(e) = env() else { return };
     namespace(e, "metrics");
-    create(
-        e,
-        &pod(
-            "metrics",
-            "p",
-            &[("app", &e.anon.reference("single-arm64:v1"))],
-            json!({}),
-        ),
-    );
+    create(e, &pod("metrics", "p", &[("app", &e.anon.reference("single-arm64:v1"))], json!({})));
     let p = bound(e, "metrics", "p");
     let node = p["spec"]["nodeName"].as_str().unwrap();
     assert!([ARM64, ARM64_EMU].contains(&node), "arm64 natively: {node}");
     let body = {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", e.metrics_port)).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out

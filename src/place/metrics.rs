@@ -53,20 +53,14 @@ impl Metrics {
             registry: Registry::default(),
             decisions: Family::default(),
             patch_failures: Counter::default(),
-            gate_seconds: Histogram::new([
-                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]),
+            gate_seconds: Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             cached: Gauge::default(),
             leader: Gauge::default(),
             webhook_reviews: Counter::default(),
             webhook_gated: Counter::default(),
             webhook_refused: Counter::default(),
         };
-        registry.register(
-            "decisions",
-            "Gated pods decided, by outcome",
-            m.decisions.clone(),
-        );
+        registry.register("decisions", "Gated pods decided, by outcome", m.decisions.clone());
         registry.register(
             "patch_failures",
             "Patches of a gated pod the API server refused (the pod is retried)",
@@ -83,21 +77,9 @@ impl Metrics {
             "Image references whose platforms are cached (by tag and by digest)",
             m.cached.clone(),
         );
-        registry.register(
-            "leader",
-            "1 while this replica is the leader and decides",
-            m.leader.clone(),
-        );
-        registry.register(
-            "webhook_reviews",
-            "Admission reviews answered",
-            m.webhook_reviews.clone(),
-        );
-        registry.register(
-            "webhook_gated",
-            "Admission reviews that added the gate",
-            m.webhook_gated.clone(),
-        );
+        registry.register("leader", "1 while this replica is the leader and decides", m.leader.clone());
+        registry.register("webhook_reviews", "Admission reviews answered", m.webhook_reviews.clone());
+        registry.register("webhook_gated", "Admission reviews that added the gate", m.webhook_gated.clone());
         registry.register(
             "webhook_refused",
             "Webhook requests refused (not an AdmissionReview, too large, wrong path or method)",
@@ -156,10 +138,7 @@ impl Default for Shared {
 
 impl Report for Shared {
     fn health(&self) -> Health {
-        self.health
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.health.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
     fn metrics_text(&self) -> String {
         self.metrics.text()

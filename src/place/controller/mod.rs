@@ -106,8 +106,7 @@ pub async fn run<F: Fetch + 'static>(
         let is_leader = leader.is_leader();
         shared.metrics.leader.set(i64::from(is_leader));
         if !ready {
-            ready = nodes.wait_until_ready().now_or_never_ready()
-                && pods.wait_until_ready().now_or_never_ready();
+            ready = nodes.wait_until_ready().now_or_never_ready() && pods.wait_until_ready().now_or_never_ready();
         }
         shared.beat(ready);
         if !ready || !is_leader {
@@ -129,8 +128,7 @@ pub async fn run<F: Fetch + 'static>(
             if !lock(&queue).take(&uid, now) {
                 continue;
             }
-            let (ctx, queue, limit, shared) =
-                (ctx.clone(), queue.clone(), limit.clone(), shared.clone());
+            let (ctx, queue, limit, shared) = (ctx.clone(), queue.clone(), limit.clone(), shared.clone());
             tokio::spawn(async move {
                 let _permit = limit.acquire_owned().await;
                 let seen = Instant::now();
@@ -139,10 +137,7 @@ pub async fn run<F: Fetch + 'static>(
                 match result {
                     Ok(Done::Decided(d)) => {
                         shared.metrics.decided(d.outcome.label());
-                        shared
-                            .metrics
-                            .gate_seconds
-                            .observe((now - seen).as_secs_f64());
+                        shared.metrics.gate_seconds.observe((now - seen).as_secs_f64());
                         lock(&queue).done(&uid, now);
                         tracing::info!(pod = %pod_name(&p), outcome = d.outcome.label(), "{}", d.message);
                     }
@@ -178,9 +173,7 @@ trait NowOrNever {
     fn now_or_never_ready(self) -> bool;
 }
 
-impl<T: std::future::Future<Output = Result<(), reflector::store::WriterDropped>>> NowOrNever
-    for T
-{
+impl<T: std::future::Future<Output = Result<(), reflector::store::WriterDropped>>> NowOrNever for T {
     fn now_or_never_ready(self) -> bool {
         futures::FutureExt::now_or_never(self).is_some_and(|r| r.is_ok())
     }

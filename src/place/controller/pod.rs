@@ -74,15 +74,10 @@ async fn credentials(client: &Client, pod: &Pod) -> Vec<(String, Credential)> {
     let sa = spec
         .and_then(|s| s.service_account_name.clone())
         .unwrap_or_else(|| "default".into());
-    match Api::<ServiceAccount>::namespaced(client.clone(), &ns)
-        .get_opt(&sa)
-        .await
-    {
+    match Api::<ServiceAccount>::namespaced(client.clone(), &ns).get_opt(&sa).await {
         Ok(Some(a)) => names.extend(a.image_pull_secrets.into_iter().flatten().map(|r| r.name)),
         Ok(None) => {}
-        Err(e) => {
-            tracing::debug!(namespace = %ns, service_account = %sa, error = %e, "cannot read the service account's pull secrets")
-        }
+        Err(e) => tracing::debug!(namespace = %ns, service_account = %sa, error = %e, "cannot read the service account's pull secrets"),
     }
     let mut out = Vec::new();
     let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
@@ -102,9 +97,7 @@ async fn credentials(client: &Client, pod: &Pod) -> Vec<(String, Credential)> {
         let data: BTreeMap<String, Vec<u8>> = data.into_iter().map(|(k, v)| (k, v.0)).collect();
         match auth::parse_secret(&data) {
             Ok(entries) => out.extend(entries),
-            Err(why) => {
-                tracing::warn!(namespace = %ns, secret = %name, "pull secret is not usable: {why}")
-            }
+            Err(why) => tracing::warn!(namespace = %ns, secret = %name, "pull secret is not usable: {why}"),
         }
     }
     out
@@ -182,11 +175,7 @@ pub async fn decision<F: Fetch>(ctx: &Ctx<F>, pod: &Pod) -> Decision {
     }
 }
 
-async fn apply(
-    api: &Api<Pod>,
-    name: &str,
-    ops: Vec<serde_json::Value>,
-) -> Result<Pod, kube::Error> {
+async fn apply(api: &Api<Pod>, name: &str, ops: Vec<serde_json::Value>) -> Result<Pod, kube::Error> {
     let p: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))
         .expect("placement::patch builds RFC 6902 operations");
     let params = PatchParams {
@@ -218,11 +207,7 @@ pub async fn place<F: Fetch>(ctx: &Ctx<F>, pod: Pod) -> Result<Done, PodError> {
     let mut last_refusal = None;
     for attempt in 0..3 {
         if attempt > 0 {
-            match api
-                .get_opt(&name)
-                .await
-                .map_err(|e| err("read the pod again", e))?
-            {
+            match api.get_opt(&name).await.map_err(|e| err("read the pod again", e))? {
                 Some(p) => pod = p,
                 None => return Ok(Done::Gone),
             }
@@ -260,9 +245,7 @@ pub async fn place<F: Fetch>(ctx: &Ctx<F>, pod: Pod) -> Result<Done, PodError> {
 pub fn reason(o: &Outcome) -> (&'static str, EventType) {
     match o {
         Outcome::Placed { .. } => ("Placed", EventType::Normal),
-        Outcome::Covered { .. } | Outcome::Constrained { .. } => {
-            ("PlacementNotNeeded", EventType::Normal)
-        }
+        Outcome::Covered { .. } | Outcome::Constrained { .. } => ("PlacementNotNeeded", EventType::Normal),
         Outcome::Unresolved { .. } => ("PlatformsUnknown", EventType::Warning),
         Outcome::NoCommonArch
         | Outcome::NoCapableNode { .. }

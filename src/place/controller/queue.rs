@@ -14,14 +14,9 @@ const MAX_RETRY: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Being decided; `failures` earlier attempts failed.
-    InFlight {
-        failures: u32,
-    },
+    InFlight { failures: u32 },
     Done(Instant),
-    Retry {
-        at: Instant,
-        failures: u32,
-    },
+    Retry { at: Instant, failures: u32 },
 }
 
 #[derive(Debug, Default)]
@@ -68,9 +63,8 @@ impl Queue {
 
     /// Drop pods decided longer than `REMEMBER` ago.
     pub fn forget(&mut self, now: Instant) {
-        self.pods.retain(
-            |_, s| !matches!(s, State::Done(t) if now.saturating_duration_since(*t) >= REMEMBER),
-        );
+        self.pods
+            .retain(|_, s| !matches!(s, State::Done(t) if now.saturating_duration_since(*t) >= REMEMBER));
     }
 
     pub fn len(&self) -> usize {
@@ -93,16 +87,10 @@ mod tests {
         assert!(q.take("a", t0));
         assert!(!q.take("a", t0), "in flight");
         q.done("a", t0);
-        assert!(
-            !q.take("a", t0 + Duration::from_secs(5)),
-            "the stale gated copy"
-        );
+        assert!(!q.take("a", t0 + Duration::from_secs(5)), "the stale gated copy");
         q.forget(t0 + REMEMBER);
         assert!(q.is_empty());
-        assert!(
-            q.take("a", t0 + REMEMBER),
-            "still gated after that: decided again"
-        );
+        assert!(q.take("a", t0 + REMEMBER), "still gated after that: decided again");
     }
 
     #[test]
@@ -114,10 +102,7 @@ mod tests {
         for _ in 0..9 {
             assert!(q.take("a", now));
             let w = q.failed("a", now);
-            assert!(
-                !q.take("a", now + w - Duration::from_millis(1)),
-                "not before the wait"
-            );
+            assert!(!q.take("a", now + w - Duration::from_millis(1)), "not before the wait");
             waits.push(w.as_secs());
             now += w;
         }

@@ -32,11 +32,7 @@ fn params(s: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut rest = s.trim();
     while let Some(eq) = rest.find('=') {
-        let key = rest[..eq]
-            .trim()
-            .trim_start_matches(',')
-            .trim()
-            .to_ascii_lowercase();
+        let key = rest[..eq].trim().trim_start_matches(',').trim().to_ascii_lowercase();
         rest = &rest[eq + 1..];
         let mut value = String::new();
         if let Some(quoted) = rest.strip_prefix('"') {

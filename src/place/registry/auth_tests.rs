@@ -23,18 +23,9 @@ fn challenges_parse_as_registries_send_them() {
         })
     );
     let escaped = r#"Bearer realm="https://r/t?a=\"b\"""#;
-    assert!(
-        matches!(challenge(escaped), Some(Challenge::Bearer { realm, .. }) if realm == r#"https://r/t?a="b""#)
-    );
-    assert_eq!(
-        challenge(r#"Basic realm="Registry Realm""#),
-        Some(Challenge::Basic)
-    );
-    assert_eq!(
-        challenge("Bearer service=x"),
-        None,
-        "no realm: nothing to ask"
-    );
+    assert!(matches!(challenge(escaped), Some(Challenge::Bearer { realm, .. }) if realm == r#"https://r/t?a="b""#));
+    assert_eq!(challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+    assert_eq!(challenge("Bearer service=x"), None, "no realm: nothing to ask");
     assert_eq!(challenge("Negotiate abc"), None);
     assert_eq!(challenge(""), None);
 }
@@ -69,57 +60,27 @@ fn secrets_give_credentials_from_auth_or_fields() {
     assert_eq!(
         got,
         vec![
-            (
-                "docker.io".to_string(),
-                Credential {
-                    username: "u".into(),
-                    password: "p:w".into()
-                }
-            ),
-            (
-                "r.io".to_string(),
-                Credential {
-                    username: "a".into(),
-                    password: "b".into()
-                }
-            ),
+            ("docker.io".to_string(), Credential { username: "u".into(), password: "p:w".into() }),
+            ("r.io".to_string(), Credential { username: "a".into(), password: "b".into() }),
         ]
     );
-    let legacy = parse_secret(&data(
-        ".dockercfg",
-        r#"{"r.io": {"username": "a", "password": "b"}}"#,
-    ))
-    .unwrap();
+    let legacy = parse_secret(&data(".dockercfg", r#"{"r.io": {"username": "a", "password": "b"}}"#)).unwrap();
     assert_eq!(legacy.len(), 1);
-    assert!(parse_secret(&data(".dockerconfigjson", "[]"))
-        .unwrap_err()
-        .contains("not a Docker config"));
-    assert!(parse_secret(&data("token", "x"))
-        .unwrap_err()
-        .contains("neither"));
+    assert!(parse_secret(&data(".dockerconfigjson", "[]")).unwrap_err().contains("not a Docker config"));
+    assert!(parse_secret(&data("token", "x")).unwrap_err().contains("neither"));
 }
 
 #[test]
 fn the_most_specific_matching_key_comes_first() {
-    let c = |u: &str| Credential {
-        username: u.into(),
-        password: String::new(),
-    };
+    let c = |u: &str| Credential { username: u.into(), password: String::new() };
     let entries = vec![
         ("r.io".to_string(), c("host")),
         ("r.io/team".to_string(), c("team")),
         ("r.io/teams".to_string(), c("other-path")),
         ("q.io".to_string(), c("other-host")),
     ];
-    let names = |v: Vec<&Credential>| {
-        v.into_iter()
-            .map(|c| c.username.clone())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(
-        names(matching(&entries, "r.io", "team/app")),
-        ["team", "host"]
-    );
+    let names = |v: Vec<&Credential>| v.into_iter().map(|c| c.username.clone()).collect::<Vec<_>>();
+    assert_eq!(names(matching(&entries, "r.io", "team/app")), ["team", "host"]);
     assert_eq!(names(matching(&entries, "r.io", "other/app")), ["host"]);
     assert!(matching(&entries, "z.io", "team/app").is_empty());
 }

@@ -75,13 +75,7 @@ impl Cache {
     }
 
     /// Remember `set` under its tag key (if any) and under the digest it was served by.
-    pub fn put(
-        &mut self,
-        tag_key: Option<String>,
-        digest_key: String,
-        set: Arc<PlatformSet>,
-        now: Instant,
-    ) {
+    pub fn put(&mut self, tag_key: Option<String>, digest_key: String, set: Arc<PlatformSet>, now: Instant) {
         if let Some(k) = tag_key {
             self.tags.insert(k, (set.clone(), now));
         }
@@ -117,10 +111,7 @@ mod tests {
         let mut c = Cache::new(8, TAG_TTL);
         c.put(Some("r/x:t".into()), "r/x@sha256:a".into(), set(1), t0);
         assert_eq!(c.get("r/x:t", t0 + TAG_TTL / 2).unwrap().ignored, 1);
-        assert!(
-            c.get("r/x:t", t0 + TAG_TTL).is_none(),
-            "a tag is re-read after the TTL"
-        );
+        assert!(c.get("r/x:t", t0 + TAG_TTL).is_none(), "a tag is re-read after the TTL");
         let much_later = t0 + Duration::from_secs(86_400);
         assert_eq!(c.get("r/x@sha256:a", much_later).unwrap().ignored, 1);
         assert!(c.get("r/x:other", t0).is_none());

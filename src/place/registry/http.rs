@@ -55,16 +55,10 @@ impl Http {
             let pem = std::fs::read(path)
                 .map_err(|e| format!("cannot read registry CA bundle {}: {e}", path.display()))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                format!(
-                    "registry CA bundle {} is not PEM certificates: {e}",
-                    path.display()
-                )
+                format!("registry CA bundle {} is not PEM certificates: {e}", path.display())
             })?;
             if certs.is_empty() {
-                return Err(format!(
-                    "registry CA bundle {} holds no certificate",
-                    path.display()
-                ));
+                return Err(format!("registry CA bundle {} holds no certificate", path.display()));
             }
             for c in certs {
                 b = b.add_root_certificate(c);
@@ -128,10 +122,7 @@ impl Http {
         let req = self.client.get(realm).query(&query);
         let req = Self::with(req, &cred.cloned().map(Auth::Basic));
         let resp = req.send().await.map_err(|e| Self::unreachable(loc, e))?;
-        if matches!(
-            resp.status(),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-        ) {
+        if matches!(resp.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
             return Ok(None);
         }
         if !resp.status().is_success() {
@@ -151,10 +142,7 @@ impl Http {
         let Some(token) = answer.token.or(answer.access_token) else {
             return Ok(None);
         };
-        let life = answer
-            .expires_in
-            .map(Duration::from_secs)
-            .unwrap_or(TOKEN_DEFAULT);
+        let life = answer.expires_in.map(Duration::from_secs).unwrap_or(TOKEN_DEFAULT);
         // Renew a little early: a token must not expire between the manifest and its config.
         let until = Instant::now() + life.saturating_sub(Duration::from_secs(5));
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
@@ -209,13 +197,8 @@ impl Http {
                 last = (StatusCode::UNAUTHORIZED, explain(&header, cred));
                 continue;
             };
-            let resp = send(&Some(auth))
-                .await
-                .map_err(|e| Self::unreachable(loc, e))?;
-            if matches!(
-                resp.status(),
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-            ) {
+            let resp = send(&Some(auth)).await.map_err(|e| Self::unreachable(loc, e))?;
+            if matches!(resp.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
                 last = (resp.status(), explain(&header, cred));
                 continue;
             }
@@ -239,11 +222,7 @@ fn explain(header: &str, cred: Option<&Credential>) -> String {
 }
 
 /// The body, refused as soon as it passes the cap (a Content-Length over it: at once).
-async fn read_capped(
-    loc: &Location,
-    what: &str,
-    mut resp: Response,
-) -> Result<Vec<u8>, RegistryError> {
+async fn read_capped(loc: &Location, what: &str, mut resp: Response) -> Result<Vec<u8>, RegistryError> {
     let too_large = || RegistryError::TooLarge {
         registry: loc.registry.clone(),
         what: what.to_string(),
@@ -266,12 +245,7 @@ fn status_error(loc: &Location, what: String, code: StatusCode) -> RegistryError
     if code == StatusCode::NOT_FOUND {
         let sep = if loc.digest.is_some() { '@' } else { ':' };
         return RegistryError::NotFound {
-            image: format!(
-                "{}/{}{sep}{}",
-                loc.registry,
-                loc.repository,
-                loc.reference()
-            ),
+            image: format!("{}/{}{sep}{}", loc.registry, loc.repository, loc.reference()),
         };
     }
     RegistryError::Status {
@@ -282,17 +256,8 @@ fn status_error(loc: &Location, what: String, code: StatusCode) -> RegistryError
 }
 
 impl Fetch for Http {
-    async fn manifest(
-        &self,
-        loc: &Location,
-        creds: &[&Credential],
-    ) -> Result<Served, RegistryError> {
-        let url = format!(
-            "https://{}/v2/{}/manifests/{}",
-            loc.api_host,
-            loc.repository,
-            loc.reference()
-        );
+    async fn manifest(&self, loc: &Location, creds: &[&Credential]) -> Result<Served, RegistryError> {
+        let url = format!("https://{}/v2/{}/manifests/{}", loc.api_host, loc.repository, loc.reference());
         let resp = self.get(loc, &url, ACCEPT, creds).await?;
         let what = format!("the manifest of {}", loc.key());
         if !resp.status().is_success() {
@@ -317,16 +282,8 @@ impl Fetch for Http {
         })
     }
 
-    async fn blob(
-        &self,
-        loc: &Location,
-        digest: &str,
-        creds: &[&Credential],
-    ) -> Result<Vec<u8>, RegistryError> {
-        let url = format!(
-            "https://{}/v2/{}/blobs/{digest}",
-            loc.api_host, loc.repository
-        );
+    async fn blob(&self, loc: &Location, digest: &str, creds: &[&Credential]) -> Result<Vec<u8>, RegistryError> {
+        let url = format!("https://{}/v2/{}/blobs/{digest}", loc.api_host, loc.repository);
         let resp = self.get(loc, &url, "*/*", creds).await?;
         let what = format!("config blob {digest} of {}", loc.key());
         if !resp.status().is_success() {

@@ -46,9 +46,7 @@ pub enum RegistryError {
         code: u16,
         detail: String,
     },
-    #[error(
-        "image {image} is not in its registry (HTTP 404). Hint: check the repository and the tag"
-    )]
+    #[error("image {image} is not in its registry (HTTP 404). Hint: check the repository and the tag")]
     NotFound { image: String },
     #[error("registry {registry} answered HTTP {code} for {what}. Hint: the registry is failing; try again later")]
     Status {
@@ -160,8 +158,7 @@ impl<F: Fetch> Resolver<F> {
         let set = Arc::new(set);
         let tag_key = loc.digest.is_none().then_some(key);
         let digest_key = loc.digest_key(&digest);
-        self.lock()
-            .put(tag_key, digest_key, set.clone(), Instant::now());
+        self.lock().put(tag_key, digest_key, set.clone(), Instant::now());
         Ok(set)
     }
 

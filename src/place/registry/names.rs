@@ -94,60 +94,19 @@ mod tests {
     #[test]
     fn references_locate_as_containerd_reads_them() {
         let table = [
-            (
-                "nginx",
-                "docker.io",
-                "registry-1.docker.io",
-                "library/nginx",
-                "latest",
-            ),
-            (
-                "nginx:1.27",
-                "docker.io",
-                "registry-1.docker.io",
-                "library/nginx",
-                "1.27",
-            ),
-            (
-                "bitnami/redis:7",
-                "docker.io",
-                "registry-1.docker.io",
-                "bitnami/redis",
-                "7",
-            ),
-            (
-                "docker.io/nginx",
-                "docker.io",
-                "registry-1.docker.io",
-                "library/nginx",
-                "latest",
-            ),
-            (
-                "index.docker.io/a/b",
-                "docker.io",
-                "registry-1.docker.io",
-                "a/b",
-                "latest",
-            ),
-            (
-                "127.0.0.1:5000/x/y:t",
-                "127.0.0.1:5000",
-                "127.0.0.1:5000",
-                "x/y",
-                "t",
-            ),
+            ("nginx", "docker.io", "registry-1.docker.io", "library/nginx", "latest"),
+            ("nginx:1.27", "docker.io", "registry-1.docker.io", "library/nginx", "1.27"),
+            ("bitnami/redis:7", "docker.io", "registry-1.docker.io", "bitnami/redis", "7"),
+            ("docker.io/nginx", "docker.io", "registry-1.docker.io", "library/nginx", "latest"),
+            ("index.docker.io/a/b", "docker.io", "registry-1.docker.io", "a/b", "latest"),
+            ("127.0.0.1:5000/x/y:t", "127.0.0.1:5000", "127.0.0.1:5000", "x/y", "t"),
             ("localhost/y", "localhost", "localhost", "y", "latest"),
             ("quay.io/a/b/c:v1", "quay.io", "quay.io", "a/b/c", "v1"),
         ];
         for (image, registry, host, repo, reference) in table {
             let l = locate(image).unwrap();
             assert_eq!(
-                (
-                    l.registry.as_str(),
-                    l.api_host.as_str(),
-                    l.repository.as_str(),
-                    l.reference()
-                ),
+                (l.registry.as_str(), l.api_host.as_str(), l.repository.as_str(), l.reference()),
                 (registry, host, repo, reference),
                 "{image}"
             );

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::json;
 
 use super::*;
-use crate::placement::platforms::{Kind, MAX_DESCRIPTORS, OCI_CONFIG};
+use crate::placement::platforms::{Kind, OCI_CONFIG, MAX_DESCRIPTORS};
 
 struct Scripted {
     manifests: HashMap<String, Served>,
@@ -24,18 +24,11 @@ impl Fetch for Scripted {
             .cloned()
             .ok_or(RegistryError::NotFound { image: loc.key() })
     }
-    async fn blob(
-        &self,
-        loc: &Location,
-        digest: &str,
-        _: &[&Credential],
-    ) -> Result<Vec<u8>, RegistryError> {
+    async fn blob(&self, loc: &Location, digest: &str, _: &[&Credential]) -> Result<Vec<u8>, RegistryError> {
         self.blobs
             .get(digest)
             .cloned()
-            .ok_or(RegistryError::NotFound {
-                image: loc.digest_key(digest),
-            })
+            .ok_or(RegistryError::NotFound { image: loc.digest_key(digest) })
     }
 }
 
@@ -62,10 +55,7 @@ fn d(c: char) -> String {
 
 fn resolver(manifests: Vec<(&str, Served)>, blobs: Vec<(String, Vec<u8>)>) -> Resolver<Scripted> {
     let s = Scripted {
-        manifests: manifests
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
+        manifests: manifests.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         blobs: blobs.into_iter().collect(),
         calls: AtomicUsize::new(0),
     };
@@ -73,27 +63,18 @@ fn resolver(manifests: Vec<(&str, Served)>, blobs: Vec<(String, Vec<u8>)>) -> Re
 }
 
 fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(f)
+    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
 }
 
 #[test]
 fn an_index_resolves_once_then_comes_from_the_cache_by_tag_and_by_digest() {
-    let body = index(vec![
-        desc(OCI_MANIFEST, &d('a'), "amd64"),
-        desc(OCI_MANIFEST, &d('b'), "arm64"),
-    ]);
+    let body = index(vec![desc(OCI_MANIFEST, &d('a'), "amd64"), desc(OCI_MANIFEST, &d('b'), "arm64")]);
     let doc = served(OCI_INDEX, &body);
     let digest = digest_of(&doc.body);
     let r = resolver(vec![("v1", doc)], vec![]);
     let set = run(r.resolve("r.io/app:v1", &[])).unwrap();
     assert_eq!(set.kind, Kind::Index);
-    assert_eq!(
-        set.arches().into_iter().collect::<Vec<_>>(),
-        ["amd64", "arm64"]
-    );
+    assert_eq!(set.arches().into_iter().collect::<Vec<_>>(), ["amd64", "arm64"]);
     run(r.resolve("r.io/app:v1", &[])).unwrap();
     // By the digest the tag was served with: no request either.
     run(r.resolve(&format!("r.io/app@{digest}"), &[])).unwrap();
@@ -107,15 +88,9 @@ fn a_single_manifest_reads_its_platform_from_the_config() {
     let cfg_digest = digest_of(&config);
     let manifest = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": OCI_CONFIG, "digest": cfg_digest, "size": config.len()}, "layers": []});
-    let r = resolver(
-        vec![("latest", served(OCI_MANIFEST, &manifest))],
-        vec![(cfg_digest, config)],
-    );
+    let r = resolver(vec![("latest", served(OCI_MANIFEST, &manifest))], vec![(cfg_digest, config)]);
     let set = run(r.resolve("r.io/one", &[])).unwrap();
-    assert_eq!(
-        (set.kind, set.arches().into_iter().collect::<Vec<_>>()),
-        (Kind::Manifest, vec!["arm64"])
-    );
+    assert_eq!((set.kind, set.arches().into_iter().collect::<Vec<_>>()), (Kind::Manifest, vec!["arm64"]));
 }
 
 #[test]
@@ -124,11 +99,7 @@ fn bad_documents_are_refused_with_the_reason() {
     let mut lying_header = served(OCI_INDEX, &good);
     lying_header.digest = Some(d('f'));
     let nested = index(vec![desc(OCI_INDEX, &d('a'), "amd64")]);
-    let huge = index(
-        (0..=MAX_DESCRIPTORS)
-            .map(|i| desc(OCI_MANIFEST, &format!("sha256:{i:064x}"), "amd64"))
-            .collect(),
-    );
+    let huge = index((0..=MAX_DESCRIPTORS).map(|i| desc(OCI_MANIFEST, &format!("sha256:{i:064x}"), "amd64")).collect());
     let config = b"{}".to_vec();
     let wrong_config = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": OCI_CONFIG, "digest": d('c'), "size": 2}, "layers": []});
@@ -137,14 +108,7 @@ fn bad_documents_are_refused_with_the_reason() {
             ("header", lying_header),
             ("nested", served(OCI_INDEX, &nested)),
             ("huge", served(OCI_INDEX, &huge)),
-            (
-                "html",
-                Served {
-                    media_type: "text/html".into(),
-                    body: b"<html>".to_vec(),
-                    digest: None,
-                },
-            ),
+            ("html", Served { media_type: "text/html".into(), body: b"<html>".to_vec(), digest: None }),
             ("json-lie", served(DOCKER_LIST, &good)),
             ("config", served(OCI_MANIFEST, &wrong_config)),
             (d('e').as_str(), served(OCI_INDEX, &good)),
