@@ -32,10 +32,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::json;
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 fn rss_kib() -> u64 {
@@ -84,10 +81,7 @@ fn gated_pod(ns: &str, name: &str, images: &[&str], gate: bool) -> serde_json::V
 /// 1 and 2: in-process against the loopback registry.
 fn decisions(reg: &registry::Registry) {
     let rt = rt();
-    let resolver = Resolver::new(
-        Http::new(std::slice::from_ref(&reg.ca_path)).unwrap(),
-        Cache::new(cache::CAPACITY, cache::TAG_TTL),
-    );
+    let resolver = Resolver::new(Http::new(std::slice::from_ref(&reg.ca_path)).unwrap(), Cache::new(cache::CAPACITY, cache::TAG_TTL));
     let images = [reg.reference("amd64only:v1"), reg.reference("single:v1")];
     let t0 = Instant::now();
     for i in &images {
@@ -95,10 +89,7 @@ fn decisions(reg: &registry::Registry) {
     }
     let cold_ms = t0.elapsed().as_secs_f64() * 1e3 / images.len() as f64;
     let prefix = Prefix::default();
-    let caps: Vec<_> = nodes(300)
-        .iter()
-        .map(|n| capabilities(n, &prefix))
-        .collect();
+    let caps: Vec<_> = nodes(300).iter().map(|n| capabilities(n, &prefix)).collect();
     let refs: Vec<&str> = images.iter().map(String::as_str).collect();
     let pod: Pod = serde_json::from_value(gated_pod("b", "p", &refs, true)).unwrap();
     let mut per_pod = Vec::new();
@@ -123,9 +114,7 @@ fn decisions(reg: &registry::Registry) {
     );
 
     // 2: 10,000 references, each its own set (an index of two platforms, as most are).
-    let template = rt
-        .block_on(resolver.resolve(&reg.reference("multi:v1"), &[]))
-        .unwrap();
+    let template = rt.block_on(resolver.resolve(&reg.reference("multi:v1"), &[])).unwrap();
     let before = rss_kib();
     let mut c = Cache::new(cache::CAPACITY, cache::TAG_TTL);
     let now = Instant::now();
@@ -160,28 +149,17 @@ impl Drop for Controller {
 }
 
 fn get_pod(k: &cluster::Cluster, ns: &str, name: &str) -> serde_json::Value {
-    let out = k
-        .kubectl(&["get", "pod", "-n", ns, name, "-o", "json"], None)
-        .success();
+    let out = k.kubectl(&["get", "pod", "-n", ns, name, "-o", "json"], None).success();
     serde_json::from_str(&out.stdout).unwrap()
 }
 
 /// Poll (every 20 ms) until `done` holds; the time since `t0`.
-fn until(
-    k: &cluster::Cluster,
-    ns: &str,
-    name: &str,
-    t0: Instant,
-    done: impl Fn(&serde_json::Value) -> bool,
-) -> f64 {
+fn until(k: &cluster::Cluster, ns: &str, name: &str, t0: Instant, done: impl Fn(&serde_json::Value) -> bool) -> f64 {
     loop {
         if done(&get_pod(k, ns, name)) {
             return t0.elapsed().as_secs_f64() * 1e3;
         }
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "pod {ns}/{name} stuck"
-        );
+        assert!(t0.elapsed() < Duration::from_secs(60), "pod {ns}/{name} stuck");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -189,33 +167,15 @@ fn until(
 /// 3: the real control plane.
 fn gate_to_ungate(k: &cluster::Cluster, reg: &registry::Registry) {
     for (name, labels) in [
-        (
-            "amd64-native",
-            json!({"kubernetes.io/arch": "amd64", "binfmtd.io/amd64": "native"}),
-        ),
-        (
-            "arm64-emulates",
-            json!({"kubernetes.io/arch": "arm64", "binfmtd.io/arm64": "native", "binfmtd.io/amd64": "emulated"}),
-        ),
+        ("amd64-native", json!({"kubernetes.io/arch": "amd64", "binfmtd.io/amd64": "native"})),
+        ("arm64-emulates", json!({"kubernetes.io/arch": "arm64", "binfmtd.io/arm64": "native", "binfmtd.io/amd64": "emulated"})),
     ] {
         let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}});
-        k.kubectl(&["create", "-f", "-"], Some(&node.to_string()))
-            .success();
+        k.kubectl(&["create", "-f", "-"], Some(&node.to_string())).success();
         let status = json!({"status": {"capacity": {"pods": "110"}, "allocatable": {"pods": "110"},
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "bench"}]}});
-        k.kubectl(
-            &[
-                "patch",
-                "node",
-                name,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                &status.to_string(),
-            ],
-            None,
-        )
-        .success();
+        k.kubectl(&["patch", "node", name, "--subresource=status", "--type=merge", "-p", &status.to_string()], None)
+            .success();
     }
     k.kubectl(&["create", "namespace", "bench"], None).success();
     let img = reg.reference("amd64only:v1");
@@ -223,21 +183,10 @@ fn gate_to_ungate(k: &cluster::Cluster, reg: &registry::Registry) {
     let (mut ungate, mut gate_bound, mut anchor) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..rounds {
         // A fresh controller: its cache is cold.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let _c = Controller(
             Command::new(env!("CARGO_BIN_EXE_binfmtd"))
-                .args([
-                    "place",
-                    "--namespace",
-                    "default",
-                    "--no-webhook",
-                    "--listen",
-                    &format!("127.0.0.1:{port}"),
-                ])
+                .args(["place", "--namespace", "default", "--no-webhook", "--listen", &format!("127.0.0.1:{port}")])
                 // A Lease of its own: the last round's killed controller still holds its Lease.
                 .args(["--lease", &format!("bench-{r}")])
                 .arg("--kubeconfig")
@@ -250,35 +199,18 @@ fn gate_to_ungate(k: &cluster::Cluster, reg: &registry::Registry) {
         );
         let t = Instant::now();
         while !ready(port) {
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "controller never ready"
-            );
+            assert!(t.elapsed() < Duration::from_secs(30), "controller never ready");
             std::thread::sleep(Duration::from_millis(20));
         }
         let name = format!("gated-{r}");
         let t0 = Instant::now();
-        k.kubectl(
-            &["create", "-f", "-"],
-            Some(&gated_pod("bench", &name, &[&img], true).to_string()),
-        )
-        .success();
-        ungate.push(until(k, "bench", &name, t0, |p| {
-            p["spec"]["schedulingGates"].is_null()
-        }));
-        gate_bound.push(until(k, "bench", &name, t0, |p| {
-            p["spec"]["nodeName"].is_string()
-        }));
+        k.kubectl(&["create", "-f", "-"], Some(&gated_pod("bench", &name, &[&img], true).to_string())).success();
+        ungate.push(until(k, "bench", &name, t0, |p| p["spec"]["schedulingGates"].is_null()));
+        gate_bound.push(until(k, "bench", &name, t0, |p| p["spec"]["nodeName"].is_string()));
         let name = format!("plain-{r}");
         let t0 = Instant::now();
-        k.kubectl(
-            &["create", "-f", "-"],
-            Some(&gated_pod("bench", &name, &[&img], false).to_string()),
-        )
-        .success();
-        anchor.push(until(k, "bench", &name, t0, |p| {
-            p["spec"]["nodeName"].is_string()
-        }));
+        k.kubectl(&["create", "-f", "-"], Some(&gated_pod("bench", &name, &[&img], false).to_string())).success();
+        anchor.push(until(k, "bench", &name, t0, |p| p["spec"]["nodeName"].is_string()));
     }
     let med = |v: &mut Vec<f64>| pctl(v, 0.5);
     let (u, b, a) = (med(&mut ungate), med(&mut gate_bound), med(&mut anchor));

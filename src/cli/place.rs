@@ -129,19 +129,13 @@ async fn start_webhook(
             args.webhook_configuration.clone(),
         );
         move || {
-            let (client, ns, secret, service, mwc) = (
-                client.clone(),
-                ns.clone(),
-                secret.clone(),
-                service.clone(),
-                mwc.clone(),
-            );
+            let (client, ns, secret, service, mwc) =
+                (client.clone(), ns.clone(), secret.clone(), service.clone(), mwc.clone());
             async move { cert::ensure(client, &ns, &secret, &service, &mwc).await }
         }
     };
     let serving = ensure().await.map_err(environment)?;
-    let handle =
-        webhook::spawn(args.webhook_listen, &serving, ns.to_string()).map_err(environment)?;
+    let handle = webhook::spawn(args.webhook_listen, &serving, ns.to_string()).map_err(environment)?;
     tracing::info!(addr = %handle.addr, "serving the admission webhook (POST /mutate)");
     tokio::spawn(async move {
         let mut last_check = tokio::time::Instant::now();
@@ -154,10 +148,7 @@ async fn start_webhook(
                 handle.stats.refused.load(Ordering::Relaxed),
             ];
             let m = &shared.metrics;
-            for (i, c) in [&m.webhook_reviews, &m.webhook_gated, &m.webhook_refused]
-                .iter()
-                .enumerate()
-            {
+            for (i, c) in [&m.webhook_reviews, &m.webhook_gated, &m.webhook_refused].iter().enumerate() {
                 c.inc_by(now[i].saturating_sub(copied[i]));
             }
             copied = now;
@@ -224,12 +215,7 @@ pub fn run(args: PlaceArgs) -> anyhow::Result<Exit> {
             terminated().await;
             return Ok(Exit::Ok);
         }
-        let elector = Arc::new(Elector::new(
-            client.clone(),
-            &namespace,
-            &args.lease,
-            &identity,
-        ));
+        let elector = Arc::new(Elector::new(client.clone(), &namespace, &args.lease, &identity));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let campaign = {
             let elector = elector.clone();
