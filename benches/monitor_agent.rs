@@ -173,6 +173,8 @@ fn tables(n: usize) {
                 path: Some(p.clone()),
                 pid: i as i32,
                 pod_uid: Some(format!("pod-{}", i * 200 / n)),
+                pod_namespace: None,
+                pod_name: None,
                 container_id: Some(format!("{:064x}", i * 200 / n)),
                 unit: None,
             };

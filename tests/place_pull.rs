@@ -10,108 +10,17 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
+use common::containerd::{cri_setup, crictl};
 use common::registry::{registry, Auth};
 use common::{sections, with_exit, Sandbox, NATIVE_I386};
 
-fn crictl() -> Option<PathBuf> {
-    let out = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/k8s/build-crictl.sh"
-        ))
-        .arg("--check")
-        .output()
-        .expect("bash runs build-crictl.sh");
-    if out.status.success() {
-        return Some(PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()));
-    }
-    let why = format!(
-        "{} (tests/run.sh builds it first)",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true, so this test may not skip: {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-    None
-}
-
-/// containerd with its CRI plugin on the sandbox's tmpfs, trusting the test registries' CA
-/// ($REGISTRY_CA),
-/// with a pause image built here (no registry on the internet) and crun doing the work
-/// through a runc-named wrapper (cgroups cannot be delegated into this sandbox).
-fn cri_setup(host: &str, native_busybox: &str) -> String {
-    let (_, port) = host
-        .rsplit_once(':')
-        .expect("the registry's host is 127.0.0.1:PORT");
-    format!(
-        r#"if [ -d /sys/fs/cgroup/unified ]; then mount -t tmpfs none /sys/fs/cgroup/unified; fi
-mkdir -p /run/ctd /tmp/ctd/certs.d/{host} /tmp/ctd/logs /tmp/ctd/cni/bin /tmp/ctd/cni/net.d
-printf '%s' "$REGISTRY_CA" > /tmp/ctd/ca.crt
-cat > /tmp/ctd/certs.d/{host}/hosts.toml <<CFG
-server = "https://{host}"
-[host."https://{host}"]
-  capabilities = ["pull", "resolve"]
-  ca = "/tmp/ctd/ca.crt"
-CFG
-printf '#!/bin/sh\nexec crun --cgroup-manager=disabled --rootless=false "$@"\n' > /run/ctd/runc
-chmod 755 /run/ctd/runc
-cat > /tmp/ctd/config.toml <<CFG
-version = 2
-root = "/tmp/ctd/root"
-state = "/run/ctd/state"
-[grpc]
-  address = "/run/ctd/sock"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "test.invalid/pause:latest"
-  disable_cgroup = true
-  disable_apparmor = true
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "native"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        BinaryName = "/run/ctd/runc"
-  # Pods use the node's network; CRI still watches a CNI config dir, which must be writable.
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/tmp/ctd/cni/bin"
-    conf_dir = "/tmp/ctd/cni/net.d"
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "/tmp/ctd/certs.d"
-CFG
-# containerd in network and UTS namespaces of the sandbox's own: a pod on the node's network
-# joins containerd's, and namespaces owned by the host's user namespace cannot be joined from
-# in here (setns: EPERM). The registry on the host's loopback is forwarded in.
-socat UNIX-LISTEN:/run/ctd/registry.sock,fork TCP:{host} 2>>/tmp/ctd/log &
-unshare --net --uts sh -c 'ip link set lo up &&
-    {{ socat TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:/run/ctd/registry.sock & }} &&
-    exec containerd --config /tmp/ctd/config.toml' >/tmp/ctd/log 2>&1 &
-ctd=$!
-# The pause image: a native busybox that sleeps, imported where CRI looks (namespace k8s.io).
-umoci init --layout /tmp/pause
-umoci new --image /tmp/pause:latest
-cp {native_busybox} /tmp/busybox  # owned by the sandbox's root, as the layer records it
-umoci insert --image /tmp/pause:latest /tmp/busybox /bin/busybox >/dev/null
-umoci config --image /tmp/pause:latest --architecture amd64 --os linux \
-    --config.entrypoint /bin/busybox --config.cmd sleep --config.cmd 2147483647
-(cd /tmp/pause && tar -cf /tmp/pause.tar .)
-for i in $(seq 200); do [ -S /run/ctd/sock ] && break; sleep 0.05; done
-[ -S /run/ctd/sock ] || {{ cat /tmp/ctd/log >&2; echo 'containerd did not start in 10 s' >&2; exit 1; }}
-ctr -a /run/ctd/sock -n k8s.io images import --base-name test.invalid/pause /tmp/pause.tar >/dev/null
-crictl() {{ "$CRICTL" --runtime-endpoint unix:///run/ctd/sock --image-endpoint unix:///run/ctd/sock --timeout 60s "$@"; }}
-cat > /tmp/pod.json <<CFG
-{{"metadata": {{"name": "placement-pull", "namespace": "default", "uid": "pull-uid", "attempt": 0}},
+/// The pod every container of this test runs in.
+const POD: &str = r#"cat > /tmp/pod.json <<CFG
+{"metadata": {"name": "placement-pull", "namespace": "default", "uid": "pull-uid", "attempt": 0},
  "log_directory": "/tmp/ctd/logs",
- "linux": {{"security_context": {{"namespace_options": {{"network": 2}}}}}}}}
+ "linux": {"security_context": {"namespace_options": {"network": 2}}}}
 CFG
-"#
-    )
-}
+"#;
 
 /// Runs IMAGE in a CRI pod sandbox; prints the container's log (its `uname -m`).
 const RUN_IN_POD: &str = r#"run_in_pod() {
@@ -151,7 +60,7 @@ fn an_index_without_the_node_platform_fails_and_its_platform_digest_runs_emulate
         // The sandbox has a /tmp of its own: the CA travels by value.
         .env("REGISTRY_CA", reg.ca_pem.clone())
         .run_script(&format!(
-            "{setup}{RUN_IN_POD}\
+            "{setup}{POD}{RUN_IN_POD}\
              section index; code crictl pull {index} 2>&1\n\
              section pinned; code crictl pull {pinned} 2>&1\n\
              section single; code crictl pull {single} 2>&1\n\
@@ -162,7 +71,7 @@ fn an_index_without_the_node_platform_fails_and_its_platform_digest_runs_emulate
              section after; code run_in_pod {pinned} 2>&1\n\
              crictl rmp -fa >/dev/null 2>&1\n\
              kill $ctd; wait $ctd\n",
-            setup = cri_setup(&reg.host, &native.host_path().display().to_string()),
+            setup = cri_setup(Some(&reg.host), &native.host_path().display().to_string()),
         ))
         .success();
     let s = sections(&run.stdout);

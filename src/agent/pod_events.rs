@@ -3,7 +3,8 @@
 //! container and program per `WINDOW` (`monitor::ratelimit`), so `kubectl describe pod`
 //! shows them beside the pod's own events.
 //!
-//! The pod's namespace and name come from listing this node's pods (field selector
+//! The pod's namespace and name come with the event when the monitor has the runtime's CRI
+//! socket (`--cri-socket`); else from listing this node's pods (field selector
 //! `spec.nodeName`; at most once per `RELIST` on a cache miss). Sending runs on a thread of
 //! its own with a bounded queue: the monitor never waits on the API server, and a full
 //! queue drops the Event (the counters and the status file still have it). RBAC: `list` on
@@ -146,7 +147,12 @@ impl Sender {
             let Some(uid) = e.pod_uid.clone() else {
                 continue;
             };
-            let Some((ns, name)) = self.pod(&uid).await else {
+            let named = named(&e);
+            let found = match named {
+                Some(p) => Some(p),
+                None => self.pod(&uid).await,
+            };
+            let Some((ns, name)) = found else {
                 tracing::debug!(pod_uid = %uid, "no pod with this UID on the node: no Event");
                 continue;
             };
@@ -204,6 +210,11 @@ impl Sender {
             )),
         }
     }
+}
+
+/// The pod's namespace and name when the event has them from the runtime (no API call).
+fn named(e: &Event) -> Option<(String, String)> {
+    Some((e.pod_namespace.clone()?, e.pod_name.clone()?))
 }
 
 /// The Event for one monitor event on pod ns/name (pure).
@@ -291,6 +302,8 @@ mod tests {
             path: Some("/usr/local/bin/tool".into()),
             pid: 9,
             pod_uid: Some("u-1".into()),
+            pod_namespace: None,
+            pod_name: None,
             container_id: Some("0123456789abcdef".into()),
             unit: None,
         }
@@ -332,5 +345,28 @@ mod tests {
             m.contains("(the file is for s390x)") && m.contains("binfmtd install --arch s390x"),
             "{m}"
         );
+    }
+
+    /// Both names from the runtime skip the API server; half a name does not.
+    #[test]
+    fn the_runtimes_names_are_used_only_when_complete() {
+        type Name<'a> = Option<(&'a str, &'a str)>;
+        let cases: &[(Option<&str>, Option<&str>, Name)] = &[
+            (Some("shop"), Some("web-0"), Some(("shop", "web-0"))),
+            (None, None, None),
+            (Some("shop"), None, None),
+            (None, Some("web-0"), None),
+        ];
+        for (ns, name, want) in cases {
+            let mut e = event(Kind::Emulated, Some("aarch64"));
+            e.pod_namespace = ns.map(str::to_string);
+            e.pod_name = name.map(str::to_string);
+            let got = named(&e);
+            assert_eq!(
+                got.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                *want,
+                "{ns:?} {name:?}"
+            );
+        }
     }
 }

@@ -14,8 +14,8 @@ use crate::monitor::{self, Event, Kind};
 
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
-    /// One JSON object per event on stdout (kind, arch, path, pid, pod_uid, container_id,
-    /// unit) instead of one line of text.
+    /// One JSON object per event on stdout (kind, arch, path, pid, pod_uid, pod_namespace,
+    /// pod_name, container_id, unit) instead of one line of text.
     #[arg(long)]
     pub json_events: bool,
 
@@ -33,6 +33,13 @@ pub struct MonitorArgs {
     /// 127.0.0.1:9465. Off by default.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+
+    /// The container runtime's CRI socket, to name each event's pod (pod_namespace,
+    /// pod_name) through ListPodSandbox. Default: containerd's
+    /// /run/containerd/containerd.sock when it exists; without a socket, pods are shown by
+    /// UID only.
+    #[arg(long, value_name = "PATH")]
+    pub cri_socket: Option<PathBuf>,
 }
 
 pub fn run(binfmt_misc: &Path, args: MonitorArgs) -> anyhow::Result<Exit> {
@@ -40,6 +47,7 @@ pub fn run(binfmt_misc: &Path, args: MonitorArgs) -> anyhow::Result<Exit> {
         tracefs: args.tracefs,
         binfmt_misc: binfmt_misc.to_path_buf(),
         exec_format_errors: !args.no_exec_format_errors,
+        cri_socket: cri_socket(args.cri_socket),
     };
     // Before the server's thread starts, so it inherits the mask.
     monitor::run::block_signals().map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
@@ -53,6 +61,15 @@ pub fn run(binfmt_misc: &Path, args: MonitorArgs) -> anyhow::Result<Exit> {
     };
     monitor::run(&opts, &mut sink).map_err(|e| Failure::new(Exit::Environment, e.to_string()))?;
     Ok(Exit::Ok)
+}
+
+/// The named socket, else containerd's if it exists; says once when there is none.
+fn cri_socket(named: Option<PathBuf>) -> Option<PathBuf> {
+    let (socket, why) = monitor::cri::choose_socket(named);
+    if let Some(why) = why {
+        eprintln!("binfmtd monitor: {why}");
+    }
+    socket
 }
 
 /// The agent's HTTP server over counters of our own; ready once watching.
@@ -131,11 +148,23 @@ fn human(e: &Event) -> String {
         Kind::ExecFormatError => "exec format error".to_string(),
     };
     let who = match (&e.pod_uid, &e.container_id, &e.unit) {
-        (Some(pod), Some(c), _) => format!("pod {pod} container {}", &c[..12.min(c.len())]),
-        (Some(pod), None, _) => format!("pod {pod}"),
+        (Some(pod), Some(c), _) => format!(
+            "pod {} container {}",
+            pod_name(e, pod),
+            &c[..12.min(c.len())]
+        ),
+        (Some(pod), None, _) => format!("pod {}", pod_name(e, pod)),
         (None, _, Some(unit)) => unit.clone(),
         (None, _, None) => "exited before attribution".to_string(),
     };
     let path = e.path.as_deref().unwrap_or("(path unknown)");
     format!("{what}: {path} pid {} ({who})", e.pid)
+}
+
+/// namespace/name when the runtime named the pod, else its UID.
+fn pod_name(e: &Event, uid: &str) -> String {
+    match (&e.pod_namespace, &e.pod_name) {
+        (Some(ns), Some(name)) => format!("{ns}/{name}"),
+        _ => uid.to_string(),
+    }
 }

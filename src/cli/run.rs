@@ -70,6 +70,12 @@ pub struct ExecMonitorArgs {
     /// With --exec-monitor: the tracefs mount to use (default: /sys/kernel/tracing).
     #[arg(long, value_name = "DIR", requires = "exec_monitor")]
     pub tracefs: Option<PathBuf>,
+
+    /// With --exec-monitor: the container runtime's CRI socket, to name the pods of exec
+    /// events (namespace/name, in the status file and for Kubernetes Events). Default:
+    /// /run/containerd/containerd.sock when it exists; else pods are known by UID only.
+    #[arg(long, value_name = "PATH", requires = "exec_monitor")]
+    pub cri_socket: Option<PathBuf>,
 }
 
 /// `250ms`, `2s`, `10m`, `1h`; zero is refused.
@@ -120,6 +126,14 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<Exit> {
             tracefs: args.exec.tracefs.clone(),
             binfmt_misc: root.to_path_buf(),
             exec_format_errors: !args.exec.no_exec_format_errors,
+            cri_socket: {
+                let (socket, why) =
+                    crate::monitor::cri::choose_socket(args.exec.cri_socket.clone());
+                if let Some(why) = why {
+                    tracing::info!("exec-monitor: {why}");
+                }
+                socket
+            },
         }),
     };
     let load = || request(&args.converge, arch.as_deref()).map_err(|e| format!("{e:#}"));

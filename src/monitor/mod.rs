@@ -11,12 +11,14 @@
 //! | `tracefs` | find/mount tracefs, the instance, stale-instance removal               | kernel  |
 //! | `tally`   | the status file's tables: top emulated programs per container, recent failures | none |
 //! | `ratelimit` | once per window per (kind, container, program), for Kubernetes Events | none |
+//! | `cri`     | pod namespace/name from the runtime's CRI socket (ListPodSandbox)     | socket  |
 //! | `run`     | the loop: events enabled, pipe read until stopped, instance removed    | all     |
 //!
 //! Events leave through the `Sink` trait, so the agent, metrics and Kubernetes Events can
 //! consume the same stream as the `binfmtd monitor` printer.
 
 pub mod cgroup;
+pub mod cri;
 pub mod judge;
 pub mod procfs;
 pub mod ratelimit;
@@ -52,6 +54,9 @@ pub struct Event {
     /// In the host's pid namespace.
     pub pid: i32,
     pub pod_uid: Option<String>,
+    /// The pod's namespace and name, from the runtime's CRI socket; null without one.
+    pub pod_namespace: Option<String>,
+    pub pod_name: Option<String>,
     pub container_id: Option<String>,
     /// The systemd unit, or "host", for a process outside pods; null when the process was
     /// gone before it could be attributed.

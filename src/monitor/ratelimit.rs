@@ -129,6 +129,8 @@ mod tests {
             path: Some("/bin/a".into()),
             pid: 1,
             pod_uid: Some("p".into()),
+            pod_namespace: None,
+            pod_name: None,
             container_id: Some("c".into()),
             unit: None,
         };

@@ -37,6 +37,8 @@ pub struct Options {
     /// Watch for ENOEXEC. Its syscall tracepoints put every thread of the node on the slow
     /// syscall path (see BENCHMARKS.md), so it can be switched off alone.
     pub exec_format_errors: bool,
+    /// The runtime's CRI socket, to name pods (namespace/name); None: pod UIDs only.
+    pub cri_socket: Option<PathBuf>,
 }
 
 /// What the monitor watches, reported once it is watching.
@@ -92,6 +94,17 @@ pub fn run_until(
         tracing::warn!(instance = %name, "removed the tracefs instance of a monitor that is gone");
     }
     let instance = Instance::create(&root, std::process::id())?;
+    let mut named;
+    let sink: &mut dyn Sink = match &opts.cri_socket {
+        Some(socket) => {
+            named = super::cri::Named {
+                inner: sink,
+                resolver: super::cri::Resolver::new(socket.clone()),
+            };
+            &mut named
+        }
+        None => sink,
+    };
     let result = setup(&instance, opts.exec_format_errors).and_then(|ready| {
         sink.ready(&ready);
         watch(&instance, opts, sink, stop)

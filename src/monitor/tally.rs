@@ -28,6 +28,9 @@ pub const FAILURES_MAX: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Who {
     pub pod_uid: Option<String>,
+    /// From the runtime's CRI socket; null without one (or before it answered).
+    pub pod_namespace: Option<String>,
+    pub pod_name: Option<String>,
     pub container_id: Option<String>,
     /// The systemd unit or "host" outside pods; null when the process was gone.
     pub unit: Option<String>,
@@ -37,16 +40,35 @@ impl Who {
     pub fn of(e: &Event) -> Who {
         Who {
             pod_uid: e.pod_uid.clone(),
+            pod_namespace: e.pod_namespace.clone(),
+            pod_name: e.pod_name.clone(),
             container_id: e.container_id.clone(),
             unit: e.unit.clone(),
         }
     }
 
-    /// `pod 2f0c... container 9b1e2a3c4d5e`, `kubelet.service`, `host`, `unknown`.
+    /// The same process owner: the pod's name may be learnt later, so it is not compared.
+    pub fn same(&self, other: &Who) -> bool {
+        (&self.pod_uid, &self.container_id, &self.unit)
+            == (&other.pod_uid, &other.container_id, &other.unit)
+    }
+
+    /// `namespace/name` when the runtime named the pod, else its UID.
+    fn pod(&self, uid: &str) -> String {
+        match (&self.pod_namespace, &self.pod_name) {
+            (Some(ns), Some(n)) => format!("{ns}/{n}"),
+            _ => uid.to_string(),
+        }
+    }
+
+    /// `pod shop/web-0 container 9b1e2a3c4d5e` (`pod 2f0c...` without a CRI socket),
+    /// `kubelet.service`, `host`, `unknown`.
     pub fn describe(&self) -> String {
         match (&self.pod_uid, &self.container_id, &self.unit) {
-            (Some(p), Some(c), _) => format!("pod {p} container {}", &c[..12.min(c.len())]),
-            (Some(p), None, _) => format!("pod {p}"),
+            (Some(p), Some(c), _) => {
+                format!("pod {} container {}", self.pod(p), &c[..12.min(c.len())])
+            }
+            (Some(p), None, _) => format!("pod {}", self.pod(p)),
             (None, _, Some(u)) => u.clone(),
             (None, _, None) => "unknown (exited before attribution)".into(),
         }
@@ -135,8 +157,13 @@ impl Tally {
     fn emulated(&mut self, e: &Event, now: u64) {
         self.emulated_total += 1;
         let who = Who::of(e);
-        let i = match self.containers.iter().position(|c| c.who == who) {
-            Some(i) => i,
+        let i = match self.containers.iter().position(|c| c.who.same(&who)) {
+            Some(i) => {
+                if who.pod_name.is_some() {
+                    self.containers[i].who = who;
+                }
+                i
+            }
             None => {
                 if self.containers.len() == CONTAINERS_MAX {
                     let quiet = (0..self.containers.len())

@@ -13,6 +13,8 @@ fn ev(kind: Kind, arch: Option<&'static str>, path: &str, container: &str) -> Ev
         path: Some(path.to_string()),
         pid: 7,
         pod_uid: Some("pod-a".into()),
+        pod_namespace: None,
+        pod_name: None,
         container_id: Some(container.into()),
         unit: None,
     }
@@ -180,4 +182,26 @@ fn who_describes_pods_units_and_the_unattributed() {
     assert_eq!(Who::of(&e).describe(), "kubelet.service");
     e.unit = None;
     assert!(Who::of(&e).describe().starts_with("unknown"));
+}
+
+/// The runtime's name for a pod, once known, is shown, and a pod named later stays one row.
+#[test]
+fn pods_named_by_the_runtime_stay_one_container() {
+    let mut t = Tally::new(Path::new(BINFMT), vec!["x86_64"]);
+    let unnamed = emu("/x", "0123456789abcdef0123");
+    let mut named = unnamed.clone();
+    named.pod_namespace = Some("shop".into());
+    named.pod_name = Some("web-0".into());
+    let cases: &[(&Event, &str)] = &[
+        (&unnamed, "pod pod-a container 0123456789ab"),
+        (&named, "pod shop/web-0 container 0123456789ab"),
+        // A later event without a name (the runtime did not answer) keeps the name.
+        (&unnamed, "pod shop/web-0 container 0123456789ab"),
+    ];
+    for (i, (e, want)) in cases.iter().enumerate() {
+        t.record(e, i as u64);
+        assert_eq!(t.containers.len(), 1, "step {i}");
+        assert_eq!(t.containers[0].who.describe(), *want, "step {i}");
+        assert_eq!(t.containers[0].emulated, i as u64 + 1, "step {i}");
+    }
 }

@@ -134,6 +134,8 @@ fn event(
         path,
         pid,
         pod_uid,
+        pod_namespace: None,
+        pod_name: None,
         container_id,
         unit,
     }

@@ -78,10 +78,18 @@ fn who(v: &Value) -> String {
         v["container_id"].as_str(),
         v["unit"].as_str(),
     ) {
-        (Some(p), Some(c), _) => format!("pod {p} container {}", &c[..12.min(c.len())]),
-        (Some(p), None, _) => format!("pod {p}"),
+        (Some(p), Some(c), _) => format!("pod {} container {}", pod(v, p), &c[..12.min(c.len())]),
+        (Some(p), None, _) => format!("pod {}", pod(v, p)),
         (None, _, Some(u)) => u.to_string(),
         (None, _, None) => "unknown (exited before attribution)".into(),
+    }
+}
+
+/// `namespace/name` when the agent had them from the runtime, else the pod's UID.
+fn pod(v: &Value, uid: &str) -> String {
+    match (v["pod_namespace"].as_str(), v["pod_name"].as_str()) {
+        (Some(ns), Some(name)) => format!("{ns}/{name}"),
+        _ => uid.to_string(),
     }
 }
 
@@ -103,6 +111,8 @@ mod tests {
             path: Some("/usr/bin/node".into()),
             pid: 5,
             pod_uid: Some("u-1".into()),
+            pod_namespace: None,
+            pod_name: None,
             container_id: Some("abcdef0123456789".into()),
             unit: None,
         };
@@ -127,6 +137,16 @@ mod tests {
             "    1970-01-01T00:00:02Z /tmp/dl/tool (a s390x file) pid 5, pod u-1 container abcdef012345",
             "binfmtd install --arch s390x",
         ];
+        // With the pod's name from the runtime, the name replaces the UID.
+        e.pod_namespace = Some("shop".into());
+        e.pod_name = Some("web-0".into());
+        t.record(&e, 3);
+        let view = serde_json::to_value(t.view()).unwrap();
+        let named = exec_monitor_text(&view);
+        assert!(
+            named.contains("pid 5, pod shop/web-0 container abcdef012345"),
+            "{named}"
+        );
         for w in want {
             assert!(text.contains(w), "missing {w:?} in:\n{text}");
         }
