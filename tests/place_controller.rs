@@ -52,8 +52,7 @@ fn env() -> Option<&'static Env> {
         let basic = registry(Auth::Basic)?;
         let token = registry(Auth::Token)?;
         k.ready_node(AMD64, &[("kubernetes.io/arch", "amd64"), ("binfmtd.io/amd64", "native")]);
-        node(
-            k,
+        k.ready_node(
             ARM64_EMU,
             &[("kubernetes.io/arch", "arm64"), ("binfmtd.io/arm64", "native"), ("binfmtd.io/amd64", "emulated")],
         );
