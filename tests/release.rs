@@ -36,8 +36,10 @@ use std::sync::OnceLock;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Release arches: (artifact arch, what `file` calls it).
 pub const ARCHES: [(&str, &str); 2] = [("x86_64", "x86-64"), ("aarch64", "ARM aarch64")];
-/// Size goal for one stripped static binary (BENCHMARKS.md, "releases").
-pub const BINARY_GOAL: u64 = 8 * 1024 * 1024;
+/// Size goal for one stripped static binary (BENCHMARKS.md, "releases"). 8 MiB until the
+/// placement component (kube-rs runtime, TLS server, certificate generation) and the CRI client
+/// joined the node agent in the one binary the DaemonSet and the component's image share.
+pub const BINARY_GOAL: u64 = 12 * 1024 * 1024;
 
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -179,8 +181,9 @@ fn binaries_are_static_stripped_and_small() {
         );
         assert!(
             size <= BINARY_GOAL,
-            "{}: {size} bytes, over the 8 MiB goal",
-            path.display()
+            "{}: {size} bytes, over the {} MiB goal",
+            path.display(),
+            BINARY_GOAL >> 20
         );
     }
 }
