@@ -229,24 +229,7 @@ fn events_reach_the_pod_without_listing_pods() {
         None,
     )
     .success();
-    c.pod_on(NS, "events-only", "web", NODE);
-    let uid = c
-        .kubectl(
-            &[
-                "get",
-                "pod",
-                "web",
-                "-n",
-                NS,
-                "-o",
-                "jsonpath={.metadata.uid}",
-            ],
-            None,
-        )
-        .success()
-        .stdout
-        .trim()
-        .to_string();
+    let uid = c.pod_on(NS, "events-only", "web", NODE);
     let listed = c.kubectl_token(
         &c.token(NS, "events-only", None),
         &[

@@ -61,24 +61,7 @@ fn events_on_the_pod_once_per_container_and_program() {
     c.kubectl(&["create", "namespace", NS], None).success();
     c.kubectl(&["create", "serviceaccount", "web", "-n", NS], None)
         .success();
-    c.pod_on(NS, "web", "web", NODE);
-    let uid = c
-        .kubectl(
-            &[
-                "get",
-                "pod",
-                "web",
-                "-n",
-                NS,
-                "-o",
-                "jsonpath={.metadata.uid}",
-            ],
-            None,
-        )
-        .success()
-        .stdout
-        .trim()
-        .to_string();
+    let uid = c.pod_on(NS, "web", "web", NODE);
     let kubeconfig = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(kubeconfig.path(), c.token_kubeconfig(&token)).unwrap();
     let kc = kubeconfig.path().to_str().unwrap();

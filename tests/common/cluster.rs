@@ -227,7 +227,8 @@ impl Cluster {
 
     /// A Pod of service account `sa` in `ns` on `node`. No kubelet runs it: being bound to the
     /// node is all a token needs to carry the node-name claim.
-    pub fn pod_on(&self, ns: &str, sa: &str, name: &str, node: &str) {
+    /// Returns the pod's UID.
+    pub fn pod_on(&self, ns: &str, sa: &str, name: &str, node: &str) -> String {
         let pod = serde_json::json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": ns},
@@ -235,8 +236,13 @@ impl Cluster {
                      "automountServiceAccountToken": false,
                      "containers": [{"name": "c", "image": "registry.invalid/none:1"}]}
         });
-        self.kubectl(&["create", "-f", "-"], Some(&pod.to_string()))
+        let created = self
+            .kubectl(
+                &["create", "-f", "-", "-o", "jsonpath={.metadata.uid}"],
+                Some(&pod.to_string()),
+            )
             .success();
+        created.stdout.trim().to_string()
     }
 
     /// A token of `sa` in `ns`: bound to Pod `pod` (as the kubelet requests for a projected
