@@ -1,7 +1,7 @@
 //! `binfmtd place` (the controller half) against the real API server and scheduler, and
 //! real registries on loopback: gated pods are decided, rewritten where an index would not
 //! pull, and bound by the real scheduler only to nodes that can run them, native first.
-//! Registry down or auth refused: the gate is removed with nothing changed and a Warning
+//! Registry down, auth refused or a malformed image: the gate is removed with nothing changed and a Warning
 //! Event says why. Events are read back through the API.
 //!
 //! The nodes are Node objects without kubelets (a mixed cluster: amd64 native; arm64 that
@@ -326,7 +326,7 @@ fn images_without_a_common_arch_are_left_alone_with_the_reason() {
 }
 
 #[test]
-fn registry_down_or_auth_refused_removes_the_gate_unchanged_and_says_why() {
+fn registry_down_auth_refused_or_a_malformed_image_removes_the_gate_unchanged_and_says_why() {
     let Some(e) = env() else { return };
     namespace(e, "failures");
     let down = format!("127.0.0.1:{}/gone:v1", free_port());
@@ -338,9 +338,13 @@ fn registry_down_or_auth_refused_removes_the_gate_unchanged_and_says_why() {
         e,
         &pod("failures", "refused", &[("app", &private)], json!({})),
     );
+    // A manifest the registry accepted whose config blob is not an image config.
+    let broken = e.anon.reference("broken:v1");
+    create(e, &pod("failures", "broken", &[("app", &broken)], json!({})));
     for (name, img, words) in [
         ("down", &down, "unreachable"),
         ("refused", &private, "refused access"),
+        ("broken", &broken, "not valid JSON"),
     ] {
         let p = bound(e, "failures", name);
         assert_eq!(image(&p, 0), img.as_str());

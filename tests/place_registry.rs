@@ -217,3 +217,27 @@ fn a_closed_port_is_unreachable_and_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_config_that_is_not_an_image_config_is_refused_and_named() {
+    let Some(r) = registry(Auth::Anonymous) else {
+        return;
+    };
+    let image = r.reference("broken:v1");
+    let err = block(resolver(std::slice::from_ref(&r.ca_path)).resolve(&image, &[])).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            RegistryError::Refused {
+                source: binfmtd::placement::platforms::PlatformError::Malformed { .. },
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(&image) && text.contains("config") && text.contains("not valid JSON"),
+        "names the image and what is wrong: {text}"
+    );
+}

@@ -7,7 +7,8 @@
 //! checks credentials and issues a signed JWT, as Docker Hub, GHCR and ECR do). Each holds the
 //! images registry.sh lists: `multi:v1` (amd64 + arm64 index), `amd64only:v1` and
 //! `arm64only:v1` (one platform + a buildx-style attestation manifest), `single:v1` and
-//! `single-arm64:v1` (one manifest, no index).
+//! `single-arm64:v1` (one manifest, no index); the anonymous one also `broken:v1` (a manifest
+//! whose config blob is not an image config).
 //!
 //! A missing registry package skips the test with the command that installs it; under CI=true
 //! it fails it (tests/deps.sh installs it).

@@ -20,6 +20,8 @@
 #   arm64only:v1      an index of linux/arm64 + its attestation manifest
 #   single:v1         one linux/amd64 manifest, no index
 #   single-arm64:v1   one linux/arm64 manifest, no index
+#   broken:v1         (anonymous registry only) one manifest whose config blob is not an image
+#                     config: what a broken build or a tampered repository serves
 # Each image holds a static busybox of its arch whose entrypoint runs `uname -m`. DIR/images.json
 # maps "name:tag" to {"digest": the tag's digest, "<arch>": that platform's manifest digest}.
 set -euo pipefail
@@ -186,6 +188,42 @@ index() { # LAYOUT TAG WORK DESCRIPTOR...
         '{mediaType: "application/vnd.oci.image.index.v1+json", digest: $d, size: $s}')"
 }
 
+# Pushes FILE as a blob of REPOSITORY through the distribution API (POST, then PUT with the
+# digest): for documents skopeo would not copy, being no valid image.
+push_blob() { # DIR REPOSITORY FILE
+    local dir=$1 repository=$2 file=$3 host location sum
+    host=$(cat "$dir/host")
+    sum=$(sha256sum "$file" | cut -d' ' -f1)
+    location=$(curl -sSf --cacert "$dir/ca.crt" -X POST -o /dev/null -D - \
+        "https://$host/v2/$repository/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+    [ -n "$location" ] || die "the registry at $host gave no upload location for $repository"
+    case $location in /*) location=https://$host$location ;; esac
+    case $location in *\?*) location="$location&" ;; *) location="$location?" ;; esac
+    curl -sSf --cacert "$dir/ca.crt" -X PUT -H 'Content-Type: application/octet-stream' \
+        --data-binary "@$file" -o /dev/null "${location}digest=sha256:$sum" ||
+        die "uploading $file to $host/$repository failed (registry log: $dir/registry.log)"
+    echo "sha256:$sum $(stat -c %s "$file")"
+}
+
+# broken:v1: a manifest the registry accepts (its blobs exist) whose config is not JSON.
+broken() { # DIR WORK
+    local dir=$1 work=$2 host cd cs ld ls
+    host=$(cat "$dir/host")
+    printf 'not an image config\n' >"$work/broken-config"
+    printf 'not a layer either\n' >"$work/broken-layer"
+    read -r cd cs < <(push_blob "$dir" broken "$work/broken-config")
+    read -r ld ls < <(push_blob "$dir" broken "$work/broken-layer")
+    jq -nc --arg cd "$cd" --argjson cs "$cs" --arg ld "$ld" --argjson ls "$ls" \
+        '{schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
+          config: {mediaType: "application/vnd.oci.image.config.v1+json", digest: $cd, size: $cs},
+          layers: [{mediaType: "application/vnd.oci.image.layer.v1.tar", digest: $ld, size: $ls}]}' \
+        >"$work/broken-manifest.json"
+    curl -sSf --cacert "$dir/ca.crt" -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+        --data-binary "@$work/broken-manifest.json" -o /dev/null "https://$host/v2/broken/manifests/v1" ||
+        die "pushing broken:v1 to $host failed (registry log: $dir/registry.log)"
+    echo "sha256:$(sha256sum <"$work/broken-manifest.json" | cut -d' ' -f1)"
+}
+
 # The busybox-static of a Debian arch, from the test fixtures (tests/fixtures/fetch.sh).
 busybox() { # DEBARCH WORK: prints the path of the extracted binary
     local arch=$1 work=$2 deb
@@ -244,6 +282,9 @@ images() { # DIR
         [ "$name" = single-arm64 ] && entry=$(jq -c --arg d "$digest" '. + {arm64: $d}' <<<"$entry")
         out=$(jq -c --arg k "$name:v1" --argjson v "$entry" '. + {($k): $v}' <<<"$out")
     done
+    if [ -z "$creds" ]; then
+        out=$(jq -c --arg d "$(broken "$dir" "$work")" '. + {"broken:v1": {digest: $d}}' <<<"$out")
+    fi
     jq . <<<"$out" >"$dir/images.json"
     cat "$dir/images.json"
 }
