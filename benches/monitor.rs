@@ -122,12 +122,17 @@ fn start_monitor(extra: &[&str]) -> Child {
         .spawn()
         .expect("start binfmtd monitor");
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert!(
-        line.contains("watching execs"),
-        "monitor did not start: {line}"
-    );
+    // Warnings may come first (no CRI socket on a machine without containerd).
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = stderr.read_line(&mut line).unwrap();
+        seen.push_str(&line);
+        if line.contains("watching execs") {
+            break;
+        }
+        assert!(n > 0, "monitor did not start: {seen}");
+    }
     // Keep reading: a closed stderr would fail the monitor's next warning.
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     child

@@ -340,7 +340,10 @@ fn registry_down_auth_refused_or_a_malformed_image_removes_the_gate_unchanged_an
     );
     // A manifest the registry accepted whose config blob is not an image config.
     let broken = e.anon.reference("broken:v1");
-    create(e, &pod("failures", "broken", &[("app", &broken)], json!({})));
+    create(
+        e,
+        &pod("failures", "broken", &[("app", &broken)], json!({})),
+    );
     for (name, img, words) in [
         ("down", &down, "unreachable"),
         ("refused", &private, "refused access"),

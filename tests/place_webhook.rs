@@ -569,34 +569,6 @@ fn leader_election_one_leader_release_on_shutdown_takeover_after_expiry() {
 }
 
 /// Reads one HTTP response (head, then Content-Length bytes): (code, head, body).
-fn response(s: &mut impl std::io::Read) -> (u16, String, Vec<u8>) {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&data[..end]).to_string();
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .expect("a Content-Length");
-            while data.len() < end + 4 + len {
-                let n = s.read(&mut buf).unwrap();
-                assert!(n > 0, "closed in the middle of a body");
-                data.extend_from_slice(&buf[..n]);
-            }
-            let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-            return (code, head, data[end + 4..end + 4 + len].to_vec());
-        }
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "closed before a response head: {data:?}");
-        data.extend_from_slice(&buf[..n]);
-    }
-}
-
 /// The API server reuses its connections: one TLS session carries many reviews (keep-alive),
 /// and a later request on it still has only `DEADLINE` from its first bytes to its answer.
 #[test]
@@ -605,22 +577,10 @@ fn one_connection_carries_many_reviews_and_a_stalled_later_request_is_cut_off() 
     let tls = cert::generate("ns", &names, cert::now()).unwrap().serving;
     let hook = webhook::spawn("127.0.0.1:0".parse().unwrap(), &tls, "binfmtd".into()).unwrap();
     let client = support::tls_client(&tls.ca_pem);
-    let mut sock = TcpStream::connect(hook.addr).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let server = rustls::pki_types::ServerName::try_from("binfmtd-placement.ns.svc").unwrap();
-    let mut conn = rustls::ClientConnection::new(client, server).unwrap();
-    let mut s = rustls::Stream::new(&mut conn, &mut sock);
+    let mut kept = support::Kept::connect(&client, hook.addr, "binfmtd-placement.ns.svc").unwrap();
     for i in 0..3 {
         let body = support::review("app", "p", &format!("k{i}"));
-        let mut req = format!(
-            "POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        req.extend_from_slice(&body);
-        s.write_all(&req).unwrap();
-        let (code, head, body) = response(&mut s);
+        let (code, head, body) = kept.post("/mutate", &body).unwrap();
         assert_eq!(code, 200, "{head}");
         assert!(head.contains("Connection: keep-alive"), "{head}");
         let v: Value = serde_json::from_slice(&body).unwrap();
@@ -637,6 +597,7 @@ fn one_connection_carries_many_reviews_and_a_stalled_later_request_is_cut_off() 
     );
     // A fourth request that never finishes its head: closed at the deadline, not kept.
     let t = Instant::now();
+    let mut s = kept.stream();
     s.write_all(b"POST /mutate HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
     let mut buf = [0u8; 64];

@@ -46,7 +46,7 @@ pub fn tls_client(ca_pem: &str) -> Arc<rustls::ClientConfig> {
 }
 
 /// One HTTPS request to `addr` as `name` (status, body), on a connection of its own that the
-/// server closes after answering (`Connection: close`; see `keep_alive` for reuse).
+/// server closes after answering (`Connection: close`; `Kept` reuses one).
 pub fn https(
     tls: &Arc<rustls::ClientConfig>,
     addr: SocketAddr,
@@ -88,6 +88,86 @@ pub fn https(
         .map(|i| out[i + 4..].to_vec())
         .unwrap_or_default();
     Ok((code, body))
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length body off `s`: (status, head, body).
+pub fn response(s: &mut impl Read) -> std::io::Result<(u16, String, Vec<u8>)> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, what.to_string());
+    loop {
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .and_then(|v| v.trim().parse().ok())
+                })
+                .ok_or_else(|| std::io::Error::other(format!("no Content-Length in {head:?}")))?;
+            while data.len() < end + 4 + len {
+                let n = s.read(&mut buf)?;
+                if n == 0 {
+                    return Err(closed("closed in the middle of a body"));
+                }
+                data.extend_from_slice(&buf[..n]);
+            }
+            let code = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            return Ok((code, head, data[end + 4..end + 4 + len].to_vec()));
+        }
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Err(closed("closed before a response head"));
+        }
+        data.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// One TLS connection kept open for many requests (HTTP/1.1 keep-alive), as the API server's
+/// client keeps its connections to a webhook.
+pub struct Kept {
+    sock: TcpStream,
+    conn: rustls::ClientConnection,
+}
+
+impl Kept {
+    pub fn connect(
+        tls: &Arc<rustls::ClientConfig>,
+        addr: SocketAddr,
+        name: &str,
+    ) -> std::io::Result<Kept> {
+        let sock = TcpStream::connect(addr)?;
+        sock.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let server = ServerName::try_from(name.to_string()).map_err(std::io::Error::other)?;
+        let conn =
+            rustls::ClientConnection::new(tls.clone(), server).map_err(std::io::Error::other)?;
+        Ok(Kept { sock, conn })
+    }
+
+    /// The connection as a stream, for requests `post` would not send.
+    pub fn stream(&mut self) -> rustls::Stream<'_, rustls::ClientConnection, TcpStream> {
+        rustls::Stream::new(&mut self.conn, &mut self.sock)
+    }
+
+    /// POST `body` as JSON to `path` on this connection: (status, head, body).
+    pub fn post(&mut self, path: &str, body: &[u8]) -> std::io::Result<(u16, String, Vec<u8>)> {
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        let mut s = self.stream();
+        s.write_all(&req)?;
+        s.flush()?;
+        response(&mut s)
+    }
 }
 
 /// An AdmissionReview for creating pod `name` in `ns`.
