@@ -278,28 +278,16 @@ fn events_reach_the_pod_without_listing_pods() {
         run_in_pod(program_sandbox, Driver::Cgroupfs, &hierarchy, &uid, &id);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let out = c
-                .kubectl(
-                    &[
-                        "get",
-                        "events",
-                        "-n",
-                        NS,
-                        "--field-selector",
-                        &format!("involvedObject.uid={uid},reason=EmulatedExecution"),
-                        "-o",
-                        "jsonpath={.items[*].involvedObject.name}",
-                    ],
-                    None,
-                )
-                .success();
-            if out.stdout.trim() == "web" {
+            let seen = c.pod_events(NS, &uid);
+            if seen
+                .iter()
+                .any(|e| e["reason"] == "EmulatedExecution" && e["involvedObject"]["name"] == "web")
+            {
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "no EmulatedExecution Event on {NS}/web: {}\nagent log: {}",
-                out.stdout,
+                "no EmulatedExecution Event on {NS}/web: {seen:#?}\nagent log: {}",
                 agent.log()
             );
             thread::sleep(Duration::from_millis(200));

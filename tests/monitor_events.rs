@@ -14,33 +14,12 @@ mod harness;
 use std::time::{Duration, Instant};
 
 use agent::Agent;
-use common::cluster::{cluster, Cluster};
+use common::cluster::cluster;
 use common::Sandbox;
 use harness::{ensure_tracefs, hierarchies, ids, run_in_pod, Driver};
 
 const NODE: &str = "monitor-node";
 const NS: &str = "apps";
-
-/// The Events on pod `uid` so far.
-fn events(c: &Cluster, uid: &str) -> Vec<serde_json::Value> {
-    let out = c
-        .kubectl(
-            &[
-                "get",
-                "events",
-                "-n",
-                NS,
-                "--field-selector",
-                &format!("involvedObject.uid={uid}"),
-                "-o",
-                "json",
-            ],
-            None,
-        )
-        .success();
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    v["items"].as_array().cloned().unwrap_or_default()
-}
 
 fn with_reason<'a>(events: &'a [serde_json::Value], reason: &str) -> Vec<&'a serde_json::Value> {
     events.iter().filter(|e| e["reason"] == reason).collect()
@@ -79,7 +58,7 @@ fn events_on_the_pod_once_per_container_and_program() {
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let seen = loop {
-        let seen = events(c, &uid);
+        let seen = c.pod_events(NS, &uid);
         let done = ["EmulatedExecution", "ExecFormatError"]
             .iter()
             .all(|r| !with_reason(&seen, r).is_empty());
@@ -128,7 +107,7 @@ fn events_on_the_pod_once_per_container_and_program() {
     });
     // The failure was counted too; give a stray Event the time it would need to arrive.
     std::thread::sleep(Duration::from_secs(2));
-    let after = events(c, &uid);
+    let after = c.pod_events(NS, &uid);
     for r in ["EmulatedExecution", "ExecFormatError"] {
         assert_eq!(
             with_reason(&after, r).len(),

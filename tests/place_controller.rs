@@ -185,6 +185,13 @@ fn event(e: &Env, ns: &str, name: &str) -> (String, String, String) {
     }
 }
 
+/// A namespace `ns` holding one gated pod "p" whose container runs `img`; the pod as bound.
+fn placed_alone(e: &Env, ns: &str, img: &str) -> Value {
+    namespace(e, ns);
+    create(e, &pod(ns, "p", &[("app", img)], json!({})));
+    bound(e, ns, "p")
+}
+
 fn gates(p: &Value) -> Value {
     p["spec"]["schedulingGates"].clone()
 }
@@ -196,10 +203,8 @@ fn image(p: &Value, i: usize) -> &str {
 #[test]
 fn an_amd64_only_index_is_pinned_and_runs_native_first() {
     let Some(e) = env() else { return };
-    namespace(e, "amd64only");
     let img = e.anon.reference("amd64only:v1");
-    create(e, &pod("amd64only", "p", &[("app", &img)], json!({})));
-    let p = bound(e, "amd64only", "p");
+    let p = placed_alone(e, "amd64only", &img);
     assert_eq!(p["spec"]["nodeName"], AMD64, "native preferred");
     assert!(gates(&p).is_null(), "gate removed: {p:#}");
     let pinned = format!(
@@ -275,10 +280,8 @@ fn kept_off_the_native_node_it_lands_on_the_emulator_never_the_plain_arm64() {
 #[test]
 fn a_single_manifest_is_placed_but_not_rewritten() {
     let Some(e) = env() else { return };
-    namespace(e, "single");
     let img = e.anon.reference("single:v1");
-    create(e, &pod("single", "p", &[("app", &img)], json!({})));
-    let p = bound(e, "single", "p");
+    let p = placed_alone(e, "single", &img);
     assert_eq!(image(&p, 0), img, "a single manifest pulls on any node");
     assert_eq!(p["spec"]["nodeName"], AMD64);
     assert!(p["spec"]["affinity"]["nodeAffinity"].is_object());
@@ -288,10 +291,8 @@ fn a_single_manifest_is_placed_but_not_rewritten() {
 #[test]
 fn a_multi_arch_index_needs_nothing() {
     let Some(e) = env() else { return };
-    namespace(e, "multi");
     let img = e.anon.reference("multi:v1");
-    create(e, &pod("multi", "p", &[("app", &img)], json!({})));
-    let p = bound(e, "multi", "p");
+    let p = placed_alone(e, "multi", &img);
     assert_eq!(image(&p, 0), img);
     assert!(p["spec"]["affinity"].is_null(), "{p:#}");
     let (ty, reason, msg) = event(e, "multi", "p");

@@ -225,6 +225,28 @@ impl Cluster {
         .success();
     }
 
+    /// The Events on the pod of UID `uid` in `ns` so far, read through the API.
+    pub fn pod_events(&self, ns: &str, uid: &str) -> Vec<serde_json::Value> {
+        let selector = format!("involvedObject.uid={uid}");
+        let out = self
+            .kubectl(
+                &[
+                    "get",
+                    "events",
+                    "-n",
+                    ns,
+                    "--field-selector",
+                    &selector,
+                    "-o",
+                    "json",
+                ],
+                None,
+            )
+            .success();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v["items"].as_array().cloned().unwrap_or_default()
+    }
+
     /// A Pod of service account `sa` in `ns` on `node`. No kubelet runs it: being bound to the
     /// node is all a token needs to carry the node-name claim.
     /// Returns the pod's UID.
