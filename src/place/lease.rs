@@ -215,14 +215,22 @@ impl<S: LeaseStore> Elector<S> {
         });
     }
 
-    /// One round: read, decide, write. True when we hold the Lease afterwards.
-    pub async fn try_once(&self) -> Result<bool, PlaceError> {
-        let what = |verb: &str| format!("{verb} {}", self.store.describe());
-        let read = self
-            .store
+    /// "VERB" and the store's description, for errors.
+    fn what(&self, verb: &str) -> String {
+        format!("{verb} {}", self.store.describe())
+    }
+
+    async fn read(&self) -> Result<Option<Lease>, PlaceError> {
+        self.store
             .get()
             .await
-            .map_err(|e| PlaceError::kube(what("get"), &e))?;
+            .map_err(|e| PlaceError::kube(self.what("get"), &e))
+    }
+
+    /// One round: read, decide, write. True when we hold the Lease afterwards.
+    pub async fn try_once(&self) -> Result<bool, PlaceError> {
+        let what = |verb: &str| self.what(verb);
+        let read = self.read().await?;
         let now = Timestamp::now();
         let step = step(read.as_ref(), &self.identity, now);
         let Some(lease) = next(read.as_ref(), &step, &self.identity, self.duration, now) else {
@@ -250,13 +258,9 @@ impl<S: LeaseStore> Elector<S> {
     /// Give the Lease up if we hold it.
     pub async fn release(&self) -> Result<(), PlaceError> {
         self.set_leader(false);
-        let what = |verb: &str| format!("{verb} {}", self.store.describe());
-        let read = self
-            .store
-            .get()
-            .await
-            .map_err(|e| PlaceError::kube(what("get"), &e))?;
-        let Some(read) = read else { return Ok(()) };
+        let Some(read) = self.read().await? else {
+            return Ok(());
+        };
         let ours = read
             .spec
             .as_ref()
@@ -268,7 +272,7 @@ impl<S: LeaseStore> Elector<S> {
                     tracing::info!(identity = %self.identity, "released {}", self.store.describe())
                 }
                 Err(kube::Error::Api(s)) if s.code == 409 => {}
-                Err(e) => return Err(PlaceError::kube(what("release"), &e)),
+                Err(e) => return Err(PlaceError::kube(self.what("release"), &e)),
             }
         }
         Ok(())
