@@ -56,6 +56,8 @@ pub fn https(
     body: &[u8],
 ) -> std::io::Result<(u16, Vec<u8>)> {
     let mut sock = TcpStream::connect(addr)?;
+    // As Go's clients (the API server's) do: no Nagle delay on the handshake's last flight.
+    sock.set_nodelay(true)?;
     sock.set_read_timeout(Some(Duration::from_secs(10)))?;
     let server = ServerName::try_from(name.to_string()).unwrap();
     let mut conn =
@@ -143,6 +145,7 @@ impl Kept {
         name: &str,
     ) -> std::io::Result<Kept> {
         let sock = TcpStream::connect(addr)?;
+        sock.set_nodelay(true)?;
         sock.set_read_timeout(Some(Duration::from_secs(10)))?;
         let server = ServerName::try_from(name.to_string()).map_err(std::io::Error::other)?;
         let conn =
