@@ -18,7 +18,7 @@ use std::process::Command;
 
 use agent::Agent;
 use common::Sandbox;
-use harness::{ensure_tracefs, hierarchies, ids, run_in_pod, sample, Driver};
+use harness::{ensure_tracefs, hierarchies, ids, run_in_pod, sample, sigkill_leaving, Driver};
 
 #[test]
 fn agent_counts_lists_and_shows_emulated_execs_and_exec_format_errors() {
@@ -170,13 +170,7 @@ fn sigkilled_agents_instance_is_removed_by_the_next_start() {
         return;
     };
     let left = first.instance();
-    first.child.kill().unwrap();
-    first.child.wait().unwrap();
-    assert!(
-        left.is_dir(),
-        "SIGKILL cannot clean up: {} should remain",
-        left.display()
-    );
+    sigkill_leaving(&mut first.child, &left);
     let mut second = Agent::start(&[], false).expect("tracefs worked a moment ago");
     assert!(!left.exists(), "{} survived the next start", left.display());
     let own = second.instance();

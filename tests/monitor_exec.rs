@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::Sandbox;
-use harness::{get, hierarchies, ids, run_in_pod, sample, Driver, Monitor};
+use harness::{get, hierarchies, ids, run_in_pod, sample, sigkill_leaving, Driver, Monitor};
 
 /// `listen`: also serve /metrics, and check its counters.
 fn exercise(driver: Driver, hierarchy: &Path, listen: bool) {
@@ -109,18 +109,11 @@ fn emulated_and_exec_format_error_events_systemd_driver() {
 
 #[test]
 fn sigkilled_monitor_instance_is_removed_by_the_next_start() {
-    let Some(first) = Monitor::start(&[]) else {
+    let Some(mut first) = Monitor::start(&[]) else {
         return;
     };
     let left = first.instance();
-    let mut first = first;
-    first.child.kill().unwrap();
-    first.child.wait().unwrap();
-    assert!(
-        left.is_dir(),
-        "SIGKILL cannot clean up: {} should remain",
-        left.display()
-    );
+    sigkill_leaving(&mut first.child, &left);
     let mut second = Monitor::start(&[]).expect("tracefs worked a moment ago");
     assert!(!left.exists(), "{} survived the next start", left.display());
     let own = second.instance();

@@ -346,6 +346,18 @@ pub fn run_in_pod(sandbox: Sandbox, driver: Driver, hierarchy: &Path, uid: &str,
     let _ = std::fs::remove_dir_all(sync);
 }
 
+/// SIGKILL `child` (a monitor or an agent), whose tracefs instance is `instance`: nothing can
+/// clean up after SIGKILL, so the instance must still be there for the next start to remove.
+pub fn sigkill_leaving(child: &mut Child, instance: &Path) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        instance.is_dir(),
+        "SIGKILL cannot clean up: {} should remain",
+        instance.display()
+    );
+}
+
 /// Mount tracefs at its usual place when nothing is there, as `binfmtd monitor` does (and
 /// leaves it mounted), so tests can look at the instances of agents that mount it in a
 /// mount namespace of their own.
