@@ -103,31 +103,11 @@ fn the_deployment_is_two_unprivileged_replicas_speaking_the_contracts_flags() {
     for probe in ["livenessProbe", "readinessProbe"] {
         assert_eq!(c[probe]["httpGet"]["port"], "http", "{probe}");
     }
-    // Every flag is one of the contract's.
-    let known = [
-        "kubeconfig",
-        "namespace",
-        "identity",
-        "webhook-listen",
-        "listen",
-        "service",
-        "webhook-configuration",
-        "tls-secret",
-        "lease",
-        "label-prefix",
-        "registry-ca",
-        "registry-timeout",
-        "log-format",
-    ];
-    for a in c["args"].as_array().unwrap().iter().skip(1) {
-        let name = a
-            .as_str()
-            .unwrap()
-            .trim_start_matches("--")
-            .split('=')
-            .next()
-            .unwrap();
-        assert!(known.contains(&name), "unknown flag {a}");
+    // Every flag is one the binary's own parser accepts for `place`.
+    let args: Vec<String> = serde_json::from_value(c["args"].clone()).unwrap();
+    let argv = std::iter::once("binfmtd".to_string()).chain(args.iter().cloned());
+    if let Err(e) = <binfmtd::cli::Cli as clap::Parser>::try_parse_from(argv) {
+        panic!("binfmtd rejects the placement Deployment's args {args:?}:\n{e}");
     }
 }
 
