@@ -5,7 +5,6 @@
 //! | `agent`    | shell helpers for scripts that drive `binfmtd run` (`start_agent`, ...) |
 //! | `sandbox`  | `Sandbox`: a user+mount+pid namespace with a private binfmt_misc       |
 //! | `cluster`  | a real control plane (tests/k8s/cluster.sh), one per test binary      |
-//! | `registry` | real OCI registries on loopback (tests/k8s/registry.sh) with test images |
 //! | `containerd` | containerd + ctr on the sandbox's tmpfs; busybox images; with CRI + crictl |
 //! | `registry` | real OCI registries on loopback (anonymous, basic, token) + test images |
 //! | `support`  | the once-per-binary probe: run, skip with a reason, or fail under CI   |

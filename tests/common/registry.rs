@@ -134,6 +134,8 @@ fn available() -> Result<(), String> {
         ("skopeo", "skopeo"),
         ("umoci", "umoci"),
         ("jq", "jq"),
+        ("openssl", "openssl"),
+        ("curl", "curl"),
     ] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {cmd}")])

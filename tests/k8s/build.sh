@@ -38,7 +38,7 @@ complete() {
     for b in "${bins[@]}"; do [ -x "$out/bin/$b" ] || return 1; done
 }
 
-command -v go >/dev/null || die "no go command. Hint: install Go $GO_MIN or newer (tests/deps.sh does)."
+command -v go >/dev/null || die "no go command. Hint: install Go $GO_MIN or newer (the machine image has it; tests/deps.sh does not install it)."
 have=$(go env GOVERSION | sed 's/^go//')
 [ "$(printf '%s\n%s\n' "$GO_MIN" "$have" | sort -V | head -1)" = "$GO_MIN" ] ||
     die "go $have is older than $GO_MIN, which etcd $ETCD_VERSION needs. Hint: install a newer Go."

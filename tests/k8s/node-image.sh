@@ -4,8 +4,9 @@
 #   tests/k8s/node-image.sh OUT.tar TAG ARCH SRC:DEST... -- ENTRYPOINT...
 #
 # ARCH is the OCI architecture (amd64, arm64). index.json points straight at the manifest (no
-# image index), so containerd's CRI accepts it whatever its platform: that is how a foreign-arch
-# image is run (see the notes on containerd platforms). Files are installed mode 0755.
+# image index), so containerd's CRI accepts it whatever its platform (an index is matched against
+# the node's platform and refused without it): that is how a foreign-arch image is run. Files are
+# installed mode 0755.
 set -euo pipefail
 die() { echo "node-image.sh: $*" >&2; exit 1; }
 [ $# -ge 5 ] || die "usage: node-image.sh OUT.tar TAG ARCH SRC:DEST... -- ENTRYPOINT..."

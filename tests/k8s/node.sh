@@ -97,7 +97,7 @@ up() { # DIR
     bin=$(cat "$dir/bin")
     port=$(cat "$dir/apiserver.port")
     [ -x "$bin/kubelet" ] || die "no kubelet in $bin. Hint: run tests/k8s/build.sh"
-    for c in containerd ctr runc socat nsenter setpriv unshare ip; do
+    for c in containerd ctr runc socat nsenter setpriv unshare ip umoci jq gcc; do
         command -v "$c" >/dev/null || die "$c is not installed. Hint: run tests/deps.sh"
     done
     [ -x /usr/lib/cni/bridge ] || die "no CNI plugins in /usr/lib/cni. Hint: apt-get install containernetworking-plugins"
