@@ -225,8 +225,8 @@ fn main() {
     let stats = &hook.stats;
     println!(
         "webhook answered {} reviews in all, direct and through the API server ({} gated)",
-        stats.reviews.load(std::sync::atomic::Ordering::Relaxed),
-        stats.gated.load(std::sync::atomic::Ordering::Relaxed)
+        stats.reviews.get(),
+        stats.gated.get()
     );
     for ns in ["pw-bench-in", "pw-bench-anchor"] {
         c.kubectl(&["delete", "namespace", ns, "--wait=false"], None);

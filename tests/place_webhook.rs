@@ -194,10 +194,7 @@ fn pods_are_gated_in_opted_in_namespaces_only() {
         .unwrap_or_default();
     assert_eq!(mutation["configuration"], name, "{notes}");
     assert_eq!(mutation["mutated"], true, "{notes}");
-    let calls = hook
-        .stats
-        .reviews
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let calls = hook.stats.reviews.get();
     assert!(calls >= 1);
 
     // A second pod there is gated at once; elsewhere, none is, and the webhook is not even
@@ -220,16 +217,13 @@ fn pods_are_gated_in_opted_in_namespaces_only() {
         );
     }
     let stats = &hook.stats;
-    let reviews = stats.reviews.load(std::sync::atomic::Ordering::Relaxed);
+    let reviews = stats.reviews.get();
     assert_eq!(
         reviews,
         calls + 1,
         "only the opted-in pods reached the webhook"
     );
-    assert_eq!(
-        stats.gated.load(std::sync::atomic::Ordering::Relaxed),
-        reviews
-    );
+    assert_eq!(stats.gated.get(), reviews);
     c.kubectl(&["delete", "pod", "-n", "kube-system", "pw-gate-ks"], None);
     c.kubectl(
         &[
@@ -589,12 +583,7 @@ fn one_connection_carries_many_reviews_and_a_stalled_later_request_is_cut_off() 
         // Idle between reviews, as the API server's pool is: the connection stays.
         std::thread::sleep(Duration::from_millis(300));
     }
-    assert_eq!(
-        hook.stats
-            .reviews
-            .load(std::sync::atomic::Ordering::Relaxed),
-        3
-    );
+    assert_eq!(hook.stats.reviews.get(), 3);
     // A fourth request that never finishes its head: closed at the deadline, not kept.
     let t = Instant::now();
     let mut s = kept.stream();

@@ -9,7 +9,6 @@ use std::time::Duration;
 use crate::exit::{Exit, Failure};
 use crate::kube::Source;
 use crate::labels::{Prefix, DEFAULT_PREFIX};
-use std::sync::atomic::Ordering;
 
 use crate::place::lease::Elector;
 use crate::place::registry::{cache, http::Http, Cache, Resolver};
@@ -93,11 +92,6 @@ fn hostname() -> String {
         .unwrap_or_else(|| "binfmtd-place".into())
 }
 
-/// How often the serving certificate is checked (reissued when under 30 days are left).
-const CERT_CHECK: Duration = Duration::from_secs(3600);
-/// How often the webhook's counters are copied into /metrics.
-const STATS_EVERY: Duration = Duration::from_secs(1);
-
 fn environment(e: impl std::fmt::Display) -> anyhow::Error {
     Failure::new(Exit::Environment, e.to_string()).into()
 }
@@ -118,65 +112,50 @@ async fn terminated() {
     }
 }
 
-/// Every replica: the serving certificate, the HTTPS /mutate endpoint, and a task that
-/// renews the certificate and copies the webhook's counters into /metrics.
+/// Every replica: the serving certificate, the HTTPS /mutate endpoint (counting into
+/// /metrics), and a task that renews the certificate.
 async fn start_webhook(
     client: kube::Client,
     args: &PlaceArgs,
     ns: &str,
     shared: Arc<metrics::Shared>,
 ) -> anyhow::Result<()> {
-    let ensure = {
-        let (client, ns) = (client.clone(), ns.to_string());
-        let (secret, service, mwc, extra) = (
-            args.tls_secret.clone(),
-            args.service.clone(),
-            args.webhook_configuration.clone(),
-            args.cert_extra_name.clone(),
-        );
-        move || {
-            let (client, ns, secret, service, mwc, extra) = (
-                client.clone(),
-                ns.clone(),
-                secret.clone(),
-                service.clone(),
-                mwc.clone(),
-                extra.clone(),
-            );
-            async move { cert::ensure_for(client, &ns, &secret, &service, &mwc, &extra).await }
-        }
+    let (secret, service, mwc, extra) = (
+        args.tls_secret.clone(),
+        args.service.clone(),
+        args.webhook_configuration.clone(),
+        args.cert_extra_name.clone(),
+    );
+    let serving = cert::ensure_for(client.clone(), ns, &secret, &service, &mwc, &extra)
+        .await
+        .map_err(environment)?;
+    let m = &shared.metrics;
+    let stats = webhook::Stats {
+        reviews: m.webhook_reviews.clone(),
+        gated: m.webhook_gated.clone(),
+        refused: m.webhook_refused.clone(),
     };
-    let serving = ensure().await.map_err(environment)?;
-    let handle =
-        webhook::spawn(args.webhook_listen, &serving, ns.to_string()).map_err(environment)?;
+    let handle = webhook::spawn_counting(args.webhook_listen, &serving, ns.to_string(), stats)
+        .map_err(environment)?;
     tracing::info!(addr = %handle.addr, "serving the admission webhook (POST /mutate)");
+    let ns = ns.to_string();
     tokio::spawn(async move {
-        let mut last_check = tokio::time::Instant::now();
-        let mut copied = [0u64; 3];
-        loop {
-            tokio::time::sleep(STATS_EVERY).await;
-            let now = [
-                handle.stats.reviews.load(Ordering::Relaxed),
-                handle.stats.gated.load(Ordering::Relaxed),
-                handle.stats.refused.load(Ordering::Relaxed),
-            ];
-            let m = &shared.metrics;
-            for (i, c) in [&m.webhook_reviews, &m.webhook_gated, &m.webhook_refused]
-                .iter()
-                .enumerate()
-            {
-                c.inc_by(now[i].saturating_sub(copied[i]));
-            }
-            copied = now;
-            if last_check.elapsed() < CERT_CHECK {
-                continue;
-            }
-            last_check = tokio::time::Instant::now();
-            match ensure().await.and_then(|c| handle.reload(&c)) {
-                Ok(()) => tracing::debug!("serving certificate checked"),
-                Err(e) => tracing::warn!("serving certificate: {e}; the current one stays in use"),
-            }
-        }
+        let reload = move |c: &cert::ServingCert| match handle.reload(c) {
+            Ok(()) => tracing::info!("serving a renewed certificate"),
+            Err(e) => tracing::warn!("serving certificate: {e}; the current one stays in use"),
+        };
+        cert::keep(
+            client,
+            &ns,
+            &secret,
+            &service,
+            &mwc,
+            &extra,
+            serving,
+            cert::CHECK_EVERY,
+            reload,
+        )
+        .await
     });
     Ok(())
 }

@@ -228,7 +228,8 @@ fn classify(e: &reqwest::Error) -> AttemptError {
     }
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
+/// `e` and its sources, joined with ": " (DNS, refused, TLS trust: the reason is deep).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -3,7 +3,7 @@
 //! with backoff and jitter, a size cap, and sha256 computed while the bytes stream through
 //! (they are read once; a retry starts the file and the hash over).
 
-mod http;
+pub(crate) mod http;
 mod progress;
 pub mod resolve;
 

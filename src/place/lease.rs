@@ -191,10 +191,6 @@ impl<S: LeaseStore> Elector<S> {
         self
     }
 
-    pub fn identity(&self) -> &str {
-        &self.identity
-    }
-
     pub fn is_leader(&self) -> bool {
         *self.leader.borrow()
     }

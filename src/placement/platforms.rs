@@ -163,9 +163,7 @@ pub fn valid_digest(s: &str) -> bool {
 
 /// The digest a registry names these bytes by (sha256).
 pub fn digest_of(bytes: &[u8]) -> String {
-    let d = Sha256::digest(bytes);
-    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", crate::fetch::hex(&Sha256::digest(bytes)))
 }
 
 fn parse_json<'a, T: Deserialize<'a>>(

@@ -6,7 +6,7 @@ use crate::place::PlaceError;
 /// Certificates start an hour back: a node whose clock is a little behind still accepts them.
 const BACKDATE: i64 = 3_600;
 
-pub(super) fn cert_err(what: &str, e: impl std::fmt::Display) -> PlaceError {
+pub(crate) fn cert_err(what: &str, e: impl std::fmt::Display) -> PlaceError {
     PlaceError::Cert {
         what: what.into(),
         detail: e.to_string(),

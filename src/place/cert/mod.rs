@@ -28,7 +28,7 @@ use kube::{Api, Client};
 use serde_json::{json, Value};
 
 use super::PlaceError;
-use issue::cert_err;
+pub(crate) use issue::cert_err;
 pub use issue::{generate, reissue};
 
 mod issue;
@@ -322,9 +322,10 @@ pub async fn keep_ca_bundle(client: Client, name: &str, ca_pem: &str) -> Result<
     Ok(true)
 }
 
-/// How often `keep` checks: the certificate is reissued 30 days before it ends, and a
-/// caBundle lost (the configuration deleted and re-applied) comes back within this long.
-pub const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+/// How often the component runs `keep`'s check: the certificate is reissued 30 days before it
+/// ends, and a caBundle lost (the configuration deleted and re-applied) comes back within this
+/// long.
+pub const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Run `ensure_for` every `every`, forever; `on_new` gets each certificate that differs from
 /// the last one (the webhook reloads it). Errors are logged and retried at the next round:

@@ -4,7 +4,6 @@
 //! is then retried by the loop).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod, Secret, ServiceAccount};
@@ -297,6 +296,3 @@ async fn tell<F>(ctx: &Ctx<F>, pod: &Pod, d: &Decision) {
         tracing::warn!(pod = %pod_name, error = %e, "cannot record the placement Event (the decision stands). Hint: the controller needs create on events.k8s.io events");
     }
 }
-
-/// Shared between the loop and the pod tasks.
-pub type Shared<F> = Arc<Ctx<F>>;

@@ -94,12 +94,7 @@ impl Http {
 
     fn unreachable(loc: &Location, e: reqwest::Error) -> RegistryError {
         // The source chain says why (DNS, refused, TLS trust): keep all of it.
-        let mut detail = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            detail += &format!(": {s}");
-            src = s.source();
-        }
+        let detail = crate::fetch::http::chain(&e);
         RegistryError::Unreachable {
             registry: loc.registry.clone(),
             detail,
@@ -266,15 +261,7 @@ async fn read_capped(
 
 fn status_error(loc: &Location, what: String, code: StatusCode) -> RegistryError {
     if code == StatusCode::NOT_FOUND {
-        let sep = if loc.digest.is_some() { '@' } else { ':' };
-        return RegistryError::NotFound {
-            image: format!(
-                "{}/{}{sep}{}",
-                loc.registry,
-                loc.repository,
-                loc.reference()
-            ),
-        };
+        return RegistryError::NotFound { image: loc.key() };
     }
     RegistryError::Status {
         registry: loc.registry.clone(),

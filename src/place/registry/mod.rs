@@ -106,9 +106,7 @@ pub trait Fetch: Send + Sync {
 /// The digest of `bytes` by the algorithm `named` uses.
 fn digest_like(named: &str, bytes: &[u8]) -> String {
     if named.starts_with("sha512:") {
-        let d = sha2::Sha512::digest(bytes);
-        let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
-        format!("sha512:{hex}")
+        format!("sha512:{}", crate::fetch::hex(&sha2::Sha512::digest(bytes)))
     } else {
         digest_of(bytes)
     }
@@ -139,7 +137,7 @@ impl<F: Fetch> Resolver<F> {
     }
 
     pub fn cached(&self) -> (usize, usize) {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().len()
     }
 
     /// The platform set of `image`, using `secrets` (registry key -> credential, from the

@@ -20,15 +20,15 @@ pub mod body;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 
-use super::cert::ServingCert;
+use super::cert::{cert_err, ServingCert};
 use super::PlaceError;
 use crate::agent::http::accept::{self, Handler};
 use crate::agent::http::request::{self, HeadError, Socket, Wire};
@@ -46,15 +46,15 @@ pub const DEADLINE: Duration = Duration::from_secs(3);
 /// review being sent, which fails that pod open.
 pub const IDLE: Duration = Duration::from_secs(120);
 
-/// Counters since start (the component's /metrics reads them).
+/// Counters since start: the component hands in those its /metrics serves (shared atomics).
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Admission reviews answered.
-    pub reviews: AtomicU64,
+    pub reviews: Counter,
     /// ... of which added the gate.
-    pub gated: AtomicU64,
+    pub gated: Counter,
     /// Requests refused (not an AdmissionReview, bad length, wrong path or method).
-    pub refused: AtomicU64,
+    pub refused: Counter,
 }
 
 /// A running webhook server.
@@ -77,24 +77,19 @@ impl WebhookHandle {
 
 /// The rustls server configuration (ring) for `cert`.
 pub fn tls_config(cert: &ServingCert) -> Result<Arc<ServerConfig>, PlaceError> {
-    let bad = |what: &str, e: &dyn std::fmt::Display| PlaceError::Cert {
-        what: what.into(),
-        detail: e.to_string(),
-        hint: "delete the Secret named by --tls-secret; the component generates a new one".into(),
-    };
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
             .collect::<Result<_, _>>()
-            .map_err(|e| bad("read the serving certificate", &e))?;
+            .map_err(|e| cert_err("read the serving certificate", e))?;
     let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes())
-        .map_err(|e| bad("read the serving key", &e))?;
+        .map_err(|e| cert_err("read the serving key", e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| bad("TLS versions", &e))?
+        .map_err(|e| cert_err("TLS versions", e))?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| bad("use the serving certificate and key", &e))?;
+        .map_err(|e| cert_err("use the serving certificate and key", e))?;
     Ok(Arc::new(config))
 }
 
@@ -104,6 +99,16 @@ pub fn spawn(
     listen: SocketAddr,
     cert: &ServingCert,
     own_namespace: String,
+) -> Result<WebhookHandle, PlaceError> {
+    spawn_counting(listen, cert, own_namespace, Stats::default())
+}
+
+/// `spawn`, counting into `stats`.
+pub fn spawn_counting(
+    listen: SocketAddr,
+    cert: &ServingCert,
+    own_namespace: String,
+    stats: Stats,
 ) -> Result<WebhookHandle, PlaceError> {
     let tls = Arc::new(RwLock::new(tls_config(cert)?));
     let listener = TcpListener::bind(listen).map_err(|source| PlaceError::Listen {
@@ -117,7 +122,7 @@ pub fn spawn(
     let handle = WebhookHandle {
         addr,
         tls,
-        stats: Arc::default(),
+        stats: Arc::new(stats),
     };
     let h = handle.clone();
     let own = Arc::new(own_namespace);
@@ -246,7 +251,7 @@ fn serve_one(
             Err(HeadError::Io(e)) => return Err(e),
         };
         if code != 200 {
-            handle.stats.refused.fetch_add(1, Ordering::Relaxed);
+            handle.stats.refused.inc();
         }
         let response = render(code, ctype, &body, keep);
         request::write_by(&mut tls, &response, deadline)?;
@@ -315,9 +320,9 @@ fn answer(
 pub fn mutate(review: &[u8], own: &str, stats: &Stats) -> (u16, &'static str, Vec<u8>) {
     match crate::placement::admission::admit(review, true, own) {
         Ok(v) => {
-            stats.reviews.fetch_add(1, Ordering::Relaxed);
+            stats.reviews.inc();
             if v.pointer("/response/patch").is_some() {
-                stats.gated.fetch_add(1, Ordering::Relaxed);
+                stats.gated.inc();
             }
             (
                 200,
