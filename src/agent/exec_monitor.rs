@@ -53,10 +53,7 @@ impl ExecMonitor {
         shared: Arc<Shared>,
         events: Option<PodEvents>,
     ) -> ExecMonitor {
-        let native = crate::explain::verdict::Node::default_native(crate::arch::host())
-            .iter()
-            .map(|a| a.qemu)
-            .collect();
+        let native = crate::monitor::tally::native_here();
         let state = Arc::new(Mutex::new(State {
             state: "starting".into(),
             exec_format_errors: "starting".into(),

@@ -31,7 +31,7 @@ mod signals;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::converge::{ConvergeError, InstanceLock, LockError, Request};
 use crate::kernel::KernelError;
@@ -96,14 +96,7 @@ pub fn run(
 ) -> Result<(), AgentError> {
     let _instance = InstanceLock::acquire(&opts.lock_file)?;
     signals::block().map_err(AgentError::Signals)?;
-    let shared = Arc::new(http::Shared {
-        metrics: metrics::Metrics::new(),
-        state: std::sync::Mutex::new(http::Health {
-            heartbeat: Instant::now(),
-            ready: false,
-            not_ready: vec!["starting".into()],
-        }),
-    });
+    let shared = Arc::new(http::Shared::new("starting"));
     if let Some(addr) = opts.listen {
         let bound = http::serve(addr, shared.clone())
             .map_err(|source| AgentError::Listen { addr, source })?;
@@ -165,10 +158,7 @@ fn pod_events(opts: &Options, m: &crate::monitor::Options) -> Option<pod_events:
         source,
         node,
         binfmt_misc: m.binfmt_misc.clone(),
-        native: crate::explain::verdict::Node::default_native(crate::arch::host())
-            .iter()
-            .map(|a| a.qemu)
-            .collect(),
+        native: crate::monitor::tally::native_here(),
     };
     match pod_events::PodEvents::start(target) {
         Ok(p) => Some(p),

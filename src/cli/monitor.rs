@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
@@ -74,14 +74,7 @@ fn cri_socket(named: Option<PathBuf>) -> Option<PathBuf> {
 
 /// The agent's HTTP server over counters of our own; ready once watching.
 fn serve(addr: SocketAddr) -> anyhow::Result<Arc<Shared>> {
-    let shared = Arc::new(Shared {
-        metrics: crate::agent::Metrics::new(),
-        state: Mutex::new(Health {
-            heartbeat: Instant::now(),
-            ready: false,
-            not_ready: vec!["not watching yet".into()],
-        }),
-    });
+    let shared = Arc::new(Shared::new("not watching yet"));
     let bound = crate::agent::serve(addr, shared.clone()).map_err(|e| {
         Failure::new(
             Exit::Environment,

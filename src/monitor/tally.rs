@@ -109,6 +109,14 @@ pub struct Failure {
     pub hint: String,
 }
 
+/// The arches this machine's CPU runs itself (qemu names), as the hints name them.
+pub fn native_here() -> Vec<&'static str> {
+    crate::explain::verdict::Node::default_native(crate::arch::host())
+        .iter()
+        .map(|a| a.qemu)
+        .collect()
+}
+
 /// The aggregate; `record` each event, `view` for the status file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {

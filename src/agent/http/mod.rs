@@ -47,6 +47,20 @@ pub struct Shared {
     pub state: Mutex<Health>,
 }
 
+impl Shared {
+    /// Fresh counters, not ready yet for the reason `not_ready`.
+    pub fn new(not_ready: &str) -> Shared {
+        Shared {
+            metrics: Metrics::new(),
+            state: Mutex::new(Health {
+                heartbeat: std::time::Instant::now(),
+                ready: false,
+                not_ready: vec![not_ready.into()],
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Health {
     /// When the loop last came round (or started a converge pass).
