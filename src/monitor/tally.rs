@@ -47,10 +47,10 @@ impl Who {
         }
     }
 
-    /// The same process owner: the pod's name may be learnt later, so it is not compared.
-    pub fn same(&self, other: &Who) -> bool {
-        (&self.pod_uid, &self.container_id, &self.unit)
-            == (&other.pod_uid, &other.container_id, &other.unit)
+    /// The owner of `e`'s process, compared without copying (every emulated exec asks). The
+    /// pod's name may be learnt later, so it is not compared.
+    fn owns(&self, e: &Event) -> bool {
+        (&self.pod_uid, &self.container_id, &self.unit) == (&e.pod_uid, &e.container_id, &e.unit)
     }
 
     /// `namespace/name` when the runtime named the pod, else its UID.
@@ -164,11 +164,14 @@ impl Tally {
 
     fn emulated(&mut self, e: &Event, now: u64) {
         self.emulated_total += 1;
-        let who = Who::of(e);
-        let i = match self.containers.iter().position(|c| c.who.same(&who)) {
+        let i = match self.containers.iter().position(|c| c.who.owns(e)) {
             Some(i) => {
-                if who.pod_name.is_some() {
-                    self.containers[i].who = who;
+                // The pod's name, learnt later than its UID (or renamed with a new sandbox).
+                let who = &mut self.containers[i].who;
+                if e.pod_name.is_some()
+                    && (who.pod_name != e.pod_name || who.pod_namespace != e.pod_namespace)
+                {
+                    *who = Who::of(e);
                 }
                 i
             }
@@ -180,7 +183,7 @@ impl Tally {
                     self.containers.remove(quiet);
                 }
                 self.containers.push(Container {
-                    who,
+                    who: Who::of(e),
                     emulated: 0,
                     programs: Vec::new(),
                     last_seen: now,
@@ -191,7 +194,7 @@ impl Tally {
         let c = &mut self.containers[i];
         c.emulated += 1;
         c.last_seen = now;
-        let path = e.path.clone().unwrap_or_else(|| "(path unknown)".into());
+        let path = e.path.as_deref().unwrap_or("(path unknown)");
         match c.programs.iter_mut().find(|p| p.path == path) {
             Some(p) => {
                 p.count += 1;
@@ -206,7 +209,7 @@ impl Tally {
                     c.programs.remove(least);
                 }
                 c.programs.push(Program {
-                    path,
+                    path: path.to_string(),
                     arch: e.arch,
                     count: 1,
                     last_seen: now,
