@@ -140,24 +140,7 @@ fn human(e: &Event) -> String {
         Kind::Emulated => format!("emulated {}", e.arch.unwrap_or("unknown-arch")),
         Kind::ExecFormatError => "exec format error".to_string(),
     };
-    let who = match (&e.pod_uid, &e.container_id, &e.unit) {
-        (Some(pod), Some(c), _) => format!(
-            "pod {} container {}",
-            pod_name(e, pod),
-            &c[..12.min(c.len())]
-        ),
-        (Some(pod), None, _) => format!("pod {}", pod_name(e, pod)),
-        (None, _, Some(unit)) => unit.clone(),
-        (None, _, None) => "exited before attribution".to_string(),
-    };
+    let who = crate::monitor::tally::Who::of(e).describe();
     let path = e.path.as_deref().unwrap_or("(path unknown)");
     format!("{what}: {path} pid {} ({who})", e.pid)
-}
-
-/// namespace/name when the runtime named the pod, else its UID.
-fn pod_name(e: &Event, uid: &str) -> String {
-    match (&e.pod_namespace, &e.pod_name) {
-        (Some(ns), Some(name)) => format!("{ns}/{name}"),
-        _ => uid.to_string(),
-    }
 }

@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Event, Kind};
 use crate::explain::verdict::Problem;
@@ -25,7 +25,7 @@ pub const PROGRAMS_MAX: usize = 16;
 pub const FAILURES_MAX: usize = 32;
 
 /// Who ran it, as the status file and `binfmtd status` show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Who {
     pub pod_uid: Option<String>,
     /// From the runtime's CRI socket; null without one (or before it answered).

@@ -2,6 +2,7 @@
 //! emulated programs per container and the recent exec format errors, rendered from the
 //! status file's `daemon.exec_monitor` object (see agent::report). Pure: JSON in, text out.
 
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Containers and programs shown; the status file holds up to its own bounds.
@@ -72,25 +73,12 @@ pub fn exec_monitor_text(m: &Value) -> String {
     out
 }
 
+/// The owner as the agent described it (`Who::describe`), read back from the status file.
 fn who(v: &Value) -> String {
-    match (
-        v["pod_uid"].as_str(),
-        v["container_id"].as_str(),
-        v["unit"].as_str(),
-    ) {
-        (Some(p), Some(c), _) => format!("pod {} container {}", pod(v, p), &c[..12.min(c.len())]),
-        (Some(p), None, _) => format!("pod {}", pod(v, p)),
-        (None, _, Some(u)) => u.to_string(),
-        (None, _, None) => "unknown (exited before attribution)".into(),
-    }
-}
-
-/// `namespace/name` when the agent had them from the runtime, else the pod's UID.
-fn pod(v: &Value, uid: &str) -> String {
-    match (v["pod_namespace"].as_str(), v["pod_name"].as_str()) {
-        (Some(ns), Some(name)) => format!("{ns}/{name}"),
-        _ => uid.to_string(),
-    }
+    crate::monitor::tally::Who::deserialize(v).map_or_else(
+        |_| "unknown (exited before attribution)".into(),
+        |w| w.describe(),
+    )
 }
 
 #[cfg(test)]
