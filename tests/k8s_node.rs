@@ -73,7 +73,8 @@ fn daemonset_on_a_sandboxed_node() {
     assert_eq!((phase.as_str(), out.trim()), ("Succeeded", "aarch64"));
 
     // A rollout restart: once the old agent has stopped (SIGTERM leaves the entries), an arm64
-    // pod is started, while the new agent is still starting; it runs.
+    // pod is started, before the rollout is complete (the new agent is usually still starting:
+    // the agent pods' readiness at that moment is printed); it runs.
     c.kubectl(&["-n", NS, "rollout", "restart", "daemonset/binfmtd"], None)
         .success();
     // The old pod's log is read until it stops: its files go soon after.

@@ -132,9 +132,8 @@ fn monitor_events_carry_the_pod_namespace_and_name() {
     let (uid, id) = ids("cri");
     let pods = [("emulated-web", "team-arm", uid.clone())];
     with_pods(&pods, |socket, _| {
-        let Some(program_sandbox) = Sandbox::new() else {
-            return;
-        };
+        // with_pods made one: sandboxes work here.
+        let program_sandbox = Sandbox::new().expect("a second sandbox");
         let socket = socket.display().to_string();
         let Some(monitor) = Monitor::start(&["--cri-socket", &socket]) else {
             return;
@@ -164,9 +163,8 @@ fn agent_status_names_the_pod() {
     let (uid, id) = ids("cri-agent");
     let pods = [("agent-web", "team-status", uid.clone())];
     with_pods(&pods, |socket, _| {
-        let Some(program_sandbox) = Sandbox::new() else {
-            return;
-        };
+        // with_pods made one: sandboxes work here.
+        let program_sandbox = Sandbox::new().expect("a second sandbox");
         ensure_tracefs();
         let socket = socket.display().to_string();
         let Some(agent) = Agent::start(&["--cri-socket", &socket], false) else {
@@ -256,9 +254,8 @@ fn events_reach_the_pod_without_listing_pods() {
     let (_, id) = ids("cri-events");
     let pods = [("web", NS, uid.clone())];
     with_pods(&pods, |socket, _| {
-        let Some(program_sandbox) = Sandbox::new() else {
-            return;
-        };
+        // with_pods made one: sandboxes work here.
+        let program_sandbox = Sandbox::new().expect("a second sandbox");
         ensure_tracefs();
         let socket = socket.display().to_string();
         let args = [
